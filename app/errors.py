@@ -1,0 +1,64 @@
+"""One JSON error shape for every 4xx/5xx: ``{"error": {"code", "message", "fields": [...]}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("app.errors")
+
+
+BODY_FIELD = {"field": "body", "message": "request body too large"}
+
+
+def error_body(code: str, message: str, fields: list[dict] | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or []}}
+
+
+def _field_name(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return JSONResponse(
+                status_code=400,
+                content=error_body("invalid_json", f"request body is not valid JSON: {err.get('ctx', {}).get('error', err['msg'])}", [
+                    {"field": "body", "message": "not valid JSON"}
+                ]),
+            )
+        message = err["msg"].removeprefix("Value error, ")
+        fields.append({"field": _field_name(tuple(err["loc"])), "message": message})
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse(status_code=422, content=error_body("invalid_request", summary, fields))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 503: "unavailable"}.get(
+        exc.status_code, "http_error"
+    )
+    fields = [BODY_FIELD] if exc.status_code == 413 else []
+    return JSONResponse(
+        status_code=exc.status_code, content=error_body(code, str(exc.detail), fields), headers=exc.headers
+    )
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    log.exception("unhandled error", extra={"request_id": request_id, "path": request.url.path})
+    return JSONResponse(
+        status_code=500, content=error_body("internal_error", f"internal error (request id {request_id})")
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled_error)

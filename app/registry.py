@@ -1,0 +1,92 @@
+"""Discovers and loads the SavedModels under ``<model_root>/<task>/<version>/``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from training import model_store
+
+log = logging.getLogger("app.registry")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    task: str
+    version: int
+    path: Path
+    manifest: dict[str, Any]
+    saved_model: Any = field(repr=False)
+
+    @property
+    def predict(self) -> Callable[..., dict[str, tf.Tensor]]:
+        """The ``serving_default`` signature (thread-safe; call it off the event loop)."""
+        return self.saved_model.signatures["serving_default"]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "version": self.version,
+            "path": str(self.path),
+            "metrics": self.manifest.get("metrics", {}),
+            "signature": self.manifest.get("signature", {}),
+            "created": self.manifest.get("created"),
+        }
+
+
+class ModelRegistry:
+    """Holds the serving version of each task; loading a version swaps it in atomically."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._models: dict[str, LoadedModel] = {}
+        self._errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def discover(self) -> list[str]:
+        """Tasks with at least one complete version on disk."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if model_store.versions(p))
+
+    def load_all(self) -> None:
+        """Load the highest version of every task; a task that fails to load is reported, not fatal."""
+        for task in self.discover():
+            try:
+                self.load(task)
+            except Exception as exc:  # noqa: BLE001 - one broken model must not stop the others
+                log.exception("model failed to load", extra={"task": task})
+                with self._lock:
+                    self._errors[task] = f"{type(exc).__name__}: {exc}"
+
+    def load(self, task: str, version: int | None = None) -> LoadedModel:
+        path = model_store.resolve_version(self.root / task, version)
+        model = LoadedModel(
+            task=task,
+            version=int(path.name),
+            path=path,
+            manifest=model_store.read_manifest(path),
+            saved_model=tf.saved_model.load(str(path)),
+        )
+        with self._lock:
+            self._models[task] = model
+            self._errors.pop(task, None)
+        log.info("model loaded", extra={"task": task, "version": model.version, "path": str(path)})
+        return model
+
+    def get(self, task: str) -> LoadedModel | None:
+        with self._lock:
+            return self._models.get(task)
+
+    def loaded(self) -> list[LoadedModel]:
+        with self._lock:
+            return sorted(self._models.values(), key=lambda m: m.task)
+
+    def errors(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._errors)

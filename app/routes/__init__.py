@@ -1,0 +1,1 @@
+"""One router per concern: health, the model catalogue, and one per task."""

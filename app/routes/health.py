@@ -1,0 +1,37 @@
+"""Liveness, readiness and the model catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from app.dependencies import get_registry
+from app.errors import error_body
+from app.registry import ModelRegistry
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz", summary="The process is alive")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Every model on disk is loaded and serving")
+def readyz(registry: ModelRegistry = Depends(get_registry)) -> JSONResponse:
+    loaded = {m.task: m.version for m in registry.loaded()}
+    errors = registry.errors()
+    missing = [task for task in registry.discover() if task not in loaded]
+    if loaded and not missing:
+        return JSONResponse({"status": "ready", "models": loaded})
+    message = "models not loaded: " + (", ".join(missing) or "none on disk")
+    body = error_body("not_ready", message)
+    body["models"], body["load_errors"] = loaded, errors
+    return JSONResponse(body, status_code=503)
+
+
+@router.get("/v1/models", summary="Loaded models: task, version, test metrics and signature")
+def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
+    return {"models": [m.describe() for m in registry.loaded()], "load_errors": registry.errors()}

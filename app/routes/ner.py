@@ -1,0 +1,109 @@
+"""``POST /v1/ner``: Chinese named entities (PER, LOC, ORG) with character offsets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import tensorflow as tf
+from fastapi import APIRouter, Depends
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from app.dependencies import serving_model
+from app.registry import LoadedModel
+from app.settings import get_settings
+from app.validation import check_text
+from training.preprocessing import spans_from_tag_batch
+
+router = APIRouter(tags=["ner"])
+_settings = get_settings()
+MAX_CHARS, MAX_TEXTS = _settings.max_text_chars, _settings.max_batch_texts
+
+Text = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_CHARS))]
+
+EXAMPLE = "新华社北京电国务院总理李鹏今天会见了日本客人。"
+
+
+class NERRequest(BaseModel):
+    """Either ``text`` (one text) or ``texts`` (a batch), not both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": EXAMPLE}, {"texts": [EXAMPLE, "张三在上海工作。"]}]},
+    )
+
+    text: Text | None = Field(None, description=f"at most {MAX_CHARS} characters")
+    texts: list[Text] | None = Field(None, min_length=1, max_length=MAX_TEXTS, description=f"1 to {MAX_TEXTS} texts")
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> "NERRequest":
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of 'text' or 'texts'")
+        return self
+
+
+class Entity(BaseModel):
+    type: str = Field(description="PER, LOC or ORG (the types the model was trained on)")
+    text: str
+    start: int = Field(description="offset of the first character, in Unicode code points")
+    end: int = Field(description="offset one past the last character (exclusive)")
+
+
+class NERResult(BaseModel):
+    entities: list[Entity]
+    confidence: float = Field(description="probability the CRF gives its best tag sequence")
+
+
+class NERResponse(NERResult):
+    model_version: int
+
+
+class NERBatchResponse(BaseModel):
+    results: list[NERResult]
+    model_version: int
+
+
+def _tag(model: LoadedModel, texts: list[str]) -> list[NERResult]:
+    out = model.predict(text=tf.constant([t.encode("utf-8") for t in texts]))
+    spans = spans_from_tag_batch(out["tags"].numpy(), out["lengths"].numpy())
+    return [
+        NERResult(
+            entities=[Entity(type=s.label, text=text[s.start : s.end], start=s.start, end=s.end) for s in text_spans],
+            confidence=round(float(confidence), 6),
+        )
+        for text, text_spans, confidence in zip(texts, spans, out["confidence"].numpy())
+    ]
+
+
+@router.post(
+    "/v1/ner",
+    summary="Find person, location and organisation names",
+    response_model=NERResponse | NERBatchResponse,
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "entities": [
+                            {"type": "ORG", "text": "新华社", "start": 0, "end": 3},
+                            {"type": "LOC", "text": "北京", "start": 3, "end": 5},
+                            {"type": "ORG", "text": "国务院", "start": 6, "end": 9},
+                            {"type": "PER", "text": "李鹏", "start": 11, "end": 13},
+                            {"type": "LOC", "text": "日本", "start": 19, "end": 21},
+                        ],
+                        "confidence": 0.98,
+                        "model_version": 1,
+                    }
+                }
+            }
+        },
+        422: {"description": "invalid request; `error.fields` names each offending field"},
+        503: {"description": "no NER model is loaded"},
+    },
+)
+async def recognise(request: NERRequest, model: LoadedModel = Depends(serving_model("ner"))):
+    texts = request.texts if request.texts is not None else [request.text]
+    results = await run_in_threadpool(_tag, model, texts)
+    if request.texts is None:
+        return NERResponse(**results[0].model_dump(), model_version=model.version)
+    return NERBatchResponse(results=results, model_version=model.version)

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_DATA = REPO.parent / "shared" / "data"
+BUNDLED_MODELS = REPO / "models"
+
+
+def shared_data(task: str) -> Path:
+    """``../shared/data/<task>``, or skip the test when this checkout has no shared data beside it."""
+    path = SHARED_DATA / task
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (data-dependent test)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_run(tmp_path_factory) -> Path:
+    """A tiny NER model trained for a few epochs on the hand-written fixture corpus."""
+    from training.__main__ import main
+
+    run_dir = tmp_path_factory.mktemp("ner_run")
+    main([
+        "ner", "train", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(run_dir),
+        "--epochs", "2", "--held-out", "4", "--quiet", "--hidden", "8", "--char-dim", "8",
+        "--bigram-dim", "4", "--min-char-count", "1", "--min-bigram-count", "1",
+    ])
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_store(tiny_ner_run, tmp_path_factory) -> Path:
+    """A model store holding the tiny NER model exported as ``ner/1``."""
+    from training.__main__ import main
+
+    root = tmp_path_factory.mktemp("models")
+    main(["ner", "export", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(tiny_ner_run), "--model-root", str(root)])
+    return root
+
+
+@pytest.fixture(scope="session")
+def client():
+    """The service over the bundled models, lifespan included (models load on entry)."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    with TestClient(create_app(Settings(model_root=BUNDLED_MODELS))) as test_client:
+        yield test_client

@@ -1,0 +1,106 @@
+"""The CRF against brute force over every tag path, on small random problems."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from training.layers import CRF, CRFNegativeLogLikelihood
+
+
+def _crf(num_tags: int, seed: int) -> CRF:
+    crf = CRF(num_tags)
+    crf.build((None, None, num_tags))
+    rng = np.random.default_rng(seed)
+    for weight in crf.weights:
+        weight.assign(rng.normal(scale=2.0, size=weight.shape).astype("float32"))
+    return crf
+
+
+def _brute_force(crf: CRF, emissions: np.ndarray, length: int) -> tuple[tuple[int, ...], float, float]:
+    """Best path, its score and log Σ exp(score) by enumerating all paths of one sequence."""
+    trans = crf.transitions.numpy()
+    start, end = crf.start_transitions.numpy(), crf.end_transitions.numpy()
+    scores = {}
+    for path in itertools.product(range(crf.num_tags), repeat=length):
+        score = start[path[0]] + end[path[-1]] + sum(emissions[t, tag] for t, tag in enumerate(path))
+        score += sum(trans[a, b] for a, b in zip(path, path[1:]))
+        scores[path] = score
+    best = max(scores, key=scores.get)
+    values = np.array(list(scores.values()), dtype=np.float64)
+    log_z = values.max() + np.log(np.exp(values - values.max()).sum())
+    return best, scores[best], log_z
+
+
+problems = st.builds(
+    dict,
+    num_tags=st.integers(1, 4),
+    lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+    seed=st.integers(0, 2**31 - 1),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems)
+def test_viterbi_and_partition_match_brute_force(problem):
+    num_tags, lengths, seed = problem["num_tags"], problem["lengths"], problem["seed"]
+    crf = _crf(num_tags, seed)
+    max_len = max(lengths)
+    rng = np.random.default_rng(seed + 1)
+    emissions = rng.normal(scale=2.0, size=(len(lengths), max_len, num_tags)).astype("float32")
+    mask = np.arange(max_len)[None, :] < np.array(lengths)[:, None]
+
+    paths, best_scores = crf.decode(emissions, mask)
+    log_z = crf.log_partition(emissions, mask).numpy()
+    for i, length in enumerate(lengths):
+        best, best_score, expected_log_z = _brute_force(crf, emissions[i], length)
+        assert best_scores[i].numpy() == pytest.approx(best_score, rel=1e-4, abs=1e-4)
+        # Ties are possible in principle; compare scores of the decoded path, not the path itself.
+        decoded = tuple(paths[i, :length].numpy())
+        decoded_score = crf.sequence_score(emissions[i : i + 1], paths[i : i + 1], mask[i : i + 1])[0].numpy()
+        assert decoded_score == pytest.approx(best_score, rel=1e-4, abs=1e-4), (decoded, best)
+        assert log_z[i] == pytest.approx(expected_log_z, rel=1e-4, abs=1e-4)
+        assert (paths[i, length:].numpy() == 0).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(problems)
+def test_padding_changes_nothing(problem):
+    """Scores of a sequence are the same alone and padded inside a longer batch."""
+    num_tags, lengths, seed = problem["num_tags"], problem["lengths"], problem["seed"]
+    crf = _crf(num_tags, seed)
+    rng = np.random.default_rng(seed + 2)
+    length = lengths[0]
+    alone = rng.normal(size=(1, length, num_tags)).astype("float32")
+    padded = np.concatenate([alone, rng.normal(size=(1, 3, num_tags)).astype("float32")], axis=1)
+    padded_mask = np.arange(length + 3)[None] < length
+    path_alone, score_alone = crf.decode(alone, np.ones((1, length), bool))
+    path_padded, score_padded = crf.decode(padded, padded_mask)
+    np.testing.assert_array_equal(path_alone.numpy()[0], path_padded.numpy()[0, :length])
+    np.testing.assert_allclose(score_alone.numpy(), score_padded.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        crf.log_partition(alone, np.ones((1, length), bool)).numpy(),
+        crf.log_partition(padded, padded_mask).numpy(),
+        rtol=1e-5,
+    )
+
+
+def test_loss_is_negative_log_likelihood_and_masks_padding():
+    crf = _crf(3, 0)
+    emissions = np.random.default_rng(0).normal(size=(2, 4, 3)).astype("float32")
+    y_true = np.array([[0, 1, 2, 1], [2, 0, -1, -1]])
+    mask = y_true >= 0
+    per_sequence = CRFNegativeLogLikelihood(crf, reduction=None)(y_true, emissions).numpy()
+    expected = crf.log_partition(emissions, mask) - crf.sequence_score(emissions, np.maximum(y_true, 0), mask)
+    np.testing.assert_allclose(per_sequence, expected.numpy(), rtol=1e-6)
+    assert (per_sequence > 0).all()
+
+
+def test_config_round_trip():
+    crf = CRF(5, name="crf")
+    clone = CRF.from_config(crf.get_config())
+    assert clone.num_tags == 5 and clone.name == "crf"

@@ -1,0 +1,88 @@
+"""Normalisation, offsets and BIO handling shared by training and serving."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from training.data.ner import TaggedSentence, split_long
+from training.preprocessing import Span, bio_to_spans, codepoints_of, encode_texts, spans_to_bio
+
+# Any Unicode text that is valid UTF-8 (JSON can carry lone surrogates; the API rejects them).
+unicode_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("ＡＢＣ１２３", "abc123"),
+        ("Hello　World", "hello world"),
+        ("北京\t上海\x00", "北京 上海 "),
+        ("ｉＰｈｏｎｅ１５", "iphone15"),
+        ("Ωmega é 😀", "Ωmega é 😀"),  # only ASCII letters are lower-cased, as in the corpora
+    ],
+)
+def test_normalisation(raw, normalised):
+    codepoints = codepoints_of([raw])[0].numpy().tolist()
+    assert "".join(map(chr, codepoints)) == normalised
+
+
+@settings(max_examples=200, deadline=None)
+@given(unicode_text)
+def test_one_code_point_per_character_so_offsets_are_the_callers(text):
+    codepoints = codepoints_of([text])[0].numpy()
+    assert len(codepoints) == len(text)
+    assert (codepoints > 0).all(), "0 is reserved for padding"
+
+
+def test_encoded_batch_is_padded_and_never_empty():
+    encoded = encode_texts(["ab", ""]).numpy()
+    assert encoded.shape == (2, 3)
+    assert encoded[1].tolist() == [0, 0, 0]
+
+
+def test_invalid_utf8_decodes_to_replacement_character():
+    import tensorflow as tf
+
+    from training.preprocessing import texts_to_codepoints
+
+    assert texts_to_codepoints(tf.constant([b"a\xffb"]))[0].numpy().tolist() == [ord("a"), 0xFFFD, ord("b")]
+
+
+@pytest.mark.parametrize(
+    ("tags", "spans"),
+    [
+        (["B-PER", "I-PER", "O", "B-LOC"], [Span("PER", 0, 2), Span("LOC", 3, 4)]),
+        (["I-ORG", "I-ORG", "O"], [Span("ORG", 0, 2)]),  # I- without B- starts an entity
+        (["B-PER", "I-LOC", "I-LOC"], [Span("PER", 0, 1), Span("LOC", 1, 3)]),  # type change splits
+        (["B-PER", "B-PER"], [Span("PER", 0, 1), Span("PER", 1, 2)]),
+        ([], []),
+    ],
+)
+def test_bio_to_spans(tags, spans):
+    assert bio_to_spans(tags) == spans
+
+
+span_lists = st.lists(st.tuples(st.sampled_from(["PER", "LOC", "ORG"]), st.integers(1, 4), st.integers(0, 3)), max_size=5)
+
+
+@given(span_lists)
+def test_spans_round_trip_through_bio(pieces):
+    spans, position = [], 0
+    for label, width, gap in pieces:
+        position += gap
+        spans.append(Span(label, position, position + width))
+        position += width
+    assert bio_to_spans(spans_to_bio(position + 1, spans)) == spans
+
+
+@given(st.lists(st.sampled_from(list("我们在北京。！？；a")), max_size=120), st.integers(5, 30))
+def test_split_long_keeps_text_and_entities(chars, limit):
+    text = "".join(chars)
+    tags = ["B-LOC" if c == "北" else "I-LOC" if c == "京" and i and text[i - 1] == "北" else "O" for i, c in enumerate(text)]
+    sentence = TaggedSentence(text, tuple(tags))
+    pieces = split_long(sentence, limit)
+    assert "".join(p.text for p in pieces) == text
+    assert [t for p in pieces for t in p.tags] == tags
+    assert sum(len(p.spans) for p in pieces) == len(sentence.spans)

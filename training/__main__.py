@@ -1,0 +1,25 @@
+"""``python -m training <task> train|evaluate|export [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TASKS = ("ner",)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    tasks = parser.add_subparsers(dest="task", required=True)
+    for name in TASKS:
+        module = importlib.import_module(f"training.tasks.{name}")
+        module.configure_parser(tasks.add_parser(name, help=module.__doc__.strip().splitlines()[0]))
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Callbacks shared by the training tasks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+
+class HeldOutMetrics(keras.callbacks.Callback):
+    """After each epoch, compute task metrics on held-out data and add them to the logs.
+
+    The metrics appear as ``val_<name>`` so that ``ModelCheckpoint``,
+    ``EarlyStopping`` and ``TensorBoard`` placed after this callback can use
+    them (e.g. ``monitor="val_f1"``).
+    """
+
+    def __init__(self, compute: Callable[[], dict[str, float]]):
+        super().__init__()
+        self.compute = compute
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {f"val_{name}": value for name, value in self.compute().items()}
+        if logs is not None:
+            logs.update(metrics)
+        print(" — " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
+
+
+class TrainingTimer(keras.callbacks.Callback):
+    """Accumulates wall-clock training time across resumed runs in ``path`` (JSON)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+        self.state = json.loads(self.path.read_text()) if self.path.exists() else {"seconds": 0.0, "epochs": 0}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state["seconds"] += time.monotonic() - self._start
+        self.state["epochs"] = epoch + 1
+        self.path.write_text(json.dumps(self.state, indent=2))
+
+
+def standard_callbacks(run_dir: Path, held_out: Callable[[], dict[str, float]], monitor: str, patience: int) -> list:
+    """Held-out metrics, best-on-dev weights, early stopping, resumable backups, TensorBoard, timing."""
+    return [
+        HeldOutMetrics(held_out),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.weights.h5"), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        TrainingTimer(run_dir / "timing.json"),
+    ]

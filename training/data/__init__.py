@@ -1,0 +1,1 @@
+"""Readers for the corpora under ``../shared/data/<task>/``."""

@@ -1,0 +1,84 @@
+"""Readers for the NER corpora: character-per-line BIO files and CLUENER2020 JSON lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.preprocessing import Span, bio_to_spans, spans_to_bio
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    text: str
+    tags: tuple[str, ...]
+
+    @property
+    def spans(self) -> list[Span]:
+        return bio_to_spans(self.tags)
+
+
+def read_bio(path: str | Path) -> list[TaggedSentence]:
+    """``char TAG`` per line, a blank line between sentences (MSRA, People's Daily)."""
+    sentences, chars, tags = [], [], []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                if chars:
+                    sentences.append(TaggedSentence("".join(chars), tuple(tags)))
+                    chars, tags = [], []
+                continue
+            if len(parts) != 2 or len(parts[0]) != 1:
+                raise ValueError(f"{path}:{line_no}: expected 'CHAR TAG', got {line!r}")
+            chars.append(parts[0])
+            tags.append(parts[1])
+    if chars:
+        sentences.append(TaggedSentence("".join(chars), tuple(tags)))
+    return sentences
+
+
+def read_cluener(path: str | Path) -> list[TaggedSentence]:
+    """CLUENER2020 JSON lines: ``{"text", "label": {type: {entity: [[start, end_inclusive]]}}}``."""
+    sentences = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            spans = [
+                Span(label, start, end + 1)
+                for label, entities in record.get("label", {}).items()
+                for positions in entities.values()
+                for start, end in positions
+            ]
+            text = record["text"]
+            sentences.append(TaggedSentence(text, tuple(spans_to_bio(len(text), sorted(spans, key=lambda s: s.start)))))
+    return sentences
+
+
+_CLAUSE_END = re.compile(r"(?<=[。！？；!?;])")
+
+
+def split_long(sentence: TaggedSentence, max_chars: int) -> list[TaggedSentence]:
+    """Cut a long training sentence after clause-ending punctuation, never inside an entity.
+
+    Pieces are packed greedily up to ``max_chars``; a clause longer than that is
+    kept whole (it is rare, and cutting inside it could split an entity).
+    """
+    if len(sentence.text) <= max_chars:
+        return [sentence]
+    inside = {i for s in sentence.spans for i in range(s.start + 1, s.end)}
+    cuts = [m.start() for m in _CLAUSE_END.finditer(sentence.text) if m.start() not in inside]
+    pieces, start, prev = [], 0, 0
+    for cut in cuts + [len(sentence.text)]:
+        if cut - start > max_chars and prev > start:
+            pieces.append((start, prev))
+            start = prev
+        prev = cut
+    pieces.append((start, len(sentence.text)))
+    return [
+        TaggedSentence(sentence.text[a:b], sentence.tags[a:b]) for a, b in pieces if b > a
+    ]

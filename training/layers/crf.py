@@ -1,0 +1,135 @@
+"""A linear-chain conditional random field for sequence tagging.
+
+The layer owns the tag-transition scores; the per-position tag scores
+("emissions") come from whatever encoder sits below it. ``call`` passes the
+emissions through unchanged so the layer composes like any other Keras layer;
+training uses :class:`CRFNegativeLogLikelihood` and inference uses
+:meth:`CRF.decode` (Viterbi), both written as TensorFlow graph ops so they run
+inside an exported SavedModel.
+
+Masks are boolean ``[batch, time]`` and must be prefixes (padding at the end),
+which is what padded batches look like. Every sequence has at least one step.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="training")
+class CRF(keras.layers.Layer):
+    """Transition, start and end scores of a linear-chain CRF over ``num_tags`` tags."""
+
+    def __init__(self, num_tags: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_tags = num_tags
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.transitions = self.add_weight(
+            name="transitions", shape=(self.num_tags, self.num_tags), initializer="glorot_uniform"
+        )
+        self.start_transitions = self.add_weight(name="start_transitions", shape=(self.num_tags,), initializer="zeros")
+        self.end_transitions = self.add_weight(name="end_transitions", shape=(self.num_tags,), initializer="zeros")
+
+    def call(self, emissions, mask=None):
+        # A new tensor, so the incoming Keras mask is consumed here: Keras would
+        # otherwise multiply the per-sequence loss by a per-step mask.
+        return tf.identity(emissions)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "num_tags": self.num_tags}
+
+    # -- scores ---------------------------------------------------------------
+
+    def sequence_score(self, emissions: tf.Tensor, tags: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """Unnormalised score ``[batch]`` of the given tag paths."""
+        emissions, mask = tf.cast(emissions, tf.float32), tf.cast(mask, tf.float32)
+        tags = tf.cast(tags, tf.int32)
+        emitted = tf.gather(emissions, tags, batch_dims=2) * mask
+        moved = tf.gather_nd(self.transitions, tf.stack([tags[:, :-1], tags[:, 1:]], axis=-1)) * mask[:, 1:]
+        last = tf.cast(tf.reduce_sum(mask, axis=1), tf.int32) - 1
+        last_tags = tf.gather(tags, last, batch_dims=1)
+        return (
+            tf.gather(self.start_transitions, tags[:, 0])
+            + tf.reduce_sum(emitted, axis=1)
+            + tf.reduce_sum(moved, axis=1)
+            + tf.gather(self.end_transitions, last_tags)
+        )
+
+    def log_partition(self, emissions: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """``log Σ_paths exp(score(path))`` per sequence ``[batch]`` (forward algorithm)."""
+        emissions, steps = self._time_major(emissions, mask)
+        transitions = tf.convert_to_tensor(self.transitions)
+
+        def step(alpha, inputs):
+            emission, valid = inputs
+            nxt = tf.reduce_logsumexp(alpha[:, :, None] + transitions[None], axis=1) + emission
+            return tf.where(valid[:, None], nxt, alpha)
+
+        alpha = tf.foldl(step, (emissions[1:], steps[1:]), initializer=self.start_transitions + emissions[0])
+        return tf.reduce_logsumexp(alpha + self.end_transitions, axis=1)
+
+    def decode(self, emissions: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Viterbi: the best tag path ``[batch, time]`` (0 on padding) and its score ``[batch]``."""
+        time_major, steps = self._time_major(emissions, mask)
+        transitions = tf.convert_to_tensor(self.transitions)
+        identity = tf.broadcast_to(tf.range(self.num_tags), tf.shape(time_major[0]))
+
+        def step(carry, inputs):
+            delta, _ = carry
+            emission, valid = inputs
+            candidates = delta[:, :, None] + transitions[None]
+            nxt = tf.reduce_max(candidates, axis=1) + emission
+            backpointer = tf.argmax(candidates, axis=1, output_type=tf.int32)
+            # A padded step keeps the scores and points every tag at itself, so
+            # the backtrack walks through padding unchanged.
+            return tf.where(valid[:, None], nxt, delta), tf.where(valid[:, None], backpointer, identity)
+
+        first = self.start_transitions + time_major[0]
+        deltas, backpointers = tf.scan(
+            step, (time_major[1:], steps[1:]), initializer=(first, identity)
+        )
+        final = tf.concat([first[None], deltas], axis=0)[-1] + self.end_transitions
+        best_last = tf.argmax(final, axis=1, output_type=tf.int32)
+        earlier = tf.scan(
+            lambda tag, pointers: tf.gather(pointers, tag, batch_dims=1),
+            backpointers,
+            initializer=best_last,
+            reverse=True,
+        )
+        path = tf.transpose(tf.concat([earlier, best_last[None]], axis=0))
+        path = tf.where(tf.cast(mask, tf.bool), path, tf.zeros_like(path))
+        return path, tf.reduce_max(final, axis=1)
+
+    def negative_log_likelihood(self, emissions: tf.Tensor, tags: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """``-log p(tags | emissions)`` per sequence ``[batch]``."""
+        return self.log_partition(emissions, mask) - self.sequence_score(emissions, tags, mask)
+
+    @staticmethod
+    def _time_major(emissions, mask):
+        emissions = tf.transpose(tf.cast(emissions, tf.float32), [1, 0, 2])
+        return emissions, tf.transpose(tf.cast(mask, tf.bool))
+
+
+class CRFNegativeLogLikelihood(keras.losses.Loss):
+    """Keras loss for a model whose output is the emissions fed to ``crf``.
+
+    ``y_true`` holds tag ids with ``-1`` on padding; the mask is read from it.
+    """
+
+    def __init__(self, crf: CRF, name: str = "crf_nll", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.crf = crf
+
+    def call(self, y_true, y_pred):
+        y_true = tf.cast(y_true, tf.int32)
+        mask = y_true >= 0
+        return self.crf.negative_log_likelihood(y_pred, tf.maximum(y_true, 0), mask)

@@ -1,0 +1,101 @@
+"""The on-disk model store: ``<root>/<task>/<version>/`` with a SavedModel and ``manifest.json``.
+
+Versions are positive integers, the layout TensorFlow Serving loads. Shared by
+the export commands (writers) and the service's registry (reader).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+MANIFEST = "manifest.json"
+
+
+def versions(task_dir: Path) -> list[int]:
+    """Complete versions under ``task_dir`` (those with a ``saved_model.pb``), ascending."""
+    if not task_dir.is_dir():
+        return []
+    return sorted(
+        int(p.name) for p in task_dir.iterdir() if p.name.isdigit() and int(p.name) > 0 and (p / "saved_model.pb").is_file()
+    )
+
+
+def resolve_version(task_dir: Path, version: int | None = None) -> Path:
+    """The directory of ``version``, or of the highest version when it is ``None``."""
+    present = versions(task_dir)
+    if not present:
+        raise FileNotFoundError(f"no model versions under {task_dir}")
+    if version is None:
+        version = present[-1]
+    if version not in present:
+        raise FileNotFoundError(f"version {version} not found under {task_dir} (have {present})")
+    return task_dir / str(version)
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    path = version_dir / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_saved_model(model, endpoint: Callable, task_dir: Path, version: int | None) -> Path:
+    """Export ``endpoint`` (a ``tf.function`` closing over ``model``) as ``serving_default``.
+
+    The SavedModel is written to a temporary sibling and renamed into place, so
+    a reader never sees a half-written version.
+    """
+    import keras
+
+    present = versions(task_dir)
+    version = version if version is not None else (present[-1] + 1 if present else 1)
+    final = task_dir / str(version)
+    staging = task_dir / f".staging-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", endpoint)
+    archive.write_out(str(staging), verbose=False)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    return final
+
+
+def write_manifest(
+    version_dir: Path, *, task: str, run_dir: Path, metrics: dict, data_source: str, params: int, extra: dict
+) -> None:
+    """Record what the model is, how it was trained and how well it does on the test split."""
+    def read(name: str, default):
+        path = run_dir / name
+        return (json.loads(path.read_text()) if name.endswith(".json") else path.read_text().strip()) if path.exists() else default
+
+    manifest = {
+        "task": task,
+        "version": int(version_dir.name),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "data_source": data_source,
+        "training_command": read("command.txt", None),
+        "training_time": read("timing.json", {}),
+        "params": params,
+        "metrics": metrics,
+        **extra,
+    }
+    (version_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def prune_other_versions(keep: Path) -> None:
+    for version in versions(keep.parent):
+        if str(version) != keep.name:
+            shutil.rmtree(keep.parent / str(version))
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+    except OSError:
+        return None
+    return out.stdout.strip() or None

@@ -1,0 +1,342 @@
+"""Chinese NER: character + bigram embeddings → BiLSTM → linear-chain CRF.
+
+``python -m training ner train|evaluate|export``. The exported SavedModel takes
+raw UTF-8 strings and returns BIO tags: normalisation, vocabulary lookup and
+Viterbi decoding all run inside the graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from training import model_store
+from training.callbacks import standard_callbacks
+from training.data.ner import TaggedSentence, read_bio, read_cluener, split_long
+from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, bigram_keys
+from training.metrics import entity_prf
+from training.preprocessing import Span, codepoints_of, encode_texts, spans_from_tag_batch
+
+TASK = "ner"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    reader: Callable[[Path], list[TaggedSentence]]
+    train: str
+    tests: dict[str, str]
+    source: str
+
+
+CORPORA = {
+    "msra": Corpus(
+        reader=read_bio,
+        train="msra/train_pdnorm_minus_pd_devtest.txt",
+        tests={"msra_test": "msra/test.txt", "peoples_daily_test": "peoples_daily/example.test"},
+        source="MSRA NER (SIGHAN 2006), train minus the People's Daily dev/test sentences; see ../shared/data/README.md",
+    ),
+    "cluener": Corpus(
+        reader=read_cluener,
+        train="cluener2020/train.json",
+        tests={"cluener_dev": "cluener2020/dev.json"},
+        source="CLUENER2020 (10 types); the official dev set is the test split",
+    ),
+}
+
+
+@dataclass
+class Config:
+    """Everything needed to rebuild the network: hyper-parameters plus vocabularies."""
+
+    corpus: str = "msra"
+    char_dim: int = 128
+    bigram_dim: int = 64
+    hidden: int = 192
+    dropout: float = 0.3
+    chars: list[int] = field(default_factory=list)
+    bigrams: list[int] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        return cls(**json.loads(path.read_text()))
+
+
+def build_vocabularies(
+    config: Config, sentences: list[TaggedSentence], min_char_count: int, min_bigram_count: int, max_bigrams: int
+) -> None:
+    """Fill the config's char, bigram and tag vocabularies from training sentences."""
+    codepoints = codepoints_of([s.text for s in sentences])
+    chars = Counter(codepoints.flat_values.numpy().tolist())
+    keys = bigram_keys(codepoints.to_tensor()).numpy()
+    bigrams = Counter(keys[keys > 0].tolist())
+    config.chars = [c for c, n in chars.most_common() if n >= min_char_count]
+    config.bigrams = [b for b, n in bigrams.most_common(max_bigrams) if n >= min_bigram_count]
+    labels = sorted({tag[2:] for s in sentences for tag in s.tags if tag != "O"})
+    config.tags = ["O"] + [f"{prefix}-{label}" for label in labels for prefix in "BI"]
+
+
+def build_model(config: Config) -> keras.Model:
+    """Code points ``[B, L]`` (0 = padding) → CRF emissions ``[B, L, num_tags]``."""
+    codepoints = keras.Input(shape=(None,), dtype="int32", name="codepoints")
+    mask = keras.ops.not_equal(codepoints, 0)
+    char_ids = keras.layers.IntegerLookup(vocabulary=config.chars, mask_token=0, name="char_lookup")(
+        keras.ops.cast(codepoints, "int64")
+    )
+    bigram_ids = keras.layers.IntegerLookup(vocabulary=config.bigrams, mask_token=0, name="bigram_lookup")(
+        CharBigrams(name="bigrams")(codepoints)
+    )
+    chars = keras.layers.Embedding(len(config.chars) + 2, config.char_dim, name="char_embedding")(char_ids)
+    bigrams = keras.layers.Embedding(len(config.bigrams) + 2, config.bigram_dim, name="bigram_embedding")(bigram_ids)
+    bigrams = keras.layers.Reshape((-1, 2 * config.bigram_dim))(bigrams)
+    x = keras.layers.Concatenate()([chars, bigrams])
+    x = keras.layers.Dropout(config.dropout)(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(config.hidden, return_sequences=True), name="encoder")(
+        x, mask=mask
+    )
+    x = keras.layers.Dropout(config.dropout)(x)
+    emissions = keras.layers.Dense(len(config.tags), name="emissions")(x)
+    emissions = CRF(len(config.tags), name="crf")(emissions)
+    return keras.Model(codepoints, emissions, name="ner_tagger")
+
+
+def make_tagger(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
+    """Code points → (best tag ids ``[B, L]``, path probability ``[B]``), with Viterbi in the graph."""
+    crf: CRF = model.get_layer("crf")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
+    def tag(codepoints):
+        mask = codepoints != 0
+        emissions = model(codepoints, training=False)
+        path, score = crf.decode(emissions, mask)
+        return path, tf.exp(score - crf.log_partition(emissions, mask))
+
+    return tag
+
+
+def predict_spans(
+    predict: Callable[[list[str]], tuple[np.ndarray, np.ndarray]], texts: list[str], batch_size: int = 64, desc: str | None = None
+) -> list[list[Span]]:
+    """Entity spans for each text; ``predict`` maps a batch of texts to (byte-string tags, lengths).
+
+    Texts of similar length are batched together so little time goes on padding.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    result: list[list[Span]] = [[] for _ in texts]
+    batches = range(0, len(order), batch_size)
+    for start in tqdm(batches, desc=desc, unit="batch", file=sys.stderr, disable=desc is None):
+        batch = order[start : start + batch_size]
+        tags, lengths = predict([texts[i] for i in batch])
+        for i, spans in zip(batch, spans_from_tag_batch(tags, lengths)):
+            result[i] = spans
+    return result
+
+
+def _in_process_predictor(model: keras.Model, tags: list[str]):
+    tagger = make_tagger(model)
+    names = np.array([t.encode() for t in tags], dtype=object)
+
+    def predict(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        codepoints = codepoints_of(texts)
+        path, _ = tagger(codepoints.to_tensor())
+        return names[path.numpy()], codepoints.row_lengths().numpy()
+
+    return predict
+
+
+def saved_model_predictor(version_dir: Path):
+    """Batch predictor over an exported NER SavedModel (what the service runs)."""
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+
+    def predict(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        out = serve(text=tf.constant([t.encode() for t in texts]))
+        return out["tags"].numpy(), out["lengths"].numpy()
+
+    return predict
+
+
+def _dataset(sentences: list[TaggedSentence], config: Config, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    tag_index = {t: i for i, t in enumerate(config.tags)}
+    codepoints = codepoints_of([s.text for s in sentences])
+    tag_ids = tf.ragged.constant([[tag_index[t] for t in s.tags] for s in sentences], dtype=tf.int32)
+    # tf.data cannot pad ragged elements, so slice each padded row back to its length.
+    ds = tf.data.Dataset.from_tensor_slices((codepoints.to_tensor(), tag_ids.to_tensor(-1), codepoints.row_lengths()))
+    ds = ds.map(lambda cp, tags, n: (cp[:n], tags[:n]))
+    if shuffle:
+        ds = ds.shuffle(len(sentences), reshuffle_each_iteration=True)
+    ds = ds.bucket_by_sequence_length(
+        lambda cp, _: tf.shape(cp)[0],
+        bucket_boundaries=[16, 24, 32, 40, 48, 64, 80, 100, 128, 160],
+        bucket_batch_sizes=[batch_size] * 11,
+        padding_values=(0, -1),
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _split(sentences: list[TaggedSentence], held_out: int, seed: int) -> tuple[list, list]:
+    shuffled = sentences[:]
+    random.Random(seed).shuffle(shuffled)
+    return shuffled[held_out:], shuffled[:held_out]
+
+
+def train(args: argparse.Namespace) -> None:
+    corpus = CORPORA[args.corpus]
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    train_set, dev_set = _split(corpus.reader(Path(args.data_dir) / corpus.train), args.held_out, args.seed)
+    train_set = [piece for s in train_set for piece in split_long(s, args.max_train_chars)]
+
+    config_path = run_dir / "config.json"
+    if config_path.exists():  # resuming: the vocabulary must match the checkpoint
+        config = Config.load(config_path)
+    else:
+        config = Config(
+            corpus=args.corpus, char_dim=args.char_dim, bigram_dim=args.bigram_dim, hidden=args.hidden, dropout=args.dropout
+        )
+        build_vocabularies(config, train_set, args.min_char_count, args.min_bigram_count, args.max_bigrams)
+        config.save(config_path)
+    print(
+        f"train {len(train_set)} pieces, held out {len(dev_set)} sentences; "
+        f"{len(config.chars)} chars, {len(config.bigrams)} bigrams, tags {config.tags}",
+        flush=True,
+    )
+
+    model = build_model(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
+        loss=CRFNegativeLogLikelihood(model.get_layer("crf")),
+    )
+    model.summary(print_fn=lambda line, **_: print(line, flush=True))
+    predict = _in_process_predictor(model, config.tags)
+    gold = [s.spans for s in dev_set]
+
+    def held_out_f1() -> dict[str, float]:
+        predicted = predict_spans(predict, [s.text for s in dev_set], batch_size=128)
+        return {"f1": entity_prf(gold, predicted)["f1"]}
+
+    model.fit(
+        _dataset(train_set, config, args.batch_size, shuffle=True),
+        epochs=args.epochs,
+        callbacks=standard_callbacks(run_dir, held_out_f1, monitor="val_f1", patience=args.patience),
+        verbose=2 if args.quiet else 1,
+    )
+    (run_dir / "command.txt").write_text(" ".join(["python", "-m", "training", *sys.argv[1:]]))
+
+
+def export(args: argparse.Namespace) -> None:
+    run_dir = Path(args.run_dir)
+    config = Config.load(run_dir / "config.json")
+    model = build_model(config)
+    model.load_weights(run_dir / "best.weights.h5")
+    crf: CRF = model.get_layer("crf")
+    tag_names = tf.constant(config.tags)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        codepoints = encode_texts(text)
+        mask = codepoints != 0
+        emissions = model(codepoints, training=False)
+        path, score = crf.decode(emissions, mask)
+        return {
+            "tags": tf.where(mask, tf.gather(tag_names, path), ""),
+            "lengths": tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
+            "confidence": tf.exp(score - crf.log_partition(emissions, mask)),
+        }
+
+    version_dir = model_store.write_saved_model(model, serve, Path(args.model_root) / TASK, args.version)
+    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), config.corpus) if Path(args.data_dir).exists() else {}
+    model_store.write_manifest(
+        version_dir,
+        task=TASK,
+        run_dir=run_dir,
+        metrics=metrics,
+        data_source=CORPORA[config.corpus].source,
+        params=model.count_params(),
+        extra={"corpus": config.corpus, "tags": config.tags, "signature": {"inputs": {"text": "string [N]"}, "outputs": {
+            "tags": "string [N, L] (BIO, '' on padding)", "lengths": "int32 [N]", "confidence": "float32 [N]"}}},
+    )
+    if args.prune:
+        model_store.prune_other_versions(version_dir)
+    print(json.dumps({"task": TASK, "exported": str(version_dir), **_headline(metrics)}))
+
+
+def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) -> dict:
+    """Entity P/R/F1 of an exported model on each test set of the corpus."""
+    predict = saved_model_predictor(version_dir)
+    corpus = CORPORA[corpus_name]
+    results = {}
+    for name, relative in corpus.tests.items():
+        sentences = corpus.reader(data_dir / relative)
+        predicted = predict_spans(predict, [s.text for s in sentences], desc=name)
+        results[name] = entity_prf([s.spans for s in sentences], predicted)
+    return results
+
+
+def _headline(metrics: dict) -> dict:
+    first = next(iter(metrics.values()), None)
+    return {"f1": first["f1"]} if first else {}
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
+    corpus = args.corpus or model_store.read_manifest(version_dir).get("corpus", "msra")
+    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), corpus)
+    for name, result in metrics.items():
+        print(f"\n{name}: P={result['precision']:.4f} R={result['recall']:.4f} F1={result['f1']:.4f}")
+        print(f"  {'type':<14}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}")
+        for label, r in result["per_type"].items():
+            print(f"  {label:<14}{r['precision']:>8.4f}{r['recall']:>8.4f}{r['f1']:>8.4f}{r['support']:>9}")
+    print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}))
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default="../shared/data/ner")
+    common.add_argument("--model-root", default="models", help="model store: <root>/ner/<version>/")
+
+    p = commands.add_parser("train", parents=[common], help="train, keeping the best weights on held-out data")
+    p.add_argument("--corpus", choices=sorted(CORPORA), default="msra")
+    p.add_argument("--run-dir", default="runs/ner", help="checkpoints, TensorBoard logs, vocabulary")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--held-out", type=int, default=2000, help="training sentences kept aside for model selection")
+    p.add_argument("--max-train-chars", type=int, default=160)
+    p.add_argument("--char-dim", type=int, default=Config.char_dim)
+    p.add_argument("--bigram-dim", type=int, default=Config.bigram_dim)
+    p.add_argument("--hidden", type=int, default=Config.hidden)
+    p.add_argument("--dropout", type=float, default=Config.dropout)
+    p.add_argument("--min-char-count", type=int, default=2)
+    p.add_argument("--min-bigram-count", type=int, default=3)
+    p.add_argument("--max-bigrams", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.set_defaults(func=train)
+
+    p = commands.add_parser("export", parents=[common], help="write models/ner/<version>/ and its manifest")
+    p.add_argument("--run-dir", default="runs/ner")
+    p.add_argument("--version", type=int, default=None, help="default: one above the highest present")
+    p.add_argument("--prune", action="store_true", help="remove the other versions after a successful export")
+    p.set_defaults(func=export)
+
+    p = commands.add_parser("evaluate", parents=[common], help="entity P/R/F1 of an exported model on the test sets")
+    p.add_argument("--version", type=int, default=None, help="default: the highest present")
+    p.add_argument("--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on")
+    p.set_defaults(func=evaluate)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -17,7 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in TASKS:
         module = importlib.import_module(f"training.tasks.{name}")
         module.configure_parser(tasks.add_parser(name, help=module.__doc__.strip().splitlines()[0]))
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["python", "-m", "training", *argv])
     args.func(args)
 
 

@@ -60,6 +60,7 @@ class Config:
     """Everything needed to rebuild the network: hyper-parameters plus vocabularies."""
 
     corpus: str = "msra"
+    encoder: str = "bilstm"
     char_dim: int = 128
     bigram_dim: int = 64
     hidden: int = 192
@@ -105,13 +106,35 @@ def build_model(config: Config) -> keras.Model:
     bigrams = keras.layers.Reshape((-1, 2 * config.bigram_dim))(bigrams)
     x = keras.layers.Concatenate()([chars, bigrams])
     x = keras.layers.Dropout(config.dropout)(x)
-    x = keras.layers.Bidirectional(keras.layers.LSTM(config.hidden, return_sequences=True), name="encoder")(
-        x, mask=mask
-    )
+    if config.encoder == "bilstm":
+        x = keras.layers.Bidirectional(keras.layers.LSTM(config.hidden, return_sequences=True), name="encoder")(
+            x, mask=mask
+        )
+    else:
+        x = _iterated_dilated_cnn(x, mask, config.hidden)
     x = keras.layers.Dropout(config.dropout)(x)
     emissions = keras.layers.Dense(len(config.tags), name="emissions")(x)
     emissions = CRF(len(config.tags), name="crf")(emissions)
     return keras.Model(codepoints, emissions, name="ner_tagger")
+
+
+def _iterated_dilated_cnn(x, mask, filters: int, dilations=(1, 1, 2), blocks: int = 4):
+    """ID-CNN (Strubell et al., 2017): one dilated block applied ``blocks`` times with shared weights.
+
+    Padded positions are zeroed after every convolution so they never leak into real ones.
+    """
+    keep = keras.ops.expand_dims(keras.ops.cast(mask, "float32"), -1)
+    x = keras.layers.Dense(filters, name="idcnn_input")(x) * keep
+    convs = [
+        keras.layers.Conv1D(filters, 3, dilation_rate=d, padding="same", activation="relu", name=f"idcnn_conv{i}")
+        for i, d in enumerate(dilations)
+    ]
+    outputs = []
+    for _ in range(blocks):
+        for conv in convs:
+            x = conv(x) * keep
+        outputs.append(x)
+    return keras.layers.Concatenate(name="encoder")(outputs)
 
 
 def make_tagger(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
@@ -206,7 +229,7 @@ def train(args: argparse.Namespace) -> None:
         config = Config.load(config_path)
     else:
         config = Config(
-            corpus=args.corpus, char_dim=args.char_dim, bigram_dim=args.bigram_dim, hidden=args.hidden, dropout=args.dropout
+            corpus=args.corpus, encoder=args.encoder, char_dim=args.char_dim, bigram_dim=args.bigram_dim, hidden=args.hidden, dropout=args.dropout
         )
         build_vocabularies(config, train_set, args.min_char_count, args.min_bigram_count, args.max_bigrams)
         config.save(config_path)
@@ -233,9 +256,10 @@ def train(args: argparse.Namespace) -> None:
         _dataset(train_set, config, args.batch_size, shuffle=True),
         epochs=args.epochs,
         callbacks=standard_callbacks(run_dir, held_out_f1, monitor="val_f1", patience=args.patience),
+        shuffle=False,  # the dataset shuffles itself before bucketing
         verbose=2 if args.quiet else 1,
     )
-    (run_dir / "command.txt").write_text(" ".join(["python", "-m", "training", *sys.argv[1:]]))
+    (run_dir / "command.txt").write_text(args.command_line)
 
 
 def export(args: argparse.Namespace) -> None:
@@ -319,9 +343,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--held-out", type=int, default=2000, help="training sentences kept aside for model selection")
     p.add_argument("--max-train-chars", type=int, default=160)
+    p.add_argument("--encoder", choices=["bilstm", "idcnn"], default=Config.encoder)
     p.add_argument("--char-dim", type=int, default=Config.char_dim)
     p.add_argument("--bigram-dim", type=int, default=Config.bigram_dim)
-    p.add_argument("--hidden", type=int, default=Config.hidden)
+    p.add_argument("--hidden", type=int, default=Config.hidden, help="LSTM units per direction, or ID-CNN filters")
     p.add_argument("--dropout", type=float, default=Config.dropout)
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-bigram-count", type=int, default=3)

@@ -1,0 +1,141 @@
+"""The HTTP API over the bundled models, through httpx against the ASGI app."""
+
+from __future__ import annotations
+
+import pytest
+
+EXAMPLE = "新华社北京电国务院总理李鹏今天会见了日本客人。"
+
+
+def _entities(body: dict) -> set[tuple[str, str, int, int]]:
+    return {(e["type"], e["text"], e["start"], e["end"]) for e in body["entities"]}
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert "ner" in ready.json()["models"]
+
+
+def test_model_catalogue_reports_version_metrics_and_signature(client):
+    (ner,) = [m for m in client.get("/v1/models").json()["models"] if m["task"] == "ner"]
+    assert ner["version"] >= 1
+    assert ner["metrics"]["msra_test"]["f1"] > 0
+    assert "text" in ner["signature"]["inputs"]
+
+
+def test_readme_example(client):
+    response = client.post("/v1/ner", json={"text": EXAMPLE})
+    assert response.status_code == 200
+    body = response.json()
+    entities = _entities(body)
+    assert ("PER", "李鹏", 11, 13) in entities
+    assert ("LOC", "北京", 3, 5) in entities
+    assert body["model_version"] >= 1 and 0 < body["confidence"] <= 1
+
+
+def test_batch_equals_one_by_one(client):
+    texts = [EXAMPLE, "张三在上海的复旦大学工作。", "今天天气很好。"]
+    batch = client.post("/v1/ner", json={"texts": texts}).json()["results"]
+    singles = [client.post("/v1/ner", json={"text": t}).json() for t in texts]
+    assert [_entities(r) for r in batch] == [_entities(s) for s in singles]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "😀😀" + EXAMPLE,  # emoji before the entities
+        "ＡＢＣ" + EXAMPLE + "１２３",  # full-width Latin and digits
+        "\x00\x07\t" + EXAMPLE,  # control characters
+        "𠀀𪚥" + EXAMPLE,  # rare CJK outside the BMP
+        "e\u0301" + EXAMPLE,  # combining accent
+        "Hello, World 2024! " + EXAMPLE,
+    ],
+)
+def test_unseen_characters_keep_offsets_into_the_original_text(client, text):
+    response = client.post("/v1/ner", json={"text": text})
+    assert response.status_code == 200
+    entities = response.json()["entities"]
+    assert entities, "the example sentence still has entities"
+    for entity in entities:
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+    assert any(e["type"] == "PER" and e["text"] == "李鹏" for e in entities)
+
+
+LONG = "字" * 2001
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"text": ""}, 422, "text"),
+        ({"text": "   \n\t"}, 422, "text"),
+        ({"text": LONG}, 422, "text"),
+        ({"text": 42}, 422, "text"),
+        ({"text": None}, 422, "body"),
+        ({}, 422, "body"),
+        ({"text": "a", "texts": ["b"]}, 422, "body"),
+        ({"texts": []}, 422, "texts"),
+        ({"texts": ["ok", ""]}, 422, "texts.1"),
+        ({"texts": ["ok"] * 65}, 422, "texts"),
+        ({"texts": "not a list"}, 422, "texts"),
+        ({"text": "ok", "extra": 1}, 422, "extra"),
+        ([1, 2], 422, "body"),
+    ],
+)
+def test_bad_json_bodies_name_the_field(client, body, status, field):
+    response = client.post("/v1/ner", json=body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert field in [f["field"] for f in error["fields"]], error
+    assert error["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b"", "application/json", 422),
+        (b'{"text": "\\ud800"}', "application/json", 422),  # lone surrogate: valid JSON, invalid Unicode
+        (b"text=hello", "application/x-www-form-urlencoded", 422),
+        (b"\xff\xfe", "application/json", 400),
+    ],
+)
+def test_bodies_that_are_not_usable_json(client, content, content_type, status):
+    response = client.post("/v1/ner", content=content, headers={"content-type": content_type})
+    assert response.status_code == status
+    assert response.json()["error"]["fields"][0]["field"] in {"body", "text"}
+
+
+def test_oversize_body_is_rejected_with_413(client):
+    response = client.post("/v1/ner", content=b'{"text": "' + b"a" * 1_100_000 + b'"}', headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["fields"] == [{"field": "body", "message": "request body too large"}]
+
+
+def test_oversize_chunked_body_without_content_length_is_rejected(client):
+    def chunks():
+        for _ in range(30):
+            yield b"a" * 50_000
+
+    response = client.post("/v1/ner", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_unknown_route_and_method(client):
+    assert client.get("/v1/nope").json()["error"]["code"] == "not_found"
+    assert client.get("/v1/ner").status_code == 405
+
+
+def test_request_id_is_echoed_or_assigned(client):
+    assert client.get("/healthz", headers={"x-request-id": "abc-123"}).headers["x-request-id"] == "abc-123"
+    assert len(client.get("/healthz").headers["x-request-id"]) == 32
+
+
+def test_openapi_documents_examples(client):
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/v1/ner"]["post"]
+    assert operation["responses"]["200"]["content"]["application/json"]["example"]["entities"]
+    schema_name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert spec["components"]["schemas"][schema_name]["examples"]

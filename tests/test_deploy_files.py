@@ -1,0 +1,49 @@
+"""Static checks of the Docker files (no Docker engine runs here, so they cannot be built in tests)."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def test_dockerfile_builds_a_gpu_image_that_serves_as_non_root_with_a_healthcheck():
+    instructions = _instructions()
+    args = {v.split("=", 1)[0]: v.split("=", 1)[1].strip('"') for k, v in instructions if k == "ARG" and "=" in v}
+    assert args["TENSORFLOW"].startswith("tensorflow[and-cuda]==")
+    users = [v for k, v in instructions if k == "USER"]
+    assert users and users[-1] not in {"root", "0"}
+    healthcheck = next(v for k, v in instructions if k == "HEALTHCHECK")
+    assert "/healthz" in healthcheck
+    cmd = next(v for k, v in reversed(instructions) if k == "CMD")
+    assert "uvicorn" in cmd and "app.main:app" in cmd
+    copies = [v for k, v in instructions if k == "COPY"]
+    assert any(re.search(r"\bmodels\b", c) for c in copies), "the bundled models are in the image"
+    assert "8000" in next(v for k, v in instructions if k == "EXPOSE")
+
+
+def test_compose_reserves_an_nvidia_gpu_and_has_a_cpu_fallback():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    gpu = services["api-gpu"]
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "and-cuda" in gpu["build"]["args"]["TENSORFLOW"]
+    cpu = services["api-cpu"]
+    assert "cpu" in cpu["profiles"] and "deploy" not in cpu
+    assert "and-cuda" not in cpu["build"]["args"]["TENSORFLOW"]
+    for service in (gpu, cpu):
+        assert "8000:8000" in service["ports"]
+
+
+def test_dockerignore_keeps_the_models_and_drops_the_venv():
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and "models" not in ignored

@@ -1,0 +1,102 @@
+"""The NER task end to end on the tiny fixture corpus: train → export → evaluate → load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import FIXTURES
+from training import model_store
+from training.__main__ import main
+from training.data.ner import read_bio, read_cluener
+from training.tasks import ner
+
+TEXTS = ["李鹏在北京会见了日本客人。", "Ｈｅｌｌｏ😀张三", "x", "今天天气很好，我们去公园散步。" * 3]
+
+
+def test_training_writes_checkpoint_logs_and_timing(tiny_ner_run):
+    assert (tiny_ner_run / "best.weights.h5").is_file()
+    assert any((tiny_ner_run / "logs").rglob("events.out.tfevents*"))
+    assert json.loads((tiny_ner_run / "timing.json").read_text())["epochs"] == 2
+    config = ner.Config.load(tiny_ner_run / "config.json")
+    assert config.tags == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def test_training_resumes_from_its_config(tiny_ner_run):
+    """A second run in the same directory reuses the saved vocabulary (and Keras' backup)."""
+    before = (tiny_ner_run / "config.json").read_text()
+    main([
+        "ner", "train", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(tiny_ner_run),
+        "--epochs", "3", "--held-out", "4", "--quiet", "--min-char-count", "5",
+    ])
+    assert (tiny_ner_run / "config.json").read_text() == before
+    assert json.loads((tiny_ner_run / "timing.json").read_text())["epochs"] == 3
+
+
+def test_export_layout_and_manifest(tiny_ner_store):
+    version_dir = model_store.resolve_version(tiny_ner_store / "ner")
+    assert version_dir.name == "1"
+    assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
+    manifest = model_store.read_manifest(version_dir)
+    assert manifest["task"] == "ner" and manifest["version"] == 1
+    assert set(manifest["metrics"]) == {"msra_test", "peoples_daily_test"}
+    assert manifest["training_command"].startswith("python -m training ner train")
+    assert manifest["params"] > 0 and manifest["created"]
+    assert not list(tiny_ner_store.joinpath("ner").glob(".staging-*"))
+
+
+def test_exported_model_matches_in_process_model(tiny_ner_run, tiny_ner_store):
+    config = ner.Config.load(tiny_ner_run / "config.json")
+    model = ner.build_model(config)
+    model.load_weights(tiny_ner_run / "best.weights.h5")
+    in_process = ner.predict_spans(ner._in_process_predictor(model, config.tags), TEXTS)
+    exported = ner.predict_spans(ner.saved_model_predictor(model_store.resolve_version(tiny_ner_store / "ner")), TEXTS)
+    assert in_process == exported
+
+
+def test_serving_signature_takes_raw_strings(tiny_ner_store):
+    serve = tf.saved_model.load(str(tiny_ner_store / "ner" / "1")).signatures["serving_default"]
+    out = serve(text=tf.constant([t.encode() for t in TEXTS]))
+    lengths = out["lengths"].numpy()
+    assert lengths.tolist() == [len(t) for t in TEXTS]
+    tags = out["tags"].numpy()
+    for row, length in zip(tags, lengths):
+        assert all(tag != b"" for tag in row[:length]) and all(tag == b"" for tag in row[length:])
+    assert np.all((out["confidence"].numpy() > 0) & (out["confidence"].numpy() <= 1 + 1e-6))
+
+
+def test_evaluate_prints_json_last_line(tiny_ner_store, capsys):
+    main(["ner", "evaluate", "--data-dir", str(FIXTURES / "ner"), "--model-root", str(tiny_ner_store)])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert result["task"] == "ner"
+    assert result["f1"] == result["msra_test"]["f1"]
+    assert {"precision", "recall", "f1", "per_type"} <= set(result["peoples_daily_test"])
+
+
+def test_export_of_a_second_version_can_prune_the_first(tiny_ner_run, tmp_path):
+    args = ["ner", "export", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(tiny_ner_run), "--model-root", str(tmp_path)]
+    main(args)
+    main(args + ["--prune"])
+    assert model_store.versions(tmp_path / "ner") == [2]
+
+
+def test_cluener_reader(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text(
+        json.dumps({"text": "浙商银行企业信贷部叶老桂博士", "label": {"name": {"叶老桂": [[9, 11]]}, "company": {"浙商银行": [[0, 3]]}}},
+                   ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    (sentence,) = read_cluener(path)
+    assert [(s.label, sentence.text[s.start : s.end]) for s in sentence.spans] == [("company", "浙商银行"), ("name", "叶老桂")]
+
+
+def test_bio_reader_rejects_malformed_lines(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("北 B-LOC\n京\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.txt:2"):
+        read_bio(path)

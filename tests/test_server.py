@@ -1,0 +1,76 @@
+"""The real server: uvicorn on a free loopback port, called over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    port = _free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited early:\n{process.stdout.read().decode(errors='replace')}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("server not ready within 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_ner_over_real_http(server_url):
+    response = httpx.post(f"{server_url}/v1/ner", json={"text": "新华社北京电国务院总理李鹏今天会见了日本客人。"}, timeout=30)
+    assert response.status_code == 200
+    entities = {(e["type"], e["text"], e["start"], e["end"]) for e in response.json()["entities"]}
+    assert {("PER", "李鹏", 11, 13), ("LOC", "北京", 3, 5)} <= entities
+
+
+def test_concurrent_requests_and_bad_input_do_not_disturb_the_server(server_url):
+    with httpx.Client(base_url=server_url, timeout=30) as http:
+        bad = http.post("/v1/ner", content=b"{", headers={"content-type": "application/json"})
+        assert bad.status_code == 400
+    import concurrent.futures
+
+    texts = [f"李鹏{i}日在北京会见了客人。" for i in range(16)]
+    with httpx.Client(base_url=server_url, timeout=60) as http, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda t: http.post("/v1/ner", json={"text": t}), texts))
+    assert [r.status_code for r in responses] == [200] * len(texts)
+    assert httpx.get(f"{server_url}/healthz", timeout=5).status_code == 200

@@ -28,6 +28,15 @@ class LoadedModel:
         """The ``serving_default`` signature (thread-safe; call it off the event loop)."""
         return self.saved_model.signatures["serving_default"]
 
+    def warm_up(self) -> None:
+        """Run the manifest's ``warmup_inputs`` once, so the first request is not the slow one.
+
+        It doubles as a smoke check: a model that cannot answer it fails to load.
+        """
+        inputs = self.manifest.get("warmup_inputs")
+        if inputs:
+            self.predict(**{name: tf.constant(value) for name, value in inputs.items()})
+
     def describe(self) -> dict[str, Any]:
         return {
             "task": self.task,
@@ -73,6 +82,7 @@ class ModelRegistry:
             manifest=model_store.read_manifest(path),
             saved_model=tf.saved_model.load(str(path)),
         )
+        model.warm_up()
         with self._lock:
             self._models[task] = model
             self._errors.pop(task, None)

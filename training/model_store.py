@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,26 +43,41 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def write_saved_model(model, endpoint: Callable, task_dir: Path, version: int | None) -> Path:
+def write_saved_model(model, endpoint: Callable, task_dir: Path) -> Path:
     """Export ``endpoint`` (a ``tf.function`` closing over ``model``) as ``serving_default``.
 
-    The SavedModel is written to a temporary sibling and renamed into place, so
-    a reader never sees a half-written version.
+    The SavedModel goes to a staging directory beside the versions; add the
+    manifest there, then :func:`publish` it.
     """
     import keras
 
-    present = versions(task_dir)
-    version = version if version is not None else (present[-1] + 1 if present else 1)
-    final = task_dir / str(version)
-    staging = task_dir / f".staging-{version}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=_mkdir(task_dir)))
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", endpoint)
     archive.write_out(str(staging), verbose=False)
+    return staging
+
+
+def publish(staging: Path, version: int | None = None) -> Path:
+    """Rename a staged export to ``<version>/`` (default: one above the highest), so readers never
+    see a half-written version. The manifest's version is set to match."""
+    task_dir = staging.parent
+    present = versions(task_dir)
+    version = version if version is not None else (present[-1] + 1 if present else 1)
+    manifest = read_manifest(staging)
+    if manifest:
+        manifest["version"] = version
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    final = task_dir / str(version)
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
     return final
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def write_manifest(
@@ -74,7 +90,7 @@ def write_manifest(
 
     manifest = {
         "task": task,
-        "version": int(version_dir.name),
+        "version": None,  # set by publish()
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
         "data_source": data_source,

@@ -29,6 +29,11 @@ from training.metrics import entity_prf
 from training.preprocessing import Span, codepoints_of, encode_texts, spans_from_tag_batch
 
 TASK = "ner"
+WARMUP_TEXT = "新华社北京电国务院总理李鹏今天会见了日本客人。"
+SIGNATURE = {
+    "inputs": {"text": "string [N], raw UTF-8"},
+    "outputs": {"tags": "string [N, L], BIO, '' on padding", "lengths": "int32 [N]", "confidence": "float32 [N]"},
+}
 
 
 @dataclass(frozen=True)
@@ -267,33 +272,39 @@ def export(args: argparse.Namespace) -> None:
     config = Config.load(run_dir / "config.json")
     model = build_model(config)
     model.load_weights(run_dir / "best.weights.h5")
-    crf: CRF = model.get_layer("crf")
+    tagger = make_tagger(model)
     tag_names = tf.constant(config.tags)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
         codepoints = encode_texts(text)
         mask = codepoints != 0
-        emissions = model(codepoints, training=False)
-        path, score = crf.decode(emissions, mask)
+        path, confidence = tagger(codepoints)
         return {
             "tags": tf.where(mask, tf.gather(tag_names, path), ""),
             "lengths": tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
-            "confidence": tf.exp(score - crf.log_partition(emissions, mask)),
+            "confidence": confidence,
         }
 
-    version_dir = model_store.write_saved_model(model, serve, Path(args.model_root) / TASK, args.version)
-    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), config.corpus) if Path(args.data_dir).exists() else {}
+    task_dir = Path(args.model_root) / TASK
+    staging = model_store.write_saved_model(model, serve, task_dir)
+    metrics = evaluate_saved_model(staging, Path(args.data_dir), config.corpus) if Path(args.data_dir).exists() else {}
     model_store.write_manifest(
-        version_dir,
+        staging,
         task=TASK,
         run_dir=run_dir,
         metrics=metrics,
         data_source=CORPORA[config.corpus].source,
         params=model.count_params(),
-        extra={"corpus": config.corpus, "tags": config.tags, "signature": {"inputs": {"text": "string [N]"}, "outputs": {
-            "tags": "string [N, L] (BIO, '' on padding)", "lengths": "int32 [N]", "confidence": "float32 [N]"}}},
+        extra={
+            "corpus": config.corpus,
+            "encoder": config.encoder,
+            "tags": config.tags,
+            "signature": SIGNATURE,
+            "warmup_inputs": {"text": [WARMUP_TEXT, WARMUP_TEXT * 4]},
+        },
     )
+    version_dir = model_store.publish(staging, args.version)
     if args.prune:
         model_store.prune_other_versions(version_dir)
     print(json.dumps({"task": TASK, "exported": str(version_dir), **_headline(metrics)}))

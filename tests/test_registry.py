@@ -1,0 +1,45 @@
+"""Model discovery and loading from a model store on disk."""
+
+from __future__ import annotations
+
+import shutil
+
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.registry import ModelRegistry
+from app.settings import Settings
+
+
+def test_loads_the_highest_complete_version(tiny_ner_store, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(tiny_ner_store / "ner" / "1", root / "ner" / "3")
+    shutil.copytree(tiny_ner_store / "ner" / "1", root / "ner" / "7")
+    (root / "ner" / "9").mkdir()  # incomplete: no saved_model.pb
+    (root / "ner" / ".staging-x").mkdir()
+    registry = ModelRegistry(root)
+    registry.load_all()
+    (model,) = registry.loaded()
+    assert (model.task, model.version) == ("ner", 7)
+    assert model.describe()["metrics"]
+    assert registry.errors() == {}
+
+
+def test_a_corrupt_model_is_reported_and_does_not_stop_the_service(tiny_ner_store, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(tiny_ner_store / "ner" / "1", root / "ner" / "1")
+    (root / "ner" / "1" / "saved_model.pb").write_bytes(b"not a saved model")
+    with TestClient(create_app(Settings(model_root=root))) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "ner" in ready.json()["load_errors"]
+        response = client.post("/v1/ner", json={"text": "李鹏"})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "unavailable"
+
+
+def test_an_empty_store_is_not_ready(tmp_path):
+    with TestClient(create_app(Settings(model_root=tmp_path))) as client:
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/v1/models").json() == {"models": [], "load_errors": {}}

@@ -35,7 +35,7 @@ class LoadedModel:
         """
         inputs = self.manifest.get("warmup_inputs")
         if inputs:
-            self.predict(**{name: tf.constant(value) for name, value in inputs.items()})
+            self.predict(**{name: _tensor(value) for name, value in inputs.items()})
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -46,6 +46,13 @@ class LoadedModel:
             "signature": self.manifest.get("signature", {}),
             "created": self.manifest.get("created"),
         }
+
+
+def _tensor(value) -> tf.Tensor:
+    """A warm-up input: literal values, or ``{"shape", "dtype", "fill"}`` for a filled tensor."""
+    if isinstance(value, dict):
+        return tf.fill(value["shape"], tf.constant(value["fill"], dtype=value["dtype"]))
+    return tf.constant(value)
 
 
 class ModelRegistry:

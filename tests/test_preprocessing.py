@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.data.ner import TaggedSentence, split_long
-from training.preprocessing import Span, bio_to_spans, codepoints_of, encode_texts, spans_to_bio
+from training.preprocessing.text import Span, bio_to_spans, codepoints_of, encode_texts, spans_to_bio
 
 # Any Unicode text that is valid UTF-8 (JSON can carry lone surrogates; the API rejects them).
 unicode_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
@@ -45,7 +45,7 @@ def test_encoded_batch_is_padded_and_never_empty():
 def test_invalid_utf8_decodes_to_replacement_character():
     import tensorflow as tf
 
-    from training.preprocessing import texts_to_codepoints
+    from training.preprocessing.text import texts_to_codepoints
 
     assert texts_to_codepoints(tf.constant([b"a\xffb"]))[0].numpy().tolist() == [ord("a"), 0xFFFD, ord("b")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Sequence
 
-from training.preprocessing import Span
+from training.preprocessing.text import Span
 
 
 def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
@@ -35,4 +35,21 @@ def entity_prf(gold: Sequence[Iterable[Span]], predicted: Sequence[Iterable[Span
     return {
         **_prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values())),
         "per_type": {label: _prf(tp[label], n_pred[label], n_gold[label]) for label in labels},
+    }
+
+
+def classification_report(y_true, y_pred, classes: Sequence[str]) -> dict:
+    """Accuracy, macro-F1 and per-class precision/recall/F1 for integer class labels."""
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions")
+    pairs = list(zip((int(t) for t in y_true), (int(p) for p in y_pred)))
+    per_class = {}
+    for index, name in enumerate(classes):
+        tp = sum(t == p == index for t, p in pairs)
+        per_class[name] = _prf(tp, sum(p == index for _, p in pairs), sum(t == index for t, _ in pairs))
+    present = [r for r in per_class.values() if r["support"]]
+    return {
+        "accuracy": round(sum(t == p for t, p in pairs) / len(pairs), 4) if pairs else 0.0,
+        "macro_f1": round(sum(r["f1"] for r in present) / len(present), 4) if present else 0.0,
+        "per_class": per_class,
     }

@@ -13,7 +13,7 @@ from app.dependencies import serving_model
 from app.registry import LoadedModel
 from app.settings import get_settings
 from app.validation import check_text
-from training.preprocessing import spans_from_tag_batch
+from training.preprocessing.text import spans_from_tag_batch
 
 router = APIRouter(tags=["ner"])
 _settings = get_settings()

@@ -26,7 +26,7 @@ from training.callbacks import standard_callbacks
 from training.data.ner import TaggedSentence, read_bio, read_cluener, split_long
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, bigram_keys
 from training.metrics import entity_prf
-from training.preprocessing import Span, codepoints_of, encode_texts, spans_from_tag_batch
+from training.preprocessing.text import Span, codepoints_of, encode_texts, spans_from_tag_batch
 
 TASK = "ner"
 WARMUP_TEXT = "新华社北京电国务院总理李鹏今天会见了日本客人。"

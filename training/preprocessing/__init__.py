@@ -1,0 +1,1 @@
+"""Preprocessing shared by training, evaluation and serving: one path, so they never drift."""

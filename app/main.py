@@ -14,7 +14,7 @@ from app.errors import install_error_handlers  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # noqa: E402
 from app.registry import ModelRegistry  # noqa: E402
-from app.routes import health, ner  # noqa: E402
+from app.routes import health, ner, spectra  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Model serving",
         version="0.1.0",
-        description="Chinese NER (and, soon, QA, headlines and spectra) served from TensorFlow SavedModels.",
+        description="Chinese NER and spectrum classification (QA and headlines to come) served from TensorFlow SavedModels.",
         lifespan=lifespan,
     )
     app.state.registry = registry
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(ner.router)
+    app.include_router(spectra.router)
     return app
 
 

@@ -55,3 +55,35 @@ def client():
 
     with TestClient(create_app(Settings(model_root=BUNDLED_MODELS))) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def spectra_data(tmp_path_factory) -> Path:
+    """Made-up templates and "real" stars in the layout of ``../shared/data/spectra``."""
+    from tests.fixtures.spectra_templates import write_spectra_data
+
+    return write_spectra_data(tmp_path_factory.mktemp("spectra_data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_spectra_run(spectra_data, tmp_path_factory) -> Path:
+    from training.__main__ import main
+
+    run_dir = tmp_path_factory.mktemp("spectra_run")
+    main([
+        "spectra", "train", "--data-dir", str(spectra_data), "--run-dir", str(run_dir), "--epochs", "2",
+        "--train-per-class", "24", "--dev-per-class", "8", "--batch-size", "32", "--quiet",
+    ])
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_spectra_store(spectra_data, tiny_spectra_run, tmp_path_factory) -> Path:
+    from training.__main__ import main
+
+    root = tmp_path_factory.mktemp("spectra_models")
+    main([
+        "spectra", "export", "--data-dir", str(spectra_data), "--run-dir", str(tiny_spectra_run),
+        "--model-root", str(root), "--test-per-class", "8",
+    ])
+    return root

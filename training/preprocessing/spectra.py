@@ -69,3 +69,33 @@ def rebin(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(covered > 0, integral / covered, 0.0)
     return mean, coverage
+
+
+def masked_fraction(flux: np.ndarray) -> float:
+    """Fraction of pixels that carry no flux (0, the masked value, or not finite)."""
+    flux = np.asarray(flux, dtype=np.float64)
+    return float(np.mean(~np.isfinite(flux) | (flux == 0)))
+
+
+def on_model_grid(flux: np.ndarray) -> np.ndarray:
+    """Flux already on :data:`LAMOST`: non-finite pixels become 0 (masked)."""
+    flux = np.asarray(flux, dtype=np.float64)
+    return np.where(np.isfinite(flux), flux, 0.0).astype(np.float32)
+
+
+def resample_to_model_grid(
+    wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray | None = None, grid: LogGrid = LAMOST
+) -> np.ndarray:
+    """A spectrum on any increasing wavelength grid (Å) → flux on the model grid, 0 where not covered.
+
+    Pixels with ``ivar == 0`` or non-finite flux do not contribute; a model pixel
+    less than half covered by usable input pixels is masked.
+    """
+    wavelength = np.asarray(wavelength, dtype=np.float64)
+    flux = np.asarray(flux, dtype=np.float64)
+    good = np.isfinite(flux)
+    if ivar is not None:
+        ivar = np.asarray(ivar, dtype=np.float64)
+        good &= np.isfinite(ivar) & (ivar > 0)
+    mean, coverage = rebin(edges_from_centres(wavelength), np.where(good, flux, 0.0), grid.edges, good)
+    return np.where(coverage >= 0.5, mean, 0.0).astype(np.float32)

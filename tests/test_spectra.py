@@ -1,0 +1,138 @@
+"""Spectrum resampling, the simulator, the classifier's layers and its train → export → evaluate path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from training import model_store
+from training.__main__ import main
+from training.augment import mixup
+from training.data.spectra import CLASSES, TemplateSet, Templates, redshift_onto_grid, simulate
+from training.layers.spectrum_normalization import SpectrumNormalization
+from training.preprocessing.spectra import LAMOST, LogGrid, edges_from_centres, rebin, resample_to_model_grid
+from training.tasks import spectra
+
+
+def test_model_grid_is_lamost():
+    assert LAMOST.npix == 3904
+    assert LAMOST.wavelength[0] == pytest.approx(3700.0, abs=1)
+    assert LAMOST.wavelength[-1] == pytest.approx(9089.0, abs=1)
+
+
+def test_rebin_onto_its_own_grid_is_the_identity():
+    flux = np.random.default_rng(0).normal(size=LAMOST.npix)
+    mean, coverage = rebin(LAMOST.edges, flux, LAMOST.edges)
+    np.testing.assert_allclose(mean, flux, atol=1e-9)
+    np.testing.assert_allclose(coverage, 1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(50, 400), st.integers(20, 200), st.integers(0, 2**31 - 1))
+def test_rebin_conserves_the_integral(n_src, n_dst, seed):
+    rng = np.random.default_rng(seed)
+    src_edges = np.cumsum(np.concatenate([[1000.0], rng.uniform(0.5, 2.0, n_src)]))
+    dst_edges = np.linspace(src_edges[0], src_edges[-1], n_dst + 1)
+    flux = rng.normal(size=n_src)
+    mean, coverage = rebin(src_edges, flux, dst_edges)
+    assert np.sum(mean * np.diff(dst_edges)) == pytest.approx(np.sum(flux * np.diff(src_edges)), rel=1e-9, abs=1e-9)
+    np.testing.assert_allclose(coverage, 1.0)
+
+
+def test_resampling_masks_what_the_input_does_not_cover_and_bad_pixels():
+    wavelength = np.linspace(5000, 8000, 4000)
+    flux = np.full_like(wavelength, 3.0)
+    ivar = np.ones_like(wavelength)
+    ivar[1000:1400] = 0  # a bad stretch
+    out = resample_to_model_grid(wavelength, flux, ivar)
+    inside = (LAMOST.wavelength > 5010) & (LAMOST.wavelength < 7990)
+    bad = (LAMOST.wavelength > wavelength[1000] + 2) & (LAMOST.wavelength < wavelength[1399] - 2)
+    assert np.all(out[LAMOST.wavelength < 4990] == 0) and np.all(out[LAMOST.wavelength > 8010] == 0)
+    assert np.all(out[bad] == 0)
+    np.testing.assert_allclose(out[inside & ~bad & (out != 0)], 3.0, rtol=1e-5)
+    assert np.mean(out[inside] != 0) > 0.8
+
+
+def test_redshift_moves_a_line_to_the_right_pixel():
+    grid = LogGrid(3.3, 1e-4, 8000)
+    rest = np.ones(grid.npix)
+    rest[np.argmin(np.abs(grid.wavelength - 5000.0))] = 100.0  # a narrow line at 5000 Å
+    template = TemplateSet("line", grid, rest[None])
+    for z in (0.0, 0.2, 0.5, 0.8):
+        observed = redshift_onto_grid(template, template.flux, np.array([z]))[0]
+        expected = (np.log10(5000.0 * (1 + z)) - LAMOST.loglam0) / LAMOST.dloglam
+        assert abs(int(np.argmax(observed)) - expected) <= 1, z
+
+
+def test_simulation_is_deterministic_balanced_and_finite(spectra_data):
+    templates = Templates.load(spectra_data / "templates", "train")
+    flux, labels = simulate(templates, 6, seed=5)
+    again, _ = simulate(templates, 6, seed=5)
+    other, _ = simulate(templates, 6, seed=6)
+    assert flux.shape == (24, LAMOST.npix) and flux.dtype == np.float32
+    assert np.bincount(labels).tolist() == [6] * len(CLASSES)
+    assert np.isfinite(flux).all()
+    np.testing.assert_array_equal(flux, again)
+    assert not np.array_equal(flux, other)
+
+
+def test_test_split_holds_out_templates(spectra_data):
+    train = Templates.load(spectra_data / "templates", "train")
+    test = Templates.load(spectra_data / "templates", "test")
+    assert [len(s.flux) for s in train.stars] == [8, 8] and [len(s.flux) for s in test.stars] == [2, 2]
+    assert {g.name for g in train.galaxies}.isdisjoint(g.name for g in test.galaxies)
+    assert {q.name for q, *_ in train.quasars}.isdisjoint(q.name for q, *_ in test.quasars)
+
+
+def test_spectrum_normalization_ignores_scale_and_keeps_masks():
+    flux = np.random.default_rng(1).uniform(1, 2, size=(2, LAMOST.npix)).astype(np.float32)
+    flux[:, :100] = 0
+    layer = SpectrumNormalization()
+    np.testing.assert_allclose(layer(flux).numpy(), layer(flux * 1234.5).numpy(), rtol=1e-5)
+    assert np.all(layer(flux).numpy()[:, :100] == 0)
+
+
+def test_mixup_makes_convex_combinations():
+    x = tf.constant(np.eye(6, dtype=np.float32))
+    y = tf.one_hot([0, 1, 2, 3, 0, 1], 4)
+    mixed_x, mixed_y = mixup(x, y, alpha=0.4, seed=3)
+    np.testing.assert_allclose(tf.reduce_sum(mixed_y, axis=1).numpy(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(tf.reduce_sum(mixed_x, axis=1).numpy(), 1.0, rtol=1e-6)
+    assert np.all(mixed_x.numpy() >= 0)
+
+
+def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, tiny_spectra_run, capsys):
+    version_dir = model_store.resolve_version(tiny_spectra_store / "spectra")
+    manifest = model_store.read_manifest(version_dir)
+    assert manifest["classes"] == list(CLASSES)
+    assert set(manifest["metrics"]) == {"synthetic_test", "lamost_real_stars"}
+    assert manifest["metrics"]["lamost_real_stars"]["n"] == 3
+    main([
+        "spectra", "evaluate", "--data-dir", str(spectra_data), "--model-root", str(tiny_spectra_store),
+        "--test-per-class", "8", "--cache-dir", str(tiny_spectra_run / "data"),
+    ])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["task"] == "spectra"
+    assert {"macro_f1", "accuracy", "real_star_accuracy", "synthetic_test"} <= set(result)
+
+
+def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectra_run, spectra_data):
+    model = spectra.build_model(spectra.Config.load(tiny_spectra_run / "config.json"))
+    model.load_weights(tiny_spectra_run / "best.weights.h5")
+    flux, _ = simulate(Templates.load(spectra_data / "templates", "dev"), 3, seed=11)
+    serve = tf.saved_model.load(str(tiny_spectra_store / "spectra" / "1")).signatures["serving_default"]
+    out = serve(flux=tf.constant(flux))
+    np.testing.assert_allclose(out["probabilities"].numpy(), model(flux, training=False).numpy(), rtol=1e-4, atol=1e-6)
+    labels = [CLASSES[i] for i in out["probabilities"].numpy().argmax(axis=1)]
+    assert [label.decode() for label in out["label"].numpy()] == labels
+
+
+def test_edges_from_centres_brackets_each_centre():
+    centres = np.array([1.0, 2.0, 4.0, 8.0])
+    edges = edges_from_centres(centres)
+    assert np.all(edges[:-1] < centres) and np.all(centres < edges[1:])

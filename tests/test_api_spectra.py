@@ -1,0 +1,130 @@
+"""``POST /v1/spectra``: happy paths and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import BUNDLED_MODELS, shared_data
+from training.data.spectra import CLASSES, Templates, read_lamost_fits, redshift_onto_grid
+from training.preprocessing.spectra import LAMOST
+
+NPIX = LAMOST.npix
+
+
+@pytest.fixture(scope="module")
+def spectra_client(tiny_spectra_store):
+    """The service over the tiny spectra model: input checks do not depend on the weights."""
+    with TestClient(create_app(Settings(model_root=tiny_spectra_store))) as client:
+        yield client
+
+
+def _flux(seed: int = 0) -> list[float]:
+    wavelength = LAMOST.wavelength
+    return (100 * (wavelength / 6000) ** -1.5 + np.random.default_rng(seed).normal(0, 1, NPIX)).tolist()
+
+
+def _post_raw(client, body: str):
+    return client.post("/v1/spectra", content=body.encode(), headers={"content-type": "application/json"})
+
+
+def _check_results(body: dict, n: int) -> None:
+    assert len(body["results"]) == n
+    for result in body["results"]:
+        assert result["label"] in CLASSES
+        assert set(result["probabilities"]) == set(CLASSES)
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
+
+
+def test_bundled_model_classifies_a_batch(client):
+    response = client.post("/v1/spectra", json={"spectra": [_flux(0), _flux(1)]})
+    assert response.status_code == 200
+    _check_results(response.json(), 2)
+
+
+def test_a_spectrum_on_its_own_grid_is_resampled(spectra_client):
+    wavelength = np.linspace(3600, 9300, 7000)
+    flux = 50 * (wavelength / 6000) ** -1.0
+    on_grid = spectra_client.post("/v1/spectra", json={"spectra": [(50 * (LAMOST.wavelength / 6000) ** -1.0).tolist()]})
+    resampled = spectra_client.post(
+        "/v1/spectra", json={"spectra": [{"wavelength": wavelength.tolist(), "flux": flux.tolist(), "ivar": [1.0] * 7000}]}
+    )
+    assert resampled.status_code == 200
+    _check_results(resampled.json(), 1)
+    for a, b in zip(on_grid.json()["results"][0]["probabilities"].values(), resampled.json()["results"][0]["probabilities"].values()):
+        assert a == pytest.approx(b, abs=0.02)
+
+
+def test_a_few_nans_are_masked_and_heavy_masking_is_flagged(spectra_client):
+    flux = json.dumps(_flux())
+    few = flux.replace("[", "[NaN, Infinity, ", 1).rsplit(",", 2)[0] + "]"
+    response = _post_raw(spectra_client, '{"spectra": [' + few + "]}")
+    assert response.status_code == 200
+    assert 0 < response.json()["results"][0]["masked_fraction"] < 0.01
+    values = _flux()
+    values[:1200] = [0.0] * 1200
+    result = spectra_client.post("/v1/spectra", json={"spectra": [values]}).json()["results"][0]
+    assert result["heavily_masked"] is True
+
+
+WAVELENGTH = np.linspace(3600, 9300, 500).tolist()
+
+
+@pytest.mark.parametrize(
+    ("spectra", "field", "words"),
+    [
+        ([], "spectra", "at least 1"),
+        ([[1.0] * 100], "spectra.0.flux", "3904"),
+        ([[0.0] * NPIX], "spectra.0.flux", "no usable flux"),
+        (["not a spectrum"], "spectra.0", "flux array"),
+        ([{"wavelength": WAVELENGTH[::-1], "flux": [1.0] * 500}], "spectra.0.spectrum", "increasing"),
+        ([{"wavelength": WAVELENGTH, "flux": [1.0] * 499}], "spectra.0.spectrum", "'flux' has 499"),
+        ([{"wavelength": WAVELENGTH, "flux": [1.0] * 500, "ivar": [1.0]}], "spectra.0.spectrum", "'ivar' has 1"),
+        ([{"wavelength": np.linspace(1000, 2000, 50).tolist(), "flux": [1.0] * 50}], "spectra.0.spectrum", "no usable flux"),
+        ([{"flux": [1.0] * 10}], "spectra.0.spectrum.wavelength", "required"),
+    ],
+)
+def test_bad_spectra_name_the_field(spectra_client, spectra, field, words):
+    response = spectra_client.post("/v1/spectra", json={"spectra": spectra})
+    assert response.status_code == 422
+    fields = {f["field"]: f["message"] for f in response.json()["error"]["fields"]}
+    assert field in fields, fields
+    assert words in fields[field]
+
+
+def test_too_many_spectra(spectra_client):
+    response = spectra_client.post("/v1/spectra", json={"spectra": [[1.0]] * 65})
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"][0]["field"] == "spectra"
+
+
+def test_mostly_nan_is_rejected(spectra_client):
+    body = '{"spectra": [[' + ",".join(["NaN"] * 3000 + ["1.5"] * (NPIX - 3000)) + "]]}"
+    response = _post_raw(spectra_client, body)
+    assert response.status_code == 422
+    assert "masked" in response.json()["error"]["fields"][0]["message"]
+
+
+def test_missing_model_is_503(client, tmp_path):
+    with TestClient(create_app(Settings(model_root=tmp_path))) as empty:
+        assert empty.post("/v1/spectra", json={"spectra": [_flux()]}).status_code == 503
+
+
+@pytest.mark.data
+def test_real_lamost_star_is_a_star_and_a_z2_quasar_is_a_quasar(client):
+    if not (BUNDLED_MODELS / "spectra").is_dir():
+        pytest.skip("no bundled spectra model")
+    root = shared_data("spectra")
+    star, _ = read_lamost_fits(sorted((root / "lamost_real_stars").glob("*.fits"))[0])
+    quasar_basis = Templates.load(root / "templates", "test").quasars[0][0]
+    rng = np.random.default_rng(0)
+    quasar = redshift_onto_grid(quasar_basis, quasar_basis.flux[:1], np.array([2.0]))[0]
+    quasar = quasar + rng.normal(0, 0.05 * np.median(np.abs(quasar)), NPIX)
+    results = client.post("/v1/spectra", json={"spectra": [star.tolist(), quasar.tolist()]}).json()["results"]
+    assert [r["label"] for r in results] == ["STAR", "QSO"]

@@ -30,7 +30,7 @@ def tiny_ner_run(tmp_path_factory) -> Path:
     main([
         "ner", "train", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(run_dir),
         "--epochs", "2", "--held-out", "4", "--quiet", "--hidden", "8", "--char-dim", "8",
-        "--bigram-dim", "4", "--min-char-count", "1", "--min-bigram-count", "1",
+        "--bigram-dim", "4", "--min-char-count", "1", "--min-bigram-count", "1", "--lexicon-max-word-length", "3",
     ])
     return run_dir
 

@@ -47,12 +47,14 @@ class TrainingTimer(keras.callbacks.Callback):
 
 
 def standard_callbacks(run_dir: Path, held_out: Callable[[], dict[str, float]], monitor: str, patience: int) -> list:
-    """Held-out metrics, best-on-dev weights, early stopping, resumable backups, TensorBoard, timing."""
+    """Held-out metrics, best-on-dev weights, LR halving on a plateau, early stopping, resumable
+    backups, TensorBoard, timing."""
     return [
         HeldOutMetrics(held_out),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "best.weights.h5"), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True
         ),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5, patience=1, min_lr=1e-5),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),

@@ -23,8 +23,10 @@ from tqdm import tqdm
 
 from training import model_store
 from training.callbacks import standard_callbacks
+from training.data.lexicon import jieba_lexicon
 from training.data.ner import TaggedSentence, read_bio, read_cluener, split_long
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, bigram_keys
+from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf
 from training.preprocessing.text import Span, codepoints_of, encode_texts, spans_from_tag_batch
 
@@ -70,6 +72,7 @@ class Config:
     bigram_dim: int = 64
     hidden: int = 192
     dropout: float = 0.3
+    lexicon_max_word_length: int = 6  # 0: no jieba lexicon features
     chars: list[int] = field(default_factory=list)
     bigrams: list[int] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -109,7 +112,11 @@ def build_model(config: Config) -> keras.Model:
     chars = keras.layers.Embedding(len(config.chars) + 2, config.char_dim, name="char_embedding")(char_ids)
     bigrams = keras.layers.Embedding(len(config.bigrams) + 2, config.bigram_dim, name="bigram_embedding")(bigram_ids)
     bigrams = keras.layers.Reshape((-1, 2 * config.bigram_dim))(bigrams)
-    x = keras.layers.Concatenate()([chars, bigrams])
+    features = [chars, bigrams]
+    if config.lexicon_max_word_length:
+        lexicon = jieba_lexicon(config.lexicon_max_word_length)
+        features.append(LexiconFeatures(lexicon, config.lexicon_max_word_length, name="lexicon")(codepoints))
+    x = keras.layers.Concatenate()(features)
     x = keras.layers.Dropout(config.dropout)(x)
     if config.encoder == "bilstm":
         x = keras.layers.Bidirectional(keras.layers.LSTM(config.hidden, return_sequences=True), name="encoder")(
@@ -234,7 +241,13 @@ def train(args: argparse.Namespace) -> None:
         config = Config.load(config_path)
     else:
         config = Config(
-            corpus=args.corpus, encoder=args.encoder, char_dim=args.char_dim, bigram_dim=args.bigram_dim, hidden=args.hidden, dropout=args.dropout
+            corpus=args.corpus,
+            encoder=args.encoder,
+            char_dim=args.char_dim,
+            bigram_dim=args.bigram_dim,
+            hidden=args.hidden,
+            dropout=args.dropout,
+            lexicon_max_word_length=args.lexicon_max_word_length,
         )
         build_vocabularies(config, train_set, args.min_char_count, args.min_bigram_count, args.max_bigrams)
         config.save(config_path)
@@ -359,6 +372,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--bigram-dim", type=int, default=Config.bigram_dim)
     p.add_argument("--hidden", type=int, default=Config.hidden, help="LSTM units per direction, or ID-CNN filters")
     p.add_argument("--dropout", type=float, default=Config.dropout)
+    p.add_argument(
+        "--lexicon-max-word-length", type=int, default=Config.lexicon_max_word_length,
+        help="match jieba dictionary words up to this many characters (0: no lexicon features)",
+    )
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-bigram-count", type=int, default=3)
     p.add_argument("--max-bigrams", type=int, default=50_000)

@@ -117,10 +117,7 @@ def train(args: argparse.Namespace) -> None:
     print(f"train {len(train_y)} spectra, dev {len(dev_y)}; mixup alpha {config.mixup_alpha}", flush=True)
 
     model = build_model(config)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        args.learning_rate, decay_steps=args.epochs * int(np.ceil(len(train_y) / args.batch_size))
-    )
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss="categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=1e-4), loss="categorical_crossentropy")
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
 
     def held_out() -> dict[str, float]:

@@ -72,6 +72,7 @@ def tiny_spectra_run(spectra_data, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("spectra_run")
     main([
         "spectra", "train", "--data-dir", str(spectra_data), "--run-dir", str(run_dir), "--epochs", "2",
+        "--cache-dir", str(run_dir / "data"),
         "--train-per-class", "24", "--dev-per-class", "8", "--batch-size", "32", "--quiet",
     ])
     return run_dir
@@ -84,6 +85,6 @@ def tiny_spectra_store(spectra_data, tiny_spectra_run, tmp_path_factory) -> Path
     root = tmp_path_factory.mktemp("spectra_models")
     main([
         "spectra", "export", "--data-dir", str(spectra_data), "--run-dir", str(tiny_spectra_run),
-        "--model-root", str(root), "--test-per-class", "8",
+        "--model-root", str(root), "--test-per-class", "8", "--cache-dir", str(tiny_spectra_run / "data"),
     ])
     return root

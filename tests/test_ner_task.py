@@ -33,7 +33,9 @@ def test_training_resumes_from_its_config(tiny_ner_run):
         "--epochs", "3", "--held-out", "4", "--quiet", "--min-char-count", "5",
     ])
     assert (tiny_ner_run / "config.json").read_text() == before
-    assert json.loads((tiny_ner_run / "timing.json").read_text())["epochs"] == 3
+    state = json.loads((tiny_ner_run / "timing.json").read_text())
+    assert state["epochs"] == 3 and state["best"] is not None
+    assert len((tiny_ner_run / "command.txt").read_text().splitlines()) == 2
 
 
 def test_export_layout_and_manifest(tiny_ner_store):
@@ -43,7 +45,7 @@ def test_export_layout_and_manifest(tiny_ner_store):
     manifest = model_store.read_manifest(version_dir)
     assert manifest["task"] == "ner" and manifest["version"] == 1
     assert set(manifest["metrics"]) == {"msra_test", "peoples_daily_test"}
-    assert manifest["training_command"].startswith("python -m training ner train")
+    assert manifest["training_commands"][0].startswith("python -m training ner train")
     assert manifest["params"] > 0 and manifest["created"]
     assert not list(tiny_ner_store.joinpath("ner").glob(".staging-*"))
 

@@ -29,13 +29,16 @@ class HeldOutMetrics(keras.callbacks.Callback):
         print(" — " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
 
 
-class TrainingTimer(keras.callbacks.Callback):
-    """Accumulates wall-clock training time across resumed runs in ``path`` (JSON)."""
+class TrainingState(keras.callbacks.Callback):
+    """Training time, epochs and the best monitored value, kept in ``path`` (JSON) across resumed runs."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, monitor: str):
         super().__init__()
         self.path = Path(path)
-        self.state = json.loads(self.path.read_text()) if self.path.exists() else {"seconds": 0.0, "epochs": 0}
+        self.monitor = monitor
+        self.state = {"seconds": 0.0, "epochs": 0, "best": None}
+        if self.path.exists():
+            self.state.update(json.loads(self.path.read_text()))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.monotonic()
@@ -43,20 +46,32 @@ class TrainingTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.state["seconds"] += time.monotonic() - self._start
         self.state["epochs"] = epoch + 1
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (self.state["best"] is None or value > self.state["best"]):
+            self.state["best"] = float(value)
         self.path.write_text(json.dumps(self.state, indent=2))
 
 
 def standard_callbacks(run_dir: Path, held_out: Callable[[], dict[str, float]], monitor: str, patience: int) -> list:
     """Held-out metrics, best-on-dev weights, LR halving on a plateau, early stopping, resumable
-    backups, TensorBoard, timing."""
+    backups, TensorBoard, and the training state.
+
+    A resumed run (same ``run_dir``) keeps its best weights unless it beats them.
+    """
+    state = TrainingState(run_dir / "timing.json", monitor)
     return [
         HeldOutMetrics(held_out),
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / "best.weights.h5"), monitor=monitor, mode="max", save_best_only=True, save_weights_only=True
+            str(run_dir / "best.weights.h5"),
+            monitor=monitor,
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=state.state["best"],
         ),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5, patience=1, min_lr=1e-5),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        TrainingTimer(run_dir / "timing.json"),
+        state,
     ]

@@ -53,7 +53,12 @@ def write_saved_model(model, endpoint: Callable, task_dir: Path) -> Path:
 
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=_mkdir(task_dir)))
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # add_endpoint tracks the variables the endpoint uses; lookup tables need tracking by hand.
+    # Only weightless layers are tracked: tracking the whole model stores every variable a
+    # second time (Keras 3.15).
+    for layer in model.layers:
+        if not layer.weights:
+            archive.track(layer)
     archive.add_endpoint("serving_default", endpoint)
     archive.write_out(str(staging), verbose=False)
     return staging
@@ -94,7 +99,7 @@ def write_manifest(
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
         "data_source": data_source,
-        "training_command": read("command.txt", None),
+        "training_commands": read("command.txt", "").splitlines(),  # in order, when training was resumed
         "training_time": read("timing.json", {}),
         "params": params,
         "metrics": metrics,

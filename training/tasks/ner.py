@@ -1,4 +1,4 @@
-"""Chinese NER: character + bigram embeddings → BiLSTM → linear-chain CRF.
+"""Chinese NER: character, bigram and jieba-lexicon features → BiLSTM (or ID-CNN) → linear-chain CRF.
 
 ``python -m training ner train|evaluate|export``. The exported SavedModel takes
 raw UTF-8 strings and returns BIO tags: normalisation, vocabulary lookup and
@@ -204,13 +204,25 @@ def saved_model_predictor(version_dir: Path):
     return predict
 
 
-def _dataset(sentences: list[TaggedSentence], config: Config, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+# A private-use code point: in no vocabulary or lexicon, so it looks like an unseen character.
+UNSEEN_CODEPOINT = 0xE000
+
+
+def _dataset(
+    sentences: list[TaggedSentence], config: Config, batch_size: int, shuffle: bool, unseen_rate: float = 0.0
+) -> tf.data.Dataset:
     tag_index = {t: i for i, t in enumerate(config.tags)}
     codepoints = codepoints_of([s.text for s in sentences])
     tag_ids = tf.ragged.constant([[tag_index[t] for t in s.tags] for s in sentences], dtype=tf.int32)
     # tf.data cannot pad ragged elements, so slice each padded row back to its length.
     ds = tf.data.Dataset.from_tensor_slices((codepoints.to_tensor(), tag_ids.to_tensor(-1), codepoints.row_lengths()))
     ds = ds.map(lambda cp, tags, n: (cp[:n], tags[:n]))
+    if unseen_rate > 0:
+        # Replacing a few characters by an unseen one teaches the tagger to read names it has
+        # never seen from their context instead of memorising the training names.
+        ds = ds.map(
+            lambda cp, tags: (tf.where(tf.random.uniform(tf.shape(cp)) < unseen_rate, UNSEEN_CODEPOINT, cp), tags)
+        )
     if shuffle:
         ds = ds.shuffle(len(sentences), reshuffle_each_iteration=True)
     ds = ds.bucket_by_sequence_length(
@@ -263,6 +275,8 @@ def train(args: argparse.Namespace) -> None:
         loss=CRFNegativeLogLikelihood(model.get_layer("crf")),
     )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
+    if args.init_weights:
+        model.load_weights(args.init_weights)
     predict = _in_process_predictor(model, config.tags)
     gold = [s.spans for s in dev_set]
 
@@ -271,13 +285,14 @@ def train(args: argparse.Namespace) -> None:
         return {"f1": entity_prf(gold, predicted)["f1"]}
 
     model.fit(
-        _dataset(train_set, config, args.batch_size, shuffle=True),
+        _dataset(train_set, config, args.batch_size, shuffle=True, unseen_rate=args.unseen_rate),
         epochs=args.epochs,
         callbacks=standard_callbacks(run_dir, held_out_f1, monitor="val_f1", patience=args.patience),
         shuffle=False,  # the dataset shuffles itself before bucketing
         verbose=2 if args.quiet else 1,
     )
-    (run_dir / "command.txt").write_text(args.command_line)
+    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage
+        f.write(args.command_line + "\n")
 
 
 def export(args: argparse.Namespace) -> None:
@@ -379,6 +394,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-bigram-count", type=int, default=3)
     p.add_argument("--max-bigrams", type=int, default=50_000)
+    p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
+    p.add_argument("--init-weights", default=None, help="start from these weights (same config) instead of at random")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.set_defaults(func=train)

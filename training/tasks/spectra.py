@@ -112,8 +112,8 @@ def train(args: argparse.Namespace) -> None:
     config_path = run_dir / "config.json"
     config = Config.load(config_path) if config_path.exists() else Config(mixup_alpha=args.mixup_alpha)
     config.save(config_path)
-    train_x, train_y = load_split(data_dir, run_dir / "data", "train", args.train_per_class)
-    dev_x, dev_y = load_split(data_dir, run_dir / "data", "dev", args.dev_per_class)
+    train_x, train_y = load_split(data_dir, Path(args.cache_dir), "train", args.train_per_class)
+    dev_x, dev_y = load_split(data_dir, Path(args.cache_dir), "dev", args.dev_per_class)
     print(f"train {len(train_y)} spectra, dev {len(dev_y)}; mixup alpha {config.mixup_alpha}", flush=True)
 
     model = build_model(config)
@@ -132,7 +132,8 @@ def train(args: argparse.Namespace) -> None:
         shuffle=False,
         verbose=2 if args.quiet else 1,
     )
-    (run_dir / "command.txt").write_text(args.command_line)
+    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage
+        f.write(args.command_line + "\n")
 
 
 def evaluate_saved_model(version_dir: Path, data_dir: Path, test_per_class: int, cache_dir: Path) -> dict:
@@ -175,7 +176,7 @@ def export(args: argparse.Namespace) -> None:
     staging = model_store.write_saved_model(model, serve, Path(args.model_root) / TASK)
     data_dir = Path(args.data_dir)
     metrics = (
-        evaluate_saved_model(staging, data_dir, args.test_per_class, run_dir / "data") if data_dir.exists() else {}
+        evaluate_saved_model(staging, data_dir, args.test_per_class, Path(args.cache_dir)) if data_dir.exists() else {}
     )
     model_store.write_manifest(
         staging,
@@ -218,14 +219,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--data-dir", default="../shared/data/spectra")
     common.add_argument("--model-root", default="models", help="model store: <root>/spectra/<version>/")
     common.add_argument("--test-per-class", type=int, default=2000)
+    common.add_argument("--cache-dir", default="runs/spectra_data", help="simulated splits are cached here")
 
     p = commands.add_parser("train", parents=[common], help="train on simulated spectra, keeping the best on dev")
-    p.add_argument("--run-dir", default="runs/spectra", help="checkpoints, TensorBoard logs, cached simulations")
+    p.add_argument("--run-dir", default="runs/spectra", help="checkpoints and TensorBoard logs")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=3e-3)
     p.add_argument("--patience", type=int, default=4)
-    p.add_argument("--train-per-class", type=int, default=10_000)
+    p.add_argument("--train-per-class", type=int, default=8000)
     p.add_argument("--dev-per-class", type=int, default=1000)
     p.add_argument("--mixup-alpha", type=float, default=Config.mixup_alpha, help="0 disables mixup")
     p.add_argument("--seed", type=int, default=7)
@@ -240,5 +242,4 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     p = commands.add_parser("evaluate", parents=[common], help="synthetic test metrics and real-star accuracy")
     p.add_argument("--version", type=int, default=None, help="default: the highest present")
-    p.add_argument("--cache-dir", default="runs/spectra/data", help="where the simulated test split is cached")
     p.set_defaults(func=evaluate)

@@ -275,8 +275,6 @@ def train(args: argparse.Namespace) -> None:
         loss=CRFNegativeLogLikelihood(model.get_layer("crf")),
     )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
-    if args.init_weights:
-        model.load_weights(args.init_weights)
     predict = _in_process_predictor(model, config.tags)
     gold = [s.spans for s in dev_set]
 
@@ -395,7 +393,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-bigram-count", type=int, default=3)
     p.add_argument("--max-bigrams", type=int, default=50_000)
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
-    p.add_argument("--init-weights", default=None, help="start from these weights (same config) instead of at random")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.set_defaults(func=train)

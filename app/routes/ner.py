@@ -89,9 +89,9 @@ def _tag(model: LoadedModel, texts: list[str]) -> list[NERResult]:
                             {"type": "LOC", "text": "北京", "start": 3, "end": 5},
                             {"type": "ORG", "text": "国务院", "start": 6, "end": 9},
                             {"type": "PER", "text": "李鹏", "start": 11, "end": 13},
-                            {"type": "LOC", "text": "日本", "start": 19, "end": 21},
+                            {"type": "LOC", "text": "日本", "start": 18, "end": 20},
                         ],
-                        "confidence": 0.98,
+                        "confidence": 0.43,
                         "model_version": 1,
                     }
                 }

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from training import model_store
 from training.callbacks import standard_callbacks
+from training.cli import add_task_commands
 from training.data.lexicon import jieba_lexicon
 from training.data.ner import TaggedSentence, read_bio, read_cluener, split_long
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, bigram_keys
@@ -366,18 +367,12 @@ def evaluate(args: argparse.Namespace) -> None:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    commands = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default="../shared/data/ner")
-    common.add_argument("--model-root", default="models", help="model store: <root>/ner/<version>/")
-
-    p = commands.add_parser("train", parents=[common], help="train, keeping the best weights on held-out data")
+    parsers = add_task_commands(
+        parser, TASK, train=train, export=export, evaluate=evaluate,
+        defaults={"epochs": 8, "batch_size": 64, "learning_rate": 2e-3, "patience": 3, "seed": 13},
+    )
+    p = parsers.train
     p.add_argument("--corpus", choices=sorted(CORPORA), default="msra")
-    p.add_argument("--run-dir", default="runs/ner", help="checkpoints, TensorBoard logs, vocabulary")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=2e-3)
-    p.add_argument("--patience", type=int, default=3)
     p.add_argument("--held-out", type=int, default=2000, help="training sentences kept aside for model selection")
     p.add_argument("--max-train-chars", type=int, default=160)
     p.add_argument("--encoder", choices=["bilstm", "idcnn"], default=Config.encoder)
@@ -393,17 +388,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-bigram-count", type=int, default=3)
     p.add_argument("--max-bigrams", type=int, default=50_000)
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
-    p.set_defaults(func=train)
-
-    p = commands.add_parser("export", parents=[common], help="write models/ner/<version>/ and its manifest")
-    p.add_argument("--run-dir", default="runs/ner")
-    p.add_argument("--version", type=int, default=None, help="default: one above the highest present")
-    p.add_argument("--prune", action="store_true", help="remove the other versions after a successful export")
-    p.set_defaults(func=export)
-
-    p = commands.add_parser("evaluate", parents=[common], help="entity P/R/F1 of an exported model on the test sets")
-    p.add_argument("--version", type=int, default=None, help="default: the highest present")
-    p.add_argument("--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on")
-    p.set_defaults(func=evaluate)
+    parsers.evaluate.add_argument(
+        "--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on"
+    )

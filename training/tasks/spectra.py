@@ -22,6 +22,7 @@ from tqdm import tqdm
 from training import model_store
 from training.augment import mixup
 from training.callbacks import standard_callbacks
+from training.cli import add_task_commands
 from training.data.spectra import CLASSES, Templates, read_lamost_fits, simulate
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
@@ -214,32 +215,14 @@ def evaluate(args: argparse.Namespace) -> None:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    commands = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default="../shared/data/spectra")
-    common.add_argument("--model-root", default="models", help="model store: <root>/spectra/<version>/")
     common.add_argument("--test-per-class", type=int, default=2000)
     common.add_argument("--cache-dir", default="runs/spectra_data", help="simulated splits are cached here")
-
-    p = commands.add_parser("train", parents=[common], help="train on simulated spectra, keeping the best on dev")
-    p.add_argument("--run-dir", default="runs/spectra", help="checkpoints and TensorBoard logs")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--learning-rate", type=float, default=3e-3)
-    p.add_argument("--patience", type=int, default=4)
+    parsers = add_task_commands(
+        parser, TASK, train=train, export=export, evaluate=evaluate, common=common,
+        defaults={"epochs": 10, "batch_size": 64, "learning_rate": 3e-3, "patience": 4, "seed": 7},
+    )
+    p = parsers.train
     p.add_argument("--train-per-class", type=int, default=8000)
     p.add_argument("--dev-per-class", type=int, default=1000)
     p.add_argument("--mixup-alpha", type=float, default=Config.mixup_alpha, help="0 disables mixup")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
-    p.set_defaults(func=train)
-
-    p = commands.add_parser("export", parents=[common], help="write models/spectra/<version>/ and its manifest")
-    p.add_argument("--run-dir", default="runs/spectra")
-    p.add_argument("--version", type=int, default=None, help="default: one above the highest present")
-    p.add_argument("--prune", action="store_true", help="remove the other versions after a successful export")
-    p.set_defaults(func=export)
-
-    p = commands.add_parser("evaluate", parents=[common], help="synthetic test metrics and real-star accuracy")
-    p.add_argument("--version", type=int, default=None, help="default: the highest present")
-    p.set_defaults(func=evaluate)

@@ -1,0 +1,56 @@
+"""The ``train`` / ``export`` / ``evaluate`` commands every task has, with their shared options."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Callable
+
+Command = Callable[[argparse.Namespace], None]
+
+
+@dataclass
+class TaskParsers:
+    """Each command's parser, for the task to add its own options to (all share ``common``)."""
+
+    train: argparse.ArgumentParser
+    export: argparse.ArgumentParser
+    evaluate: argparse.ArgumentParser
+
+
+def add_task_commands(
+    parser: argparse.ArgumentParser,
+    task: str,
+    *,
+    train: Command,
+    export: Command,
+    evaluate: Command,
+    defaults: dict,
+    common: argparse.ArgumentParser | None = None,
+) -> TaskParsers:
+    """Add the three commands; ``defaults`` gives the task's epochs, batch size, learning rate, patience, seed."""
+    shared = argparse.ArgumentParser(add_help=False, parents=[common] if common else [])
+    shared.add_argument("--data-dir", default=f"../shared/data/{task}")
+    shared.add_argument("--model-root", default="models", help=f"model store: <root>/{task}/<version>/")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p_train = commands.add_parser("train", parents=[shared], help="train, keeping the weights best on held-out data")
+    p_train.add_argument("--run-dir", default=f"runs/{task}", help="checkpoints, TensorBoard logs, resumable backup")
+    p_train.add_argument("--epochs", type=int, default=defaults["epochs"])
+    p_train.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    p_train.add_argument("--learning-rate", type=float, default=defaults["learning_rate"])
+    p_train.add_argument("--patience", type=int, default=defaults["patience"], help="early stopping")
+    p_train.add_argument("--seed", type=int, default=defaults["seed"])
+    p_train.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p_train.set_defaults(func=train)
+
+    p_export = commands.add_parser("export", parents=[shared], help=f"write models/{task}/<version>/ and its manifest")
+    p_export.add_argument("--run-dir", default=f"runs/{task}")
+    p_export.add_argument("--version", type=int, default=None, help="default: one above the highest present")
+    p_export.add_argument("--prune", action="store_true", help="remove the other versions after a successful export")
+    p_export.set_defaults(func=export)
+
+    p_evaluate = commands.add_parser("evaluate", parents=[shared], help="test-split metrics of an exported model")
+    p_evaluate.add_argument("--version", type=int, default=None, help="default: the highest present")
+    p_evaluate.set_defaults(func=evaluate)
+    return TaskParsers(p_train, p_export, p_evaluate)

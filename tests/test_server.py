@@ -74,3 +74,18 @@ def test_concurrent_requests_and_bad_input_do_not_disturb_the_server(server_url)
         responses = list(pool.map(lambda t: http.post("/v1/ner", json={"text": t}), texts))
     assert [r.status_code for r in responses] == [200] * len(texts)
     assert httpx.get(f"{server_url}/healthz", timeout=5).status_code == 200
+
+
+def test_spectra_over_real_http(server_url):
+    import numpy as np
+
+    from training.preprocessing.spectra import LAMOST
+
+    flux = (100 * (LAMOST.wavelength / 6000) ** -1.5).tolist()
+    response = httpx.post(f"{server_url}/v1/spectra", json={"spectra": [flux]}, timeout=30)
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert result["label"] in {"STAR", "GALAXY", "QSO", "UNKNOWN"}
+    assert np.isclose(sum(result["probabilities"].values()), 1.0, atol=1e-4)
+    bad = httpx.post(f"{server_url}/v1/spectra", json={"spectra": [[1.0] * 10]}, timeout=30)
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "spectra.0.flux"

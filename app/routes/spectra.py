@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.dependencies import serving_model
 from app.registry import LoadedModel
 from app.settings import get_settings
+from training.data.spectra import CLASSES
 from training.preprocessing.spectra import LAMOST, masked_fraction, on_model_grid, resample_to_model_grid
 
 router = APIRouter(tags=["spectra"])
@@ -134,7 +135,7 @@ class SpectraResponse(BaseModel):
 
 def _classify(model: LoadedModel, flux: np.ndarray) -> list[SpectrumResult]:
     out = model.predict(flux=tf.constant(flux))
-    classes = model.manifest.get("classes") or ["STAR", "GALAXY", "QSO", "UNKNOWN"]
+    classes = model.manifest.get("classes", CLASSES)
     results = []
     for probabilities, label, row in zip(out["probabilities"].numpy(), out["label"].numpy(), flux):
         fraction = masked_fraction(row)

@@ -226,17 +226,22 @@ def _observe(flux: np.ndarray, rng: np.random.Generator, snr: np.ndarray) -> np.
     return (observed * 10 ** rng.uniform(0, 3.5, size=(n, 1))).astype(np.float32)
 
 
+def _any_source(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` noiseless spectra, each a star, galaxy or quasar at random."""
+    source = rng.integers(0, 3, n)
+    flux = np.empty((n, LAMOST.npix))
+    for k, make in enumerate((_stars, _galaxies, _quasars)):
+        flux[source == k] = make(templates, int(np.sum(source == k)), rng)
+    return flux
+
+
 def _unknown(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray:
     """Low S/N sources, cataclysmic variables, heavily masked spectra and garbage, in equal parts."""
     kind = rng.integers(0, 4, n)
     out = np.empty((n, LAMOST.npix), dtype=np.float32)
-    makers = (_stars, _galaxies, _quasars)
 
     rows = np.flatnonzero(kind == 0)  # a real source drowned in noise
-    source = rng.integers(0, 3, len(rows))
-    flux = np.empty((len(rows), LAMOST.npix))
-    for k, make in enumerate(makers):
-        flux[source == k] = make(templates, int(np.sum(source == k)), rng)
+    flux = _any_source(templates, len(rows), rng)
     out[rows] = _observe(_instrument(flux, rng), rng, rng.uniform(0.2, 1.5, len(rows)))
 
     rows = np.flatnonzero(kind == 1)  # cataclysmic variables
@@ -245,10 +250,7 @@ def _unknown(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarr
     out[rows] = _observe(_instrument(flux, rng), rng, _snr(rng, len(rows)))
 
     rows = np.flatnonzero(kind == 2)  # most of the spectrum masked
-    source = rng.integers(0, 3, len(rows))
-    flux = np.empty((len(rows), LAMOST.npix))
-    for k, make in enumerate(makers):
-        flux[source == k] = make(templates, int(np.sum(source == k)), rng)
+    flux = _any_source(templates, len(rows), rng)
     masked = _observe(_instrument(flux, rng), rng, _snr(rng, len(rows)))
     for i in range(len(rows)):
         keep = int(LAMOST.npix * rng.uniform(0.05, 0.35))

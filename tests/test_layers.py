@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.layers import CharBigrams, bigram_keys
+from training.layers import CharBigrams, TokenDropout, bigram_keys
 from training.layers.char_bigrams import CODEPOINT_BASE
 from training.layers.lexicon import POSITIONS, LexiconFeatures
 from training.layers.residual_conv1d import ResidualConv1D
@@ -58,3 +58,14 @@ def test_residual_block_shape_and_config(filters, strides):
     out = block(np.zeros((2, 40, 8), np.float32))
     assert tuple(out.shape) == (2, 40 // strides, filters)
     assert ResidualConv1D.from_config(block.get_config()).filters == filters
+
+
+def test_token_dropout_hides_only_real_ids_and_only_in_training():
+    ids = np.tile(np.array([[5, 6, 7, 8, 9, 0, 0]]), (64, 1))
+    layer = TokenDropout(0.5, oov_id=1, mask_id=0, seed=3)
+    dropped = layer(ids, training=True).numpy()
+    assert set(np.unique(dropped[:, :5])) <= {1, 5, 6, 7, 8, 9}
+    assert 0.3 < (dropped[:, :5] == 1).mean() < 0.7
+    assert (dropped[:, 5:] == 0).all()
+    np.testing.assert_array_equal(layer(ids).numpy(), ids)
+    assert TokenDropout.from_config(layer.get_config()).get_config() == layer.get_config()

@@ -2,5 +2,6 @@
 
 from training.layers.char_bigrams import CharBigrams, bigram_keys
 from training.layers.crf import CRF, CRFNegativeLogLikelihood
+from training.layers.token_dropout import TokenDropout
 
-__all__ = ["CRF", "CRFNegativeLogLikelihood", "CharBigrams", "bigram_keys"]
+__all__ = ["CRF", "CRFNegativeLogLikelihood", "CharBigrams", "bigram_keys", "TokenDropout"]

@@ -26,7 +26,7 @@ from training.callbacks import standard_callbacks
 from training.cli import add_task_commands
 from training.data.lexicon import jieba_lexicon
 from training.data.ner import TaggedSentence, read_bio, read_cluener, split_long
-from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, bigram_keys
+from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf
 from training.preprocessing.text import Span, codepoints_of, encode_texts, spans_from_tag_batch
@@ -73,6 +73,8 @@ class Config:
     bigram_dim: int = 64
     hidden: int = 192
     dropout: float = 0.3
+    char_dropout: float = 0.0  # word dropout on character ids (training only)
+    bigram_dropout: float = 0.0  # ... and on bigram ids
     lexicon_max_word_length: int = 6  # 0: no jieba lexicon features
     chars: list[int] = field(default_factory=list)
     bigrams: list[int] = field(default_factory=list)
@@ -110,6 +112,8 @@ def build_model(config: Config) -> keras.Model:
     bigram_ids = keras.layers.IntegerLookup(vocabulary=config.bigrams, mask_token=0, name="bigram_lookup")(
         CharBigrams(name="bigrams")(codepoints)
     )
+    char_ids = TokenDropout(config.char_dropout, name="char_dropout")(char_ids)
+    bigram_ids = TokenDropout(config.bigram_dropout, name="bigram_dropout")(bigram_ids)
     chars = keras.layers.Embedding(len(config.chars) + 2, config.char_dim, name="char_embedding")(char_ids)
     bigrams = keras.layers.Embedding(len(config.bigrams) + 2, config.bigram_dim, name="bigram_embedding")(bigram_ids)
     bigrams = keras.layers.Reshape((-1, 2 * config.bigram_dim))(bigrams)
@@ -260,6 +264,8 @@ def train(args: argparse.Namespace) -> None:
             bigram_dim=args.bigram_dim,
             hidden=args.hidden,
             dropout=args.dropout,
+            char_dropout=args.char_dropout,
+            bigram_dropout=args.bigram_dropout,
             lexicon_max_word_length=args.lexicon_max_word_length,
         )
         build_vocabularies(config, train_set, args.min_char_count, args.min_bigram_count, args.max_bigrams)
@@ -380,6 +386,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--bigram-dim", type=int, default=Config.bigram_dim)
     p.add_argument("--hidden", type=int, default=Config.hidden, help="LSTM units per direction, or ID-CNN filters")
     p.add_argument("--dropout", type=float, default=Config.dropout)
+    p.add_argument("--char-dropout", type=float, default=Config.char_dropout, help="share of character ids shown as unknown")
+    p.add_argument("--bigram-dropout", type=float, default=Config.bigram_dropout, help="share of bigram ids shown as unknown")
     p.add_argument(
         "--lexicon-max-word-length", type=int, default=Config.lexicon_max_word_length,
         help="match jieba dictionary words up to this many characters (0: no lexicon features)",

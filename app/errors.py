@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.batching import Closed, DeadlineExceeded, QueueFull
+from app.engine import ClientDisconnected, ModelUnavailable
 
 log = logging.getLogger("app.errors")
 
@@ -50,6 +54,24 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     )
 
 
+def _engine_error(status: int, code: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFull) else None
+        return JSONResponse(status_code=status, content=error_body(code, str(exc)), headers=headers)
+
+    return handler
+
+
+# 499: nginx's "client closed request"; nobody reads it, but the access log and metrics do.
+ENGINE_ERRORS = {
+    QueueFull: (503, "overloaded"),
+    Closed: (503, "shutting_down"),
+    ModelUnavailable: (503, "unavailable"),
+    DeadlineExceeded: (504, "deadline_exceeded"),
+    ClientDisconnected: (499, "client_closed_request"),
+}
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     log.exception("unhandled error", extra={"request_id": request_id, "path": request.url.path})
@@ -61,4 +83,6 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for exc_type, (status, code) in ENGINE_ERRORS.items():
+        app.add_exception_handler(exc_type, _engine_error(status, code))
     app.add_exception_handler(Exception, _unhandled_error)

@@ -12,9 +12,13 @@ from starlette.concurrency import run_in_threadpool  # noqa: E402
 
 from app.errors import install_error_handlers  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
+from app.engine import InferenceEngine  # noqa: E402
+from app.metrics import Metrics  # noqa: E402
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # noqa: E402
 from app.registry import ModelRegistry  # noqa: E402
-from app.routes import health, ner, spectra  # noqa: E402
+from app.routes import health, models, ner, spectra  # noqa: E402
+
+TASK_ROUTES = (ner, spectra)  # each: TASK, router, run_batch(model, items)
 from app.settings import Settings, get_settings  # noqa: E402
 
 
@@ -22,11 +26,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     registry = ModelRegistry(settings.model_root)
+    metrics = Metrics()
+    engine = InferenceEngine(registry, settings.batching, settings.request_timeout_s, metrics)
+    for module in TASK_ROUTES:
+        engine.register(module.TASK, module.run_batch)
+    metrics.watch(registry, engine.queue_depths)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await run_in_threadpool(registry.load_all)
+        await run_in_threadpool(registry.load_all)  # warm-up included
+        await engine.start()
         yield
+        # uvicorn stops taking connections and waits for open requests before this
+        # point; stopping the engine then answers anything still queued.
+        await engine.stop()
 
     app = FastAPI(
         title="Model serving",
@@ -35,13 +48,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.registry = registry
+    app.state.engine = engine
+    app.state.metrics = metrics
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health.router)
-    app.include_router(ner.router)
-    app.include_router(spectra.router)
+    app.include_router(models.router)
+    for module in TASK_ROUTES:
+        app.include_router(module.router)
     return app
 
 

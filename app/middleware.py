@@ -11,15 +11,20 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import BODY_FIELD, error_body
+from app.metrics import Metrics
 
 access_log = logging.getLogger("app.access")
 
 
 class RequestContextMiddleware:
-    """Assigns a request id (or keeps the caller's ``X-Request-ID``), echoes it, logs one line per request."""
+    """Assigns a request id (or keeps the caller's ``X-Request-ID``), echoes it, logs one line per request.
 
-    def __init__(self, app: ASGIApp):
+    With ``metrics``, it also counts and times each request by route template and status.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None):
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,6 +46,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
             access_log.info(
                 "request",
                 extra={
@@ -48,9 +54,13 @@ class RequestContextMiddleware:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                 },
             )
+            if self.metrics is not None:
+                # The route template, not the path, so unknown URLs cannot blow up the label set.
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.metrics.observe_request(route, scope["method"], status, seconds)
 
 
 class BodyTooLarge(HTTPException):

@@ -56,13 +56,19 @@ def _tensor(value) -> tf.Tensor:
 
 
 class ModelRegistry:
-    """Holds the serving version of each task; loading a version swaps it in atomically."""
+    """Holds the serving version of each task.
+
+    Loading a version builds it beside the one serving, warms it up (the smoke
+    check), and only then swaps it in; if any step fails, the old version
+    keeps serving untouched.
+    """
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self._models: dict[str, LoadedModel] = {}
         self._errors: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts; held only for the swap
+        self._loading = threading.Lock()  # one load at a time, so reloads cannot interleave
 
     def discover(self) -> list[str]:
         """Tasks with at least one complete version on disk."""
@@ -81,6 +87,15 @@ class ModelRegistry:
                     self._errors[task] = f"{type(exc).__name__}: {exc}"
 
     def load(self, task: str, version: int | None = None) -> LoadedModel:
+        """Load ``version`` (default: the highest) of ``task`` and make it the serving one.
+
+        Raises ``FileNotFoundError`` when there is no such version, and whatever loading
+        or warming it up raised; in both cases the serving version is unchanged.
+        """
+        with self._loading:
+            return self._load(task, version)
+
+    def _load(self, task: str, version: int | None) -> LoadedModel:
         path = model_store.resolve_version(self.root / task, version)
         model = LoadedModel(
             task=task,

@@ -8,11 +8,14 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.batching import BatchPolicy
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="APP_", protected_namespaces=())
+    # Nested values: APP_BATCHING='{"ner": {"max_batch_size": 1}}' or APP_BATCHING__NER__MAX_WAIT_MS=2.
+    model_config = SettingsConfigDict(env_prefix="APP_", env_nested_delimiter="__", protected_namespaces=())
 
     model_root: Path = Field(REPO_ROOT / "models", description="model store: <root>/<task>/<version>/")
     max_text_chars: int = Field(2000, gt=0, description="longest text accepted, in Unicode code points")
@@ -21,6 +24,11 @@ class Settings(BaseSettings):
     max_batch_spectra: int = Field(64, gt=0, description="most spectra in one request")
     max_spectrum_points: int = Field(20_000, gt=0, description="most points in a spectrum on its own wavelength grid")
     max_masked_fraction: float = Field(0.5, ge=0, le=1, description="spectra with more masked pixels are rejected")
+    batching: dict[str, BatchPolicy] = Field(
+        default_factory=lambda: {"ner": BatchPolicy(max_batch_size=32), "spectra": BatchPolicy(max_batch_size=32)},
+        description="micro-batching per task; a task not listed gets the BatchPolicy defaults",
+    )
+    request_timeout_s: float = Field(30.0, gt=0, description="a request not answered by then gets 504")
     log_level: str = "INFO"
 
 

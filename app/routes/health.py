@@ -1,14 +1,14 @@
-"""Liveness, readiness and the model catalogue."""
+"""Liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.dependencies import get_registry
+from app.dependencies import get_metrics, get_registry
 from app.errors import error_body
+from app.metrics import Metrics
 from app.registry import ModelRegistry
 
 router = APIRouter(tags=["service"])
@@ -32,6 +32,6 @@ def readyz(registry: ModelRegistry = Depends(get_registry)) -> JSONResponse:
     return JSONResponse(body, status_code=503)
 
 
-@router.get("/v1/models", summary="Loaded models: task, version, test metrics and signature")
-def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
-    return {"models": [m.describe() for m in registry.loaded()], "load_errors": registry.errors()}
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(metrics: Metrics = Depends(get_metrics)) -> Response:
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

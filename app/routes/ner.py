@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import tensorflow as tf
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from starlette.concurrency import run_in_threadpool
 
-from app.dependencies import serving_model
+from app.dependencies import get_engine
+from app.engine import InferenceEngine
 from app.registry import LoadedModel
 from app.settings import get_settings
 from app.validation import check_text
 from training.preprocessing.text import spans_from_tag_batch
 
-router = APIRouter(tags=["ner"])
+TASK = "ner"
+router = APIRouter(tags=[TASK])
 _settings = get_settings()
 MAX_CHARS, MAX_TEXTS = _settings.max_text_chars, _settings.max_batch_texts
 
@@ -63,7 +64,8 @@ class NERBatchResponse(BaseModel):
     model_version: int
 
 
-def _tag(model: LoadedModel, texts: list[str]) -> list[NERResult]:
+def run_batch(model: LoadedModel, texts: list[str]) -> list[NERResult]:
+    """Entities for a batch of texts (the engine's batch function; runs in a worker thread)."""
     out = model.predict(text=tf.constant([t.encode("utf-8") for t in texts]))
     spans = spans_from_tag_batch(out["tags"].numpy(), out["lengths"].numpy())
     return [
@@ -98,12 +100,13 @@ def _tag(model: LoadedModel, texts: list[str]) -> list[NERResult]:
             }
         },
         422: {"description": "invalid request; `error.fields` names each offending field"},
-        503: {"description": "no NER model is loaded"},
+        503: {"description": "no NER model is loaded, or its queue is full (see `Retry-After`)"},
+        504: {"description": "no answer within the request timeout"},
     },
 )
-async def recognise(request: NERRequest, model: LoadedModel = Depends(serving_model("ner"))):
-    texts = request.texts if request.texts is not None else [request.text]
-    results = await run_in_threadpool(_tag, model, texts)
-    if request.texts is None:
-        return NERResponse(**results[0].model_dump(), model_version=model.version)
-    return NERBatchResponse(results=results, model_version=model.version)
+async def recognise(body: NERRequest, request: Request, engine: InferenceEngine = Depends(get_engine)):
+    texts = body.texts if body.texts is not None else [body.text]
+    results, version = await engine.run(TASK, texts, request)
+    if body.texts is None:
+        return NERResponse(**results[0].model_dump(), model_version=version)
+    return NERBatchResponse(results=results, model_version=version)

@@ -6,17 +6,18 @@ from typing import Annotated, Union
 
 import numpy as np
 import tensorflow as tf
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, model_validator
-from starlette.concurrency import run_in_threadpool
 
-from app.dependencies import serving_model
+from app.dependencies import get_engine
+from app.engine import InferenceEngine
 from app.registry import LoadedModel
 from app.settings import get_settings
 from training.data.spectra import CLASSES
 from training.preprocessing.spectra import LAMOST, masked_fraction, on_model_grid, resample_to_model_grid
 
-router = APIRouter(tags=["spectra"])
+TASK = "spectra"
+router = APIRouter(tags=[TASK])
 _settings = get_settings()
 MAX_SPECTRA, MAX_POINTS = _settings.max_batch_spectra, _settings.max_spectrum_points
 MAX_MASKED = _settings.max_masked_fraction
@@ -116,9 +117,9 @@ class SpectraRequest(BaseModel):
         ),
     )
 
-    def flux(self) -> np.ndarray:
-        rows = [s._flux if isinstance(s, SpectrumWithWavelength) else s for s in self.spectra]
-        return np.stack(rows).astype(np.float32)
+    def flux_rows(self) -> list[np.ndarray]:
+        """Each spectrum's flux on the model grid."""
+        return [s._flux if isinstance(s, SpectrumWithWavelength) else s for s in self.spectra]
 
 
 class SpectrumResult(BaseModel):
@@ -133,7 +134,9 @@ class SpectraResponse(BaseModel):
     model_version: int
 
 
-def _classify(model: LoadedModel, flux: np.ndarray) -> list[SpectrumResult]:
+def run_batch(model: LoadedModel, rows: list[np.ndarray]) -> list[SpectrumResult]:
+    """Classify a batch of model-grid flux rows (the engine's batch function; runs in a worker thread)."""
+    flux = np.stack(rows).astype(np.float32)
     out = model.predict(flux=tf.constant(flux))
     classes = model.manifest.get("classes", CLASSES)
     results = []
@@ -173,9 +176,10 @@ def _classify(model: LoadedModel, flux: np.ndarray) -> list[SpectrumResult]:
             }
         },
         422: {"description": "invalid request; `error.fields` names each offending spectrum and field"},
-        503: {"description": "no spectra model is loaded"},
+        503: {"description": "no spectra model is loaded, or its queue is full (see `Retry-After`)"},
+        504: {"description": "no answer within the request timeout"},
     },
 )
-async def classify(request: SpectraRequest, model: LoadedModel = Depends(serving_model("spectra"))) -> SpectraResponse:
-    results = await run_in_threadpool(_classify, model, request.flux())
-    return SpectraResponse(results=results, model_version=model.version)
+async def classify(body: SpectraRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> SpectraResponse:
+    results, version = await engine.run(TASK, body.flux_rows(), request)
+    return SpectraResponse(results=results, model_version=version)

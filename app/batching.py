@@ -1,0 +1,242 @@
+"""Dynamic micro-batching: requests for one model queue up and run together.
+
+The same knobs as TensorFlow Serving's batcher (``max_batch_size``,
+``batch_timeout_micros``, ``max_enqueued_batches``, ``num_batch_threads``),
+in asyncio form: callers ``await submit(items)``; a worker task gathers queued
+requests until the batch is full or the oldest one has waited ``max_wait_ms``,
+runs the whole batch in a thread of its own, and hands each caller its slice
+of the results, in order.
+
+A request's items are never split across batches, so one larger than
+``max_batch_size`` runs as a batch of its own. The queue is bounded in items:
+when it is full, ``submit`` fails at once with :class:`QueueFull` rather than
+letting latency grow without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Sequence, TypeVar
+
+from pydantic import BaseModel, Field
+
+log = logging.getLogger("app.batching")
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+# Runs in a worker thread: items → (one result per item, metadata shared by the batch).
+BatchFunction = Callable[[list[Any]], tuple[Sequence[Any], Any]]
+
+
+class BatchPolicy(BaseModel):
+    """Batching settings for one model."""
+
+    max_batch_size: int = Field(32, ge=1, description="most items run in one model call (1: batching off)")
+    max_wait_ms: float = Field(5.0, ge=0, description="how long the oldest queued request may wait for company")
+    max_queue: int = Field(256, ge=1, description="most items waiting; beyond it requests are refused at once")
+    batch_threads: int = Field(1, ge=1, description="batches of this model that may run at the same time")
+
+
+class QueueFull(Exception):
+    """The model's queue is full; ``retry_after`` is a hint in whole seconds."""
+
+    def __init__(self, name: str, retry_after: int):
+        super().__init__(f"the {name} queue is full; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(Exception):
+    """The request was not answered within its deadline."""
+
+
+class Closed(Exception):
+    """The batcher is shutting down and takes no new requests."""
+
+
+class BatcherMetrics:
+    """What a batcher reports; the default records nothing."""
+
+    def observe_batch(self, name: str, size: int, seconds: float) -> None: ...
+
+    def observe_rejection(self, name: str) -> None: ...
+
+
+@dataclass(eq=False)
+class _Job:
+    items: list
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher(Generic[Item, Result]):
+    """Queues requests for one model and runs them in batches off the event loop."""
+
+    def __init__(
+        self,
+        name: str,
+        run_batch: BatchFunction,
+        policy: BatchPolicy | None = None,
+        metrics: BatcherMetrics | None = None,
+    ):
+        self.name = name
+        self.policy = policy or BatchPolicy()
+        self._run_batch = run_batch
+        self._metrics = metrics or BatcherMetrics()
+        self._pending: deque[_Job] = deque()
+        self._queued_items = 0
+        self._wakeup: asyncio.Event | None = None
+        self._workers: list[asyncio.Task] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._closing = False
+        self._last_batch_seconds = 0.0
+
+    @property
+    def queued_items(self) -> int:
+        return self._queued_items
+
+    async def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(self.policy.batch_threads, thread_name_prefix=f"batch-{self.name}")
+        self._workers = [asyncio.create_task(self._work(), name=f"batcher-{self.name}-{i}") for i in range(self.policy.batch_threads)]
+
+    async def stop(self) -> None:
+        """Refuse new requests, finish every queued one, then stop the workers."""
+        self._closing = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    async def submit(self, items: list[Item], timeout: float | None = None) -> tuple[list[Result], Any]:
+        """Queue ``items`` and wait for (their results in order, the batch metadata).
+
+        Raises :class:`QueueFull` at once when there is no room, :class:`DeadlineExceeded`
+        after ``timeout`` seconds, :class:`Closed` during shutdown, and whatever the batch
+        function raised for these items. A caller that is cancelled (a client that went
+        away) leaves the queue at once.
+        """
+        if self._closing or self._wakeup is None:
+            raise Closed(f"the {self.name} batcher is not running")
+        if not items:
+            return [], None
+        if self._queued_items + len(items) > self.policy.max_queue:
+            self._metrics.observe_rejection(self.name)
+            raise QueueFull(self.name, self._retry_after())
+        job = _Job(list(items), asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        self._queued_items += len(job.items)
+        self._wakeup.set()
+        try:
+            return await asyncio.wait_for(job.future, timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(f"no answer from the {self.name} model within {timeout:g} s") from None
+        finally:
+            self._forget(job)
+
+    def _forget(self, job: _Job) -> None:
+        """Drop a job that is still queued (its caller gave up), freeing its slot."""
+        try:
+            self._pending.remove(job)
+        except ValueError:
+            return  # already taken into a batch
+        self._queued_items -= len(job.items)
+
+    def _retry_after(self) -> int:
+        batches_ahead = math.ceil(self._queued_items / self.policy.max_batch_size)
+        return max(1, math.ceil(batches_ahead * self._last_batch_seconds / self.policy.batch_threads))
+
+    def _take_batch(self) -> list[_Job]:
+        """Pop queued jobs up to ``max_batch_size`` items (always at least one job)."""
+        jobs: list[_Job] = []
+        size = 0
+        while self._pending:
+            job = self._pending[0]
+            if jobs and size + len(job.items) > self.policy.max_batch_size:
+                break
+            self._pending.popleft()
+            self._queued_items -= len(job.items)
+            if job.future.done():  # cancelled or timed out while queued
+                continue
+            jobs.append(job)
+            size += len(job.items)
+        return jobs
+
+    async def _wait_for_company(self) -> None:
+        """Wait until a full batch is queued or the oldest request has waited ``max_wait_ms``."""
+        assert self._wakeup is not None
+        loop_deadline = self._pending[0].enqueued + self.policy.max_wait_ms / 1000
+        while self._queued_items < self.policy.max_batch_size and not self._closing:
+            remaining = loop_deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+            if not self._pending:
+                return
+
+    async def _work(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            while not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await self._wait_for_company()
+            jobs = self._take_batch()
+            if self._pending:
+                self._wakeup.set()  # let another worker start on the rest
+            if jobs:
+                await self._execute(jobs)
+
+    async def _execute(self, jobs: list[_Job]) -> None:
+        try:
+            outcomes = await self._run(jobs)
+        except Exception as exc:  # noqa: BLE001 - the batch failed: find out whose items did it
+            if len(jobs) == 1:
+                outcomes = [exc]
+            else:
+                log.warning("batch failed; retrying its requests one by one", extra={"model": self.name, "error": repr(exc)})
+                outcomes = []
+                for job in jobs:
+                    if job.future.done():  # its caller gave up; nothing to answer
+                        outcomes.append(None)
+                        continue
+                    try:
+                        outcomes.extend(await self._run([job]))
+                    except Exception as single_exc:  # noqa: BLE001
+                        outcomes.append(single_exc)
+        for job, outcome in zip(jobs, outcomes):
+            if job.future.done():  # the caller gave up meanwhile
+                continue
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+
+    async def _run(self, jobs: list[_Job]) -> list[tuple[list, Any]]:
+        """One model call over the jobs' items; each job's slice of the results, with the metadata."""
+        items = [item for job in jobs for item in job.items]
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        results, metadata = await loop.run_in_executor(self._executor, self._run_batch, items)
+        self._last_batch_seconds = time.perf_counter() - started
+        self._metrics.observe_batch(self.name, len(items), self._last_batch_seconds)
+        if len(results) != len(items):
+            raise RuntimeError(f"the {self.name} batch function returned {len(results)} results for {len(items)} items")
+        outcomes, offset = [], 0
+        for job in jobs:
+            outcomes.append((list(results[offset : offset + len(job.items)]), metadata))
+            offset += len(job.items)
+        return outcomes

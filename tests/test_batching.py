@@ -1,0 +1,182 @@
+"""MicroBatcher on plain Python batch functions: grouping, order, backpressure, deadlines, failures, shutdown.
+
+Nothing here measures time: blocking is done with events, so the tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from starlette.requests import Request
+
+from app.batching import BatchPolicy, Closed, DeadlineExceeded, MicroBatcher, QueueFull
+from app.engine import ClientDisconnected, _unless_disconnected
+
+
+class Recorder:
+    """A batch function that doubles numbers, remembers each batch, and can be held at a gate."""
+
+    def __init__(self, fail_on=None):
+        self.batches: list[list] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_on = fail_on
+
+    def __call__(self, items):
+        self.entered.set()
+        self.gate.wait(10)
+        self.batches.append(list(items))
+        if self.fail_on is not None and self.fail_on in items:
+            raise ValueError(f"cannot take {self.fail_on}")
+        return [2 * x for x in items], "v1"
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def started(function, **policy) -> MicroBatcher:
+    batcher = MicroBatcher("test", function, BatchPolicy(**policy))
+    await batcher.start()
+    return batcher
+
+
+async def until(condition) -> None:
+    """Yield to the event loop until ``condition()`` holds (the worker thread signals through it)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition never held")
+
+
+def test_concurrent_requests_share_a_batch_and_get_their_own_results_in_order():
+    async def scenario():
+        recorder = Recorder()
+        # A long wait and a batch size equal to the load: the batch runs when it is full.
+        batcher = await started(recorder, max_batch_size=10, max_wait_ms=60_000)
+        requests = [[i, 100 + i] for i in range(5)]
+        answers = await asyncio.gather(*(batcher.submit(r) for r in requests))
+        await batcher.stop()
+        return recorder, requests, answers
+
+    recorder, requests, answers = run(scenario())
+    assert [results for results, _ in answers] == [[2 * x for x in r] for r in requests]
+    assert all(meta == "v1" for _, meta in answers)
+    assert len(recorder.batches) == 1 and sorted(recorder.batches[0]) == sorted(x for r in requests for x in r)
+
+
+def test_batches_never_exceed_the_limit_and_a_large_request_runs_alone():
+    async def scenario():
+        recorder = Recorder()
+        recorder.gate.clear()  # hold the first batch so the rest queue up behind it
+        batcher = await started(recorder, max_batch_size=4, max_wait_ms=0)
+        first = asyncio.ensure_future(batcher.submit([0]))
+        await until(recorder.entered.is_set)
+        rest = [asyncio.ensure_future(batcher.submit(items)) for items in ([1, 2], [3, 4], [5], [6, 7, 8, 9, 10, 11])]
+        await until(lambda: batcher.queued_items == 11)
+        recorder.gate.set()
+        await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return recorder.batches
+
+    batches = run(scenario())
+    # Whole requests, in arrival order, up to 4 items; [5] cannot join [6..11], which runs alone.
+    assert batches == [[0], [1, 2, 3, 4], [5], [6, 7, 8, 9, 10, 11]]
+
+
+def test_full_queue_refuses_at_once_with_a_retry_hint():
+    async def scenario():
+        recorder = Recorder()
+        recorder.gate.clear()
+        batcher = await started(recorder, max_batch_size=2, max_wait_ms=0, max_queue=3)
+        running = asyncio.ensure_future(batcher.submit([1]))
+        await until(recorder.entered.is_set)
+        queued = asyncio.ensure_future(batcher.submit([2, 3, 4]))
+        await until(lambda: batcher.queued_items == 3)
+        with pytest.raises(QueueFull) as refused:
+            await batcher.submit([5])
+        recorder.gate.set()
+        answers = await asyncio.gather(running, queued)
+        await batcher.stop()
+        return refused.value, answers
+
+    refused, answers = run(scenario())
+    assert refused.retry_after >= 1
+    assert [results for results, _ in answers] == [[2], [4, 6, 8]]
+
+
+def test_deadline_and_cancellation_free_the_slot():
+    async def scenario():
+        recorder = Recorder()
+        recorder.gate.clear()
+        batcher = await started(recorder, max_batch_size=1, max_wait_ms=0, max_queue=2)
+        running = asyncio.ensure_future(batcher.submit([1]))
+        await until(recorder.entered.is_set)
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit([2, 3], timeout=0.01)
+        assert batcher.queued_items == 0
+        gone = asyncio.ensure_future(batcher.submit([4, 5]))
+        await until(lambda: batcher.queued_items == 2)
+        gone.cancel()  # what the engine does when the client disconnects
+        await until(lambda: batcher.queued_items == 0)
+        recorder.gate.set()
+        await running
+        await batcher.stop()
+        return recorder.batches
+
+    # Neither the expired nor the cancelled request reached the model.
+    assert run(scenario()) == [[1]]
+
+
+def test_a_failing_request_does_not_take_its_batch_down():
+    async def scenario():
+        recorder = Recorder(fail_on=13)
+        batcher = await started(recorder, max_batch_size=3, max_wait_ms=60_000)
+        answers = await asyncio.gather(
+            batcher.submit([1]), batcher.submit([13]), batcher.submit([2]), return_exceptions=True
+        )
+        after = await batcher.submit([3, 4, 5])  # the worker is still alive
+        await batcher.stop()
+        return answers, after
+
+    (one, failed, two), after = run(scenario())
+    assert one == ([2], "v1") and two == ([4], "v1") and after == ([6, 8, 10], "v1")
+    assert isinstance(failed, ValueError)
+
+
+def test_stop_answers_everything_queued_then_refuses():
+    async def scenario():
+        recorder = Recorder()
+        recorder.gate.clear()
+        batcher = await started(recorder, max_batch_size=2, max_wait_ms=0)
+        pending = [asyncio.ensure_future(batcher.submit([0]))]
+        await until(recorder.entered.is_set)
+        pending += [asyncio.ensure_future(batcher.submit([i])) for i in range(1, 5)]
+        await until(lambda: batcher.queued_items == 4)
+        stopping = asyncio.ensure_future(batcher.stop())
+        await asyncio.sleep(0)
+        with pytest.raises(Closed):
+            await batcher.submit([9])
+        recorder.gate.set()
+        await stopping
+        return [p.result()[0] for p in pending]
+
+    assert run(scenario()) == [[0], [2], [4], [6], [8]]
+
+
+def test_a_client_that_disconnects_cancels_its_wait():
+    async def scenario():
+        async def receive():
+            return {"type": "http.disconnect"}
+
+        request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+        never = asyncio.get_running_loop().create_future()
+        with pytest.raises(ClientDisconnected):
+            await _unless_disconnected(request, never)
+        return never.cancelled()
+
+    assert run(scenario())

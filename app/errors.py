@@ -75,8 +75,11 @@ ENGINE_ERRORS = {
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     log.exception("unhandled error", extra={"request_id": request_id, "path": request.url.path})
+    # Starlette sends this from outside every middleware, so the id header is added here.
     return JSONResponse(
-        status_code=500, content=error_body("internal_error", f"internal error (request id {request_id})")
+        status_code=500,
+        content=error_body("internal_error", f"internal error (request id {request_id})"),
+        headers={"X-Request-ID": request_id} if request_id else None,
     )
 
 

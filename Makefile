@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test clean
+.PHONY: install run test bench clean
 
 install: $(VENV)/.installed  ## create .venv with everything `run`, `test` and training need
 
@@ -21,6 +21,9 @@ run: install  ## serve the bundled models on $(HOST):$(PORT)
 
 test: install  ## run the test suite (fails on "no tests collected", pytest's exit 5)
 	$(BIN)/pytest
+
+bench: install  ## serving benchmark: batching on/off vs the raw SavedModel, on loopback (a few minutes)
+	$(BIN)/python -m bench.serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.serve` (make bench)."""

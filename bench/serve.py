@@ -1,0 +1,253 @@
+"""Serving benchmark: the real server on loopback, with batching on and off, against the raw SavedModel.
+
+``python -m bench.serve`` (``make bench``). For each task it measures
+
+(a) the server with its configured micro-batching,
+(b) the server with batching off (``max_batch_size`` 1),
+(c) the raw SavedModel called in-process at batch sizes equal to each concurrency,
+
+and prints one table per task (throughput, p50/p95/p99 latency, failures) with the
+ratios (a)/(b) and (a)/(best c). Every level is bounded in requests and seconds, and
+the load generator talks only to 127.0.0.1. One request carries one item, so
+requests/s and items/s coincide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+# News-style sentences of typical length; NER latency grows with text length.
+NER_TEXTS = [
+    "新华社北京电国务院总理李鹏今天会见了日本客人。",
+    "中国人民银行行长周小川在上海出席了金融论坛。",
+    "记者从广东省教育厅获悉，今年全省高考报名人数再创新高。",
+    "联合国秘书长安南昨天抵达日内瓦，与瑞士总统举行会谈。",
+    "张三和李四上周末去杭州西湖游玩，还参观了浙江大学。",
+    "北京大学和清华大学的学生在中关村举办了一场科技展览。",
+    "美国国务卿奥尔布赖特将于下月访问中国和韩国。",
+    "据香港特别行政区政府统计处公布的数据，上月零售业总销货价值上升。",
+]
+
+
+def _spectra_bodies(count: int = 8) -> list[bytes]:
+    from training.preprocessing.spectra import LAMOST
+
+    rng = np.random.default_rng(0)
+    bodies = []
+    for _ in range(count):
+        flux = 100 * (LAMOST.wavelength / 6000) ** rng.uniform(-2.5, 0.5) + rng.normal(0, 2, LAMOST.npix)
+        bodies.append(json.dumps({"spectra": [np.round(flux, 3).tolist()]}).encode())
+    return bodies
+
+
+@dataclass
+class Workload:
+    path: str
+    bodies: list[bytes]  # one item each
+
+    def raw_inputs(self, batch: int) -> dict:
+        """The SavedModel's inputs for a batch of ``batch`` items like the request bodies."""
+        import tensorflow as tf
+
+        if self.path == "/v1/ner":
+            texts = [json.loads(b)["text"].encode() for b in self.bodies]
+            return {"text": tf.constant([texts[i % len(texts)] for i in range(batch)])}
+        rows = [json.loads(b)["spectra"][0] for b in self.bodies]
+        return {"flux": tf.constant(np.array([rows[i % len(rows)] for i in range(batch)], dtype=np.float32))}
+
+
+def workload(task: str) -> Workload:
+    if task == "ner":
+        return Workload("/v1/ner", [json.dumps({"text": t}, ensure_ascii=False).encode() for t in NER_TEXTS])
+    return Workload("/v1/spectra", _spectra_bodies())
+
+
+@dataclass
+class Level:
+    concurrency: int
+    requests: int
+    failed: int
+    seconds: float
+    latencies_ms: np.ndarray
+
+    @property
+    def throughput(self) -> float:
+        return (self.requests - self.failed) / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+
+
+async def drive(url: str, load: Workload, concurrency: int, max_requests: int, max_seconds: float) -> Level:
+    """``concurrency`` closed-loop clients share a budget of requests and seconds."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    failed = 0
+    issued = 0
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        started = time.perf_counter()
+        deadline = started + max_seconds
+
+        async def client_loop(worker: int) -> None:
+            nonlocal issued, failed
+            while issued < max_requests and time.perf_counter() < deadline:
+                body = load.bodies[(issued + worker) % len(load.bodies)]
+                issued += 1
+                sent = time.perf_counter()
+                try:
+                    response = await client.post(load.path, content=body, headers=headers)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - sent) * 1000)
+                failed += not ok
+
+        await asyncio.gather(*(client_loop(i) for i in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return Level(concurrency, len(latencies), failed, seconds, np.array(latencies))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``uvicorn app.main:app`` on a free loopback port, with extra ``APP_*`` settings."""
+
+    def __init__(self, env: dict[str, str]):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--no-access-log", "--log-level", "warning"],
+            cwd=REPO,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "APP_LOG_LEVEL": "WARNING", **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def __enter__(self) -> "Server":
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("server exited during start-up")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("server not ready within 180 s")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: float) -> dict[int, tuple[float, float]]:
+    """Items/s and ms per call of the SavedModel's signature at each batch size, in this process."""
+    import tensorflow as tf
+
+    from training import model_store
+
+    version_dir = model_store.resolve_version(REPO / "models" / task)
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    results = {}
+    for batch in batch_sizes:
+        inputs = load.raw_inputs(batch)
+        serve(**inputs)  # warm-up
+        calls, started = 0, time.perf_counter()
+        while calls < 5 or (time.perf_counter() - started < max_seconds and calls < 200):
+            serve(**inputs)
+            calls += 1
+        seconds = time.perf_counter() - started
+        results[batch] = (batch * calls / seconds, 1000 * seconds / calls)
+    return results
+
+
+def _batching_env(task: str, max_batch_size: int | None) -> dict[str, str]:
+    if max_batch_size is None:
+        return {}
+    return {f"APP_BATCHING__{task.upper()}__MAX_BATCH_SIZE": str(max_batch_size)}
+
+
+def run_task(task: str, args: argparse.Namespace) -> dict:
+    load = workload(task)
+    print(f"\n## {task}: raw SavedModel in-process", file=sys.stderr, flush=True)
+    raw = raw_model(task, load, args.concurrency, args.max_seconds / 4)
+    modes = {}
+    for mode, max_batch in (("batching", None), ("no-batching", 1)):
+        print(f"## {task}: server, {mode}", file=sys.stderr, flush=True)
+        with Server(_batching_env(task, max_batch)) as server:
+            asyncio.run(drive(server.url, load, 8, 50, 10))  # warm the connection pool and the model
+            modes[mode] = {
+                c: asyncio.run(drive(server.url, load, c, args.requests, args.max_seconds)) for c in args.concurrency
+            }
+    return {"raw": raw, **modes}
+
+
+def print_table(task: str, result: dict, policy) -> None:
+    raw, on, off = result["raw"], result["batching"], result["no-batching"]
+    best_raw = max(throughput for throughput, _ in raw.values())
+    print(f"\n### {task} (max batch {policy.max_batch_size}, max wait {policy.max_wait_ms:g} ms)\n")
+    print("| mode | concurrency | requests | failed | req/s | p50 ms | p95 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, levels in (("(a) batching", on), ("(b) no batching", off)):
+        for c, level in levels.items():
+            print(
+                f"| {name} | {c} | {level.requests} | {level.failed} | {level.throughput:.1f} | "
+                f"{level.percentile(50):.1f} | {level.percentile(95):.1f} | {level.percentile(99):.1f} |"
+            )
+    for c, (throughput, ms) in raw.items():
+        print(f"| (c) raw SavedModel, batch {c} | – | – | – | {throughput:.1f} items/s | {ms:.1f} per call | | |")
+    print("\n| concurrency | (a)/(b) throughput | (a)/(best c) throughput | p99 (a) ms | bound: wait + 2 × raw call at this batch ms |")
+    print("|---:|---:|---:|---:|---:|")
+    for c in on:
+        bound = policy.max_wait_ms + 2 * raw[min(c, policy.max_batch_size)][1] if min(c, policy.max_batch_size) in raw else float("nan")
+        print(
+            f"| {c} | {on[c].throughput / off[c].throughput:.2f}× | {on[c].throughput / best_raw:.2f} | "
+            f"{on[c].percentile(99):.1f} | {bound:.1f} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["ner", "spectra"], choices=["ner", "spectra"])
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32, 128])
+    parser.add_argument("--requests", type=int, default=600, help="most requests per level")
+    parser.add_argument("--max-seconds", type=float, default=20, help="most seconds per level")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from app.batching import BatchPolicy
+    from app.settings import Settings
+
+    settings = Settings()
+    print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, `python -m bench.serve {' '.join(argv or sys.argv[1:])}`")
+    for task in args.tasks:
+        policy = settings.batching.get(task, BatchPolicy())
+        print_table(task, run_task(task, args), policy)
+
+
+if __name__ == "__main__":
+    main()

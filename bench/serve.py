@@ -185,20 +185,20 @@ def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: fl
     return results
 
 
-def _batching_env(task: str, max_batch_size: int | None) -> dict[str, str]:
-    if max_batch_size is None:
-        return {}
-    return {f"APP_BATCHING__{task.upper()}__MAX_BATCH_SIZE": str(max_batch_size)}
+def _batching_env(task: str, policy) -> dict[str, str]:
+    """``APP_BATCHING__<TASK>__<FIELD>`` variables that make the server use ``policy``."""
+    return {f"APP_BATCHING__{task.upper()}__{name.upper()}": str(value) for name, value in policy.model_dump().items()}
 
 
-def run_task(task: str, args: argparse.Namespace) -> dict:
+def run_task(task: str, policy, args: argparse.Namespace) -> dict:
     load = workload(task)
     print(f"\n## {task}: raw SavedModel in-process", file=sys.stderr, flush=True)
     raw = raw_model(task, load, args.concurrency, args.max_seconds / 4)
     modes = {}
-    for mode, max_batch in (("batching", None), ("no-batching", 1)):
+    unbatched = policy.model_copy(update={"max_batch_size": 1, "max_wait_ms": 0})
+    for mode, mode_policy in (("batching", policy), ("no-batching", unbatched)):
         print(f"## {task}: server, {mode}", file=sys.stderr, flush=True)
-        with Server(_batching_env(task, max_batch)) as server:
+        with Server(_batching_env(task, mode_policy)) as server:
             asyncio.run(drive(server.url, load, 8, 50, 10))  # warm the connection pool and the model
             modes[mode] = {
                 c: asyncio.run(drive(server.url, load, c, args.requests, args.max_seconds)) for c in args.concurrency
@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32, 128])
     parser.add_argument("--requests", type=int, default=600, help="most requests per level")
     parser.add_argument("--max-seconds", type=float, default=20, help="most seconds per level")
+    parser.add_argument("--max-batch-size", type=int, help="override the configured policy for (a)")
+    parser.add_argument("--max-wait-ms", type=float, help="override the configured policy for (a)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -246,7 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, `python -m bench.serve {' '.join(argv or sys.argv[1:])}`")
     for task in args.tasks:
         policy = settings.batching.get(task, BatchPolicy())
-        print_table(task, run_task(task, args), policy)
+        overrides = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
+        policy = policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        print_table(task, run_task(task, policy, args), policy)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     max_spectrum_points: int = Field(20_000, gt=0, description="most points in a spectrum on its own wavelength grid")
     max_masked_fraction: float = Field(0.5, ge=0, le=1, description="spectra with more masked pixels are rejected")
     batching: dict[str, BatchPolicy] = Field(
-        default_factory=lambda: {"ner": BatchPolicy(max_batch_size=32), "spectra": BatchPolicy(max_batch_size=32)},
-        description="micro-batching per task; a task not listed gets the BatchPolicy defaults",
+        default_factory=dict,
+        description="micro-batching overrides per task; a task not listed gets the BatchPolicy defaults",
     )
     request_timeout_s: float = Field(30.0, gt=0, description="a request not answered by then gets 504")
     log_level: str = "INFO"

@@ -251,3 +251,11 @@ def test_metrics_cover_requests_batches_queues_and_versions(client):
         'model_version_info{task="spectra",version="1"} 1.0',
     ):
         assert expected in text
+
+
+def test_batching_is_configured_per_task_from_the_environment(monkeypatch):
+    monkeypatch.setenv("APP_BATCHING__NER__MAX_BATCH_SIZE", "1")
+    monkeypatch.setenv("APP_BATCHING__NER__MAX_WAIT_MS", "0")
+    batching = Settings().batching
+    assert batching["ner"] == BatchPolicy(max_batch_size=1, max_wait_ms=0)
+    assert "spectra" not in batching  # other tasks keep the BatchPolicy defaults

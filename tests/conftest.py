@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -11,6 +12,15 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_DATA = REPO.parent / "shared" / "data"
 BUNDLED_MODELS = REPO / "models"
+
+
+async def until(condition, polls: int = 30_000) -> None:
+    """Yield to the event loop until ``condition()`` holds (another thread or task makes it true)."""
+    for _ in range(polls):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition never held")
 
 
 def shared_data(task: str) -> Path:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from app.batching import BatchPolicy, Closed, DeadlineExceeded, MicroBatcher, QueueFull
 from app.engine import ClientDisconnected, _unless_disconnected
+from tests.conftest import until
 
 
 class Recorder:
@@ -42,15 +43,6 @@ async def started(function, **policy) -> MicroBatcher:
     batcher = MicroBatcher("test", function, BatchPolicy(**policy))
     await batcher.start()
     return batcher
-
-
-async def until(condition) -> None:
-    """Yield to the event loop until ``condition()`` holds (the worker thread signals through it)."""
-    for _ in range(10_000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition never held")
 
 
 def test_concurrent_requests_share_a_batch_and_get_their_own_results_in_order():

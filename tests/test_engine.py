@@ -21,7 +21,7 @@ from app.batching import BatchPolicy
 from app.main import create_app
 from app.routes import ner, spectra
 from app.settings import Settings
-from tests.conftest import BUNDLED_MODELS
+from tests.conftest import BUNDLED_MODELS, until
 from training.preprocessing.spectra import LAMOST
 
 NER_TEXTS = [
@@ -75,14 +75,6 @@ async def serving(settings: Settings, **batch_functions):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
             yield app, client
-
-
-async def until(condition) -> None:
-    for _ in range(30_000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition never held")
 
 
 @pytest.mark.parametrize(

@@ -77,14 +77,24 @@ class ModelRegistry:
         return sorted(p.name for p in self.root.iterdir() if model_store.versions(p))
 
     def load_all(self) -> None:
-        """Load the highest version of every task; a task that fails to load is reported, not fatal."""
+        """Serve the highest version of every task that loads.
+
+        A version that fails (half-copied, corrupt, failing its warm-up) is reported in
+        :meth:`errors` and the next lower one is tried, so one bad directory never takes a
+        task down; a task with no loadable version is reported, and the others still serve.
+        """
         for task in self.discover():
-            try:
-                self.load(task)
-            except Exception as exc:  # noqa: BLE001 - one broken model must not stop the others
-                log.exception("model failed to load", extra={"task": task})
+            failures = []
+            for version in reversed(model_store.versions(self.root / task)):
+                try:
+                    self.load(task, version)
+                    break
+                except Exception as exc:  # noqa: BLE001 - a broken version must not stop the service
+                    log.exception("model version failed to load", extra={"task": task, "version": version})
+                    failures.append(f"version {version}: {type(exc).__name__}: {exc}")
+            if failures:
                 with self._lock:
-                    self._errors[task] = f"{type(exc).__name__}: {exc}"
+                    self._errors[task] = "; ".join(failures)
 
     def load(self, task: str, version: int | None = None) -> LoadedModel:
         """Load ``version`` (default: the highest) of ``task`` and make it the serving one.

@@ -43,3 +43,15 @@ def test_an_empty_store_is_not_ready(tmp_path):
     with TestClient(create_app(Settings(model_root=tmp_path))) as client:
         assert client.get("/readyz").status_code == 503
         assert client.get("/v1/models").json() == {"models": [], "load_errors": {}}
+
+
+def test_a_broken_newest_version_falls_back_to_the_previous_one(tiny_ner_store, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(tiny_ner_store / "ner" / "1", root / "ner" / "1")
+    shutil.copytree(tiny_ner_store / "ner" / "1", root / "ner" / "2")
+    for shard in (root / "ner" / "2" / "variables").glob("variables.data-*"):
+        shard.write_bytes(b"half-copied")
+    registry = ModelRegistry(root)
+    registry.load_all()
+    assert [m.version for m in registry.loaded()] == [1]
+    assert registry.errors()["ner"].startswith("version 2: ")

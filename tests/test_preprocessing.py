@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.data.ner import TaggedSentence, split_long
+from training.data.ner import TaggedSentence, join_entity_lists, split_long
 from training.preprocessing.text import Span, bio_to_spans, codepoints_of, encode_texts, spans_to_bio
 
 # Any Unicode text that is valid UTF-8 (JSON can carry lone surrogates; the API rejects them).
@@ -86,3 +86,14 @@ def test_split_long_keeps_text_and_entities(chars, limit):
     assert "".join(p.text for p in pieces) == text
     assert [t for p in pieces for t in p.tags] == tags
     assert sum(len(p.spans) for p in pieces) == len(sentence.spans)
+
+
+def test_join_entity_lists_drops_only_separators_between_entities():
+    tags = ("B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O", "O", "B-LOC")
+    sentence = TaggedSentence("李鹏、乔石、日本、和、法", tags)
+    joined = join_entity_lists(sentence)
+    assert joined.text == "李鹏乔石日本、和、法"
+    assert [(s.label, joined.text[s.start : s.end]) for s in joined.spans] == [
+        ("PER", "李鹏"), ("PER", "乔石"), ("LOC", "日本"), ("LOC", "法"),
+    ]
+    assert join_entity_lists(TaggedSentence("李鹏和乔石", ("B-PER", "I-PER", "O", "B-PER", "I-PER"))) is None

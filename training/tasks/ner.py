@@ -25,7 +25,7 @@ from training import model_store
 from training.callbacks import standard_callbacks
 from training.cli import add_task_commands
 from training.data.lexicon import jieba_lexicon
-from training.data.ner import TaggedSentence, read_bio, read_cluener, split_long
+from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_cluener, split_long
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf
@@ -251,6 +251,8 @@ def train(args: argparse.Namespace) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     train_set, dev_set = _split(corpus.reader(Path(args.data_dir) / corpus.train), args.held_out, args.seed)
+    if args.join_lists:
+        train_set += [joined for s in train_set if (joined := join_entity_lists(s)) is not None]
     train_set = [piece for s in train_set for piece in split_long(s, args.max_train_chars)]
 
     config_path = run_dir / "config.json"
@@ -395,6 +397,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-bigram-count", type=int, default=3)
     p.add_argument("--max-bigrams", type=int, default=50_000)
+    p.add_argument(
+        "--join-lists", action="store_true",
+        help="also train on a copy of each sentence whose '、'-separated entity lists are joined (李鹏、乔石 → 李鹏乔石)",
+    )
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
     parsers.evaluate.add_argument(
         "--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on"

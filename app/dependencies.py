@@ -1,4 +1,8 @@
-"""Dependencies injected into the routes."""
+"""Dependencies injected into the routes.
+
+They are ``async`` so FastAPI calls them on the event loop instead of sending each one to
+its thread pool (a thread hop per request for a dictionary lookup).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,13 @@ from app.metrics import Metrics
 from app.registry import ModelRegistry
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_engine(request: Request) -> InferenceEngine:
+async def get_engine(request: Request) -> InferenceEngine:
     return request.app.state.engine
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics

@@ -15,7 +15,7 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/healthz", summary="The process is alive")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -33,5 +33,5 @@ def readyz(registry: ModelRegistry = Depends(get_registry)) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(metrics: Metrics = Depends(get_metrics)) -> Response:
+async def metrics(metrics: Metrics = Depends(get_metrics)) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

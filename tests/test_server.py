@@ -89,3 +89,21 @@ def test_spectra_over_real_http(server_url):
     assert np.isclose(sum(result["probabilities"].values()), 1.0, atol=1e-4)
     bad = httpx.post(f"{server_url}/v1/spectra", json={"spectra": [[1.0] * 10]}, timeout=30)
     assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "spectra.0.flux"
+
+
+@pytest.mark.parametrize("task", ["ner", "spectra"])
+def test_the_benchmark_load_generator_against_the_real_server(server_url, task):
+    """bench/serve.py's client on a tiny budget: every request answered, none failed (no timing checked)."""
+    import asyncio
+
+    from bench.serve import drive, workload
+
+    level = asyncio.run(drive(server_url, workload(task), concurrency=4, max_requests=12, max_seconds=60))
+    assert (level.requests, level.failed) == (12, 0)
+    assert len(level.latencies_ms) == 12
+
+
+def test_metrics_over_real_http(server_url):
+    text = httpx.get(f"{server_url}/metrics", timeout=5).text
+    assert 'model_version_info{task="ner",version="1"} 1.0' in text
+    assert "model_batch_size_bucket" in text

@@ -14,6 +14,13 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 BUNDLED_MODELS = REPO / "models"
 
 
+def bundled_version(task: str) -> Path:
+    """The directory of the bundled model that serves ``task`` (its highest version)."""
+    from training import model_store
+
+    return model_store.resolve_version(BUNDLED_MODELS / task)
+
+
 async def until(condition, polls: int = 30_000) -> None:
     """Yield to the event loop until ``condition()`` holds (another thread or task makes it true)."""
     for _ in range(polls):

@@ -21,7 +21,7 @@ from app.batching import BatchPolicy
 from app.main import create_app
 from app.routes import ner, spectra
 from app.settings import Settings
-from tests.conftest import BUNDLED_MODELS, until
+from tests.conftest import bundled_version, until
 from training.preprocessing.spectra import LAMOST
 
 NER_TEXTS = [
@@ -41,11 +41,11 @@ def flux(seed: int) -> list[float]:
 
 
 def store_with(tmp_path: Path, *tasks: str) -> Path:
-    """A model store holding the bundled version 1 of ``tasks`` (linked, not copied)."""
+    """A model store holding the bundled model of each task as version 1 (linked, not copied)."""
     root = tmp_path / "models"
     for task in tasks:
         (root / task).mkdir(parents=True)
-        (root / task / "1").symlink_to(BUNDLED_MODELS / task / "1", target_is_directory=True)
+        (root / task / "1").symlink_to(bundled_version(task), target_is_directory=True)
     return root
 
 
@@ -178,7 +178,7 @@ def test_a_model_error_fails_only_its_own_request(tmp_path):
 
 def test_reload_switches_only_to_a_version_that_loads_and_answers(tmp_path):
     root = tmp_path / "models"
-    shutil.copytree(BUNDLED_MODELS / "spectra" / "1", root / "spectra" / "1")
+    shutil.copytree(bundled_version("spectra"), root / "spectra" / "1")
     body = {"spectra": [flux(5)]}
 
     def add_version(version: int) -> Path:
@@ -239,8 +239,8 @@ def test_metrics_cover_requests_batches_queues_and_versions(client):
         'model_batch_size_bucket{le="1.0",task="ner"}',
         'model_inference_seconds_count{task="ner"}',
         'model_queue_depth{task="ner"} 0.0',
-        'model_version_info{task="ner",version="1"} 1.0',
-        'model_version_info{task="spectra",version="1"} 1.0',
+        f'model_version_info{{task="ner",version="{bundled_version("ner").name}"}} 1.0',
+        f'model_version_info{{task="spectra",version="{bundled_version("spectra").name}"}} 1.0',
     ):
         assert expected in text
 

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, bundled_version
 
 pytestmark = pytest.mark.server
 
@@ -105,5 +105,5 @@ def test_the_benchmark_load_generator_against_the_real_server(server_url, task):
 
 def test_metrics_over_real_http(server_url):
     text = httpx.get(f"{server_url}/metrics", timeout=5).text
-    assert 'model_version_info{task="ner",version="1"} 1.0' in text
+    assert f'model_version_info{{task="ner",version="{bundled_version("ner").name}"}} 1.0' in text
     assert "model_batch_size_bucket" in text

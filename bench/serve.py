@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     from app.settings import Settings
 
     settings = Settings()
-    print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, `python -m bench.serve {' '.join(argv or sys.argv[1:])}`")
+    command = " ".join(["python -m bench.serve", *(sys.argv[1:] if argv is None else argv)])
+    print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, `{command}`")
     for task in args.tasks:
         policy = settings.batching.get(task, BatchPolicy())
         overrides = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}

@@ -172,9 +172,9 @@ class MicroBatcher(Generic[Item, Result]):
     async def _wait_for_company(self) -> None:
         """Wait until a full batch is queued or the oldest request has waited ``max_wait_ms``."""
         assert self._wakeup is not None
-        loop_deadline = self._pending[0].enqueued + self.policy.max_wait_ms / 1000
+        deadline = self._pending[0].enqueued + self.policy.max_wait_ms / 1000
         while self._queued_items < self.policy.max_batch_size and not self._closing:
-            remaining = loop_deadline - time.monotonic()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._wakeup.clear()

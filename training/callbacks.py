@@ -71,7 +71,9 @@ def standard_callbacks(run_dir: Path, held_out: Callable[[], dict[str, float]], 
         ),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5, patience=1, min_lr=1e-5),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        # Kept after the last epoch too, so a finished run can be extended with a larger --epochs
+        # (Keras deletes it by default, and the extension would silently start from scratch).
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         state,
     ]

@@ -25,9 +25,10 @@ def test_training_writes_checkpoint_logs_and_timing(tiny_ner_run):
     assert config.tags == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 
 
-def test_training_resumes_from_its_config(tiny_ner_run):
-    """A second run in the same directory reuses the saved vocabulary (and Keras' backup)."""
+def test_training_resumes_from_its_config(tiny_ner_run, capsys):
+    """A second run with more epochs reuses the saved vocabulary and goes on from the last epoch."""
     before = (tiny_ner_run / "config.json").read_text()
+    capsys.readouterr()
     main([
         "ner", "train", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(tiny_ner_run),
         "--epochs", "3", "--held-out", "4", "--quiet", "--min-char-count", "5",
@@ -36,6 +37,8 @@ def test_training_resumes_from_its_config(tiny_ner_run):
     state = json.loads((tiny_ner_run / "timing.json").read_text())
     assert state["epochs"] == 3 and state["best"] is not None
     assert len((tiny_ner_run / "command.txt").read_text().splitlines()) == 2
+    printed = capsys.readouterr().out
+    assert "Epoch 3/3" in printed and "Epoch 1/3" not in printed  # extended, not restarted
 
 
 def test_export_layout_and_manifest(tiny_ner_store):

@@ -89,7 +89,7 @@ def test_split_long_keeps_text_and_entities(chars, limit):
 
 
 def test_join_entity_lists_drops_only_separators_between_entities():
-    tags = ("B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O", "O", "B-LOC")
+    tags = ("B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O", "O", "O", "B-LOC")
     sentence = TaggedSentence("李鹏、乔石、日本、和、法", tags)
     joined = join_entity_lists(sentence)
     assert joined.text == "李鹏乔石日本、和、法"

@@ -45,6 +45,16 @@ async def started(function, **policy) -> MicroBatcher:
     return batcher
 
 
+async def held(first: list, **policy) -> tuple[Recorder, MicroBatcher, asyncio.Future]:
+    """A batcher whose worker is busy: the batch ``first`` is held at the recorder's gate."""
+    recorder = Recorder()
+    recorder.gate.clear()
+    batcher = await started(recorder, **policy)
+    running = asyncio.ensure_future(batcher.submit(first))
+    await until(recorder.entered.is_set)
+    return recorder, batcher, running
+
+
 def test_concurrent_requests_share_a_batch_and_get_their_own_results_in_order():
     async def scenario():
         recorder = Recorder()
@@ -63,11 +73,7 @@ def test_concurrent_requests_share_a_batch_and_get_their_own_results_in_order():
 
 def test_batches_never_exceed_the_limit_and_a_large_request_runs_alone():
     async def scenario():
-        recorder = Recorder()
-        recorder.gate.clear()  # hold the first batch so the rest queue up behind it
-        batcher = await started(recorder, max_batch_size=4, max_wait_ms=0)
-        first = asyncio.ensure_future(batcher.submit([0]))
-        await until(recorder.entered.is_set)
+        recorder, batcher, first = await held([0], max_batch_size=4, max_wait_ms=0)  # the rest queue behind it
         rest = [asyncio.ensure_future(batcher.submit(items)) for items in ([1, 2], [3, 4], [5], [6, 7, 8, 9, 10, 11])]
         await until(lambda: batcher.queued_items == 11)
         recorder.gate.set()
@@ -82,11 +88,7 @@ def test_batches_never_exceed_the_limit_and_a_large_request_runs_alone():
 
 def test_full_queue_refuses_at_once_with_a_retry_hint():
     async def scenario():
-        recorder = Recorder()
-        recorder.gate.clear()
-        batcher = await started(recorder, max_batch_size=2, max_wait_ms=0, max_queue=3)
-        running = asyncio.ensure_future(batcher.submit([1]))
-        await until(recorder.entered.is_set)
+        recorder, batcher, running = await held([1], max_batch_size=2, max_wait_ms=0, max_queue=3)
         queued = asyncio.ensure_future(batcher.submit([2, 3, 4]))
         await until(lambda: batcher.queued_items == 3)
         with pytest.raises(QueueFull) as refused:
@@ -103,11 +105,7 @@ def test_full_queue_refuses_at_once_with_a_retry_hint():
 
 def test_deadline_and_cancellation_free_the_slot():
     async def scenario():
-        recorder = Recorder()
-        recorder.gate.clear()
-        batcher = await started(recorder, max_batch_size=1, max_wait_ms=0, max_queue=2)
-        running = asyncio.ensure_future(batcher.submit([1]))
-        await until(recorder.entered.is_set)
+        recorder, batcher, running = await held([1], max_batch_size=1, max_wait_ms=0, max_queue=2)
         with pytest.raises(DeadlineExceeded):
             await batcher.submit([2, 3], timeout=0.01)
         assert batcher.queued_items == 0
@@ -142,12 +140,8 @@ def test_a_failing_request_does_not_take_its_batch_down():
 
 def test_stop_answers_everything_queued_then_refuses():
     async def scenario():
-        recorder = Recorder()
-        recorder.gate.clear()
-        batcher = await started(recorder, max_batch_size=2, max_wait_ms=0)
-        pending = [asyncio.ensure_future(batcher.submit([0]))]
-        await until(recorder.entered.is_set)
-        pending += [asyncio.ensure_future(batcher.submit([i])) for i in range(1, 5)]
+        recorder, batcher, first = await held([0], max_batch_size=2, max_wait_ms=0)
+        pending = [first] + [asyncio.ensure_future(batcher.submit([i])) for i in range(1, 5)]
         await until(lambda: batcher.queued_items == 4)
         stopping = asyncio.ensure_future(batcher.stop())
         await asyncio.sleep(0)

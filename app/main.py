@@ -10,16 +10,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fastapi import FastAPI  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 
+from app.engine import InferenceEngine  # noqa: E402
 from app.errors import install_error_handlers  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
-from app.engine import InferenceEngine  # noqa: E402
 from app.metrics import Metrics  # noqa: E402
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # noqa: E402
 from app.registry import ModelRegistry  # noqa: E402
 from app.routes import health, models, ner, spectra  # noqa: E402
-
-TASK_ROUTES = (ner, spectra)  # each: TASK, router, run_batch(model, items)
 from app.settings import Settings, get_settings  # noqa: E402
+
+TASK_ROUTES = (ner, spectra)  # each has TASK, router and run_batch(model, items)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

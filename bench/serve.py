@@ -21,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,32 +139,41 @@ def _free_port() -> int:
 
 
 class Server:
-    """``uvicorn app.main:app`` on a free loopback port, with extra ``APP_*`` settings."""
+    """``uvicorn app.main:app`` on a free loopback port, with extra ``APP_*`` settings.
+
+    Its output goes to a temporary file (a pipe nobody reads would block the server once
+    full), whose tail explains a server that fails to start.
+    """
 
     def __init__(self, env: dict[str, str]):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.output = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
              "--no-access-log", "--log-level", "warning"],
             cwd=REPO,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "APP_LOG_LEVEL": "WARNING", **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
         )
 
     def __enter__(self) -> "Server":
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("server exited during start-up")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("server not ready within 180 s")
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited during start-up:\n{self._output_tail()}")
+                try:
+                    if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.5)
+            raise RuntimeError(f"server not ready within 180 s:\n{self._output_tail()}")
+        except BaseException:
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.process.terminate()
@@ -171,6 +181,11 @@ class Server:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self.output.close()
+
+    def _output_tail(self, chars: int = 4000) -> str:
+        self.output.seek(0)
+        return self.output.read().decode(errors="replace")[-chars:]
 
 
 def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: float) -> dict[int, tuple[float, float]]:

@@ -1,59 +1,22 @@
-"""The real server: uvicorn on a free loopback port, called over HTTP."""
+"""The real server: uvicorn on a free loopback port (started as the benchmark starts it), called over HTTP."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
+import asyncio
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, bundled_version
+from bench.serve import Server, drive, workload
+from tests.conftest import bundled_version
 
 pytestmark = pytest.mark.server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url():
-    port = _free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited early:\n{process.stdout.read().decode(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server not ready within 120 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with Server({}) as server:
+        yield server.url
 
 
 def test_ner_over_real_http(server_url):
@@ -94,10 +57,6 @@ def test_spectra_over_real_http(server_url):
 @pytest.mark.parametrize("task", ["ner", "spectra"])
 def test_the_benchmark_load_generator_against_the_real_server(server_url, task):
     """bench/serve.py's client on a tiny budget: every request answered, none failed (no timing checked)."""
-    import asyncio
-
-    from bench.serve import drive, workload
-
     level = asyncio.run(drive(server_url, workload(task), concurrency=4, max_requests=12, max_seconds=60))
     assert (level.requests, level.failed) == (12, 0)
     assert len(level.latencies_ms) == 12

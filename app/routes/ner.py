@@ -93,7 +93,7 @@ def run_batch(model: LoadedModel, texts: list[str]) -> list[NERResult]:
                             {"type": "PER", "text": "李鹏", "start": 11, "end": 13},
                             {"type": "LOC", "text": "日本", "start": 18, "end": 20},
                         ],
-                        "confidence": 0.43,
+                        "confidence": 0.98,
                         "model_version": 1,
                     }
                 }

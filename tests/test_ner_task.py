@@ -41,6 +41,45 @@ def test_training_resumes_from_its_config(tiny_ner_run, capsys):
     assert "Epoch 3/3" in printed and "Epoch 1/3" not in printed  # extended, not restarted
 
 
+TINY_HYPERPARAMETERS = [
+    "--held-out", "4", "--quiet", "--hidden", "8", "--char-dim", "8", "--bigram-dim", "4",
+    "--min-char-count", "1", "--min-bigram-count", "1", "--lexicon-max-word-length", "3",
+]
+
+
+def test_warm_start_continues_an_exported_version(tiny_ner_run, tmp_path, capsys):
+    """Training from an exported version starts at its weights (same held-out F1), keeps them as
+    best until an epoch beats them, and the next export's manifest says where they came from."""
+    export = ["ner", "export", "--data-dir", str(FIXTURES / "ner"), "--model-root", str(tmp_path / "models")]
+    main([*export, "--run-dir", str(tiny_ner_run)])
+    source = model_store.resolve_version(tmp_path / "models" / "ner")
+    source_best = json.loads((tiny_ner_run / "timing.json").read_text())["best"]  # of the exported weights
+    run_dir = tmp_path / "warm"
+    capsys.readouterr()
+    main([
+        "ner", "train", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(run_dir), "--epochs", "1",
+        "--init-from", str(source), *TINY_HYPERPARAMETERS,
+    ])
+    assert f"held-out F1 {source_best:.4f}" in capsys.readouterr().out
+    assert json.loads((run_dir / "timing.json").read_text())["best"] >= source_best
+
+    main([*export, "--run-dir", str(run_dir)])
+    manifest = model_store.read_manifest(model_store.resolve_version(tmp_path / "models" / "ner"))
+    assert manifest["version"] == 2
+    assert manifest["warm_started_from"]["path"] == str(source)
+    source_commands = model_store.read_manifest(source)["training_commands"]
+    assert manifest["training_commands"][: len(source_commands)] == source_commands
+    assert "--init-from" in manifest["training_commands"][-1]
+
+
+def test_warm_start_refuses_a_different_architecture(tiny_ner_store, tmp_path):
+    with pytest.raises(ValueError, match="hyper-parameters or vocabulary"):
+        main([
+            "ner", "train", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(tmp_path / "other"), "--epochs", "1",
+            "--init-from", str(tiny_ner_store / "ner" / "1"), *TINY_HYPERPARAMETERS, "--hidden", "16",
+        ])
+
+
 def test_export_layout_and_manifest(tiny_ner_store):
     version_dir = model_store.resolve_version(tiny_ner_store / "ner")
     assert version_dir.name == "1"

@@ -32,11 +32,11 @@ class HeldOutMetrics(keras.callbacks.Callback):
 class TrainingState(keras.callbacks.Callback):
     """Training time, epochs and the best monitored value, kept in ``path`` (JSON) across resumed runs."""
 
-    def __init__(self, path: Path, monitor: str):
+    def __init__(self, path: Path, monitor: str, baseline: float | None = None):
         super().__init__()
         self.path = Path(path)
         self.monitor = monitor
-        self.state = {"seconds": 0.0, "epochs": 0, "best": None}
+        self.state = {"seconds": 0.0, "epochs": 0, "best": baseline}
         if self.path.exists():
             self.state.update(json.loads(self.path.read_text()))
 
@@ -52,13 +52,20 @@ class TrainingState(keras.callbacks.Callback):
         self.path.write_text(json.dumps(self.state, indent=2))
 
 
-def standard_callbacks(run_dir: Path, held_out: Callable[[], dict[str, float]], monitor: str, patience: int) -> list:
+def standard_callbacks(
+    run_dir: Path,
+    held_out: Callable[[], dict[str, float]],
+    monitor: str,
+    patience: int,
+    baseline: float | None = None,
+) -> list:
     """Held-out metrics, best-on-dev weights, LR halving on a plateau, early stopping, resumable
     backups, TensorBoard, and the training state.
 
-    A resumed run (same ``run_dir``) keeps its best weights unless it beats them.
+    A resumed run (same ``run_dir``) keeps its best weights unless it beats them; so does a
+    warm-started one whose starting weights scored ``baseline``.
     """
-    state = TrainingState(run_dir / "timing.json", monitor)
+    state = TrainingState(run_dir / "timing.json", monitor, baseline)
     return [
         HeldOutMetrics(held_out),
         keras.callbacks.ModelCheckpoint(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 MANIFEST = "manifest.json"
+WARM_START = "warm_start.json"  # in a run directory: the exported version its weights started from
 
 
 def versions(task_dir: Path) -> list[int]:
@@ -93,19 +94,55 @@ def write_manifest(
         path = run_dir / name
         return (json.loads(path.read_text()) if name.endswith(".json") else path.read_text().strip()) if path.exists() else default
 
+    warm_start = read(WARM_START, None)
     manifest = {
         "task": task,
         "version": None,  # set by publish()
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
         "data_source": data_source,
-        "training_commands": read("command.txt", "").splitlines(),  # in order, when training was resumed
-        "training_time": read("timing.json", {}),
+        # In order: those of the version it was warm-started from, then each (resumed) stage of this run.
+        "training_commands": (warm_start or {}).get("training_commands", []) + read("command.txt", "").splitlines(),
+        "training_time": read("timing.json", {}),  # this run only; a warm start's own is under warm_started_from
+        **({"warm_started_from": warm_start} if warm_start else {}),
         "params": params,
         "metrics": metrics,
         **extra,
     }
     (version_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def warm_start(model, version_dir: Path, run_dir: Path) -> None:
+    """Copy an exported version's weights into ``model`` (same architecture and vocabularies), and
+    record in ``run_dir`` where they came from so the next export's manifest can say so.
+
+    Variables are matched by their Keras path (``encoder/forward_lstm/lstm_cell/kernel``), which the
+    SavedModel keeps as the variable name.
+    """
+    import tensorflow as tf
+
+    exported = {v.name.removesuffix(":0"): v for v in tf.saved_model.load(str(version_dir))._all_variables}
+    missing = [w.path for w in model.trainable_weights if w.path not in exported]
+    if missing:
+        raise ValueError(f"{version_dir} has no weights for {missing}: not the same architecture")
+    for weight in model.weights:
+        if weight.path in exported:
+            source = exported[weight.path]
+            if tuple(source.shape) != tuple(weight.shape):
+                raise ValueError(
+                    f"{weight.path}: {tuple(source.shape)} in {version_dir}, {tuple(weight.shape)} here "
+                    "(different hyper-parameters or vocabulary)"
+                )
+            weight.assign(source.numpy())
+    record = run_dir / WARM_START
+    if not record.exists():
+        manifest = read_manifest(version_dir)
+        record.write_text(json.dumps({
+            "path": str(version_dir),
+            "version": manifest.get("version"),
+            "training_commands": manifest.get("training_commands", []),
+            "training_time": manifest.get("training_time", {}),
+        }, indent=2, ensure_ascii=False))
 
 
 def prune_other_versions(keep: Path) -> None:

@@ -124,9 +124,9 @@ def build_model(config: Config) -> keras.Model:
     x = keras.layers.Concatenate()(features)
     x = keras.layers.Dropout(config.dropout)(x)
     if config.encoder == "bilstm":
-        x = keras.layers.Bidirectional(keras.layers.LSTM(config.hidden, return_sequences=True), name="encoder")(
-            x, mask=mask
-        )
+        # Named so that weight paths do not depend on how many models this process built (warm starts match by path).
+        lstm = keras.layers.LSTM(config.hidden, return_sequences=True, name="lstm")
+        x = keras.layers.Bidirectional(lstm, name="encoder")(x, mask=mask)
     else:
         x = _iterated_dilated_cnn(x, mask, config.hidden)
     x = keras.layers.Dropout(config.dropout)(x)
@@ -251,6 +251,8 @@ def train(args: argparse.Namespace) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     train_set, dev_set = _split(corpus.reader(Path(args.data_dir) / corpus.train), args.held_out, args.seed)
+    for relative in args.extra_train:
+        train_set += corpus.reader(Path(args.data_dir) / relative)
     if args.join_lists:
         train_set += [joined for s in train_set if (joined := join_entity_lists(s)) is not None]
     train_set = [piece for s in train_set for piece in split_long(s, args.max_train_chars)]
@@ -291,10 +293,18 @@ def train(args: argparse.Namespace) -> None:
         predicted = predict_spans(predict, [s.text for s in dev_set], batch_size=128)
         return {"f1": entity_prf(gold, predicted)["f1"]}
 
+    baseline = None
+    if args.init_from and not (run_dir / "best.weights.h5").exists():  # a resumed run restores its backup
+        model_store.warm_start(model, Path(args.init_from), run_dir)
+        # Same split and vocabularies as the source run give back its held-out F1: a cheap check.
+        baseline = held_out_f1()["f1"]
+        print(f"warm start from {args.init_from}: held-out F1 {baseline:.4f}", flush=True)
+        model.save_weights(run_dir / "best.weights.h5")  # the starting point stays best until beaten
+
     model.fit(
         _dataset(train_set, config, args.batch_size, shuffle=True, unseen_rate=args.unseen_rate),
         epochs=args.epochs,
-        callbacks=standard_callbacks(run_dir, held_out_f1, monitor="val_f1", patience=args.patience),
+        callbacks=standard_callbacks(run_dir, held_out_f1, monitor="val_f1", patience=args.patience, baseline=baseline),
         shuffle=False,  # the dataset shuffles itself before bucketing
         verbose=2 if args.quiet else 1,
     )
@@ -382,6 +392,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p = parsers.train
     p.add_argument("--corpus", choices=sorted(CORPORA), default="msra")
     p.add_argument("--held-out", type=int, default=2000, help="training sentences kept aside for model selection")
+    p.add_argument(
+        "--extra-train", action="append", default=[], metavar="FILE",
+        help="another training file under --data-dir in the corpus' format (repeatable), e.g. peoples_daily/example.dev",
+    )
     p.add_argument("--max-train-chars", type=int, default=160)
     p.add_argument("--encoder", choices=["bilstm", "idcnn"], default=Config.encoder)
     p.add_argument("--char-dim", type=int, default=Config.char_dim)
@@ -400,6 +414,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--join-lists", action="store_true",
         help="also train on a copy of each sentence whose '、'-separated entity lists are joined (李鹏、乔石 → 李鹏乔石)",
+    )
+    p.add_argument(
+        "--init-from", metavar="VERSION_DIR", default=None,
+        help="start from an exported version's weights (e.g. models/ner/2) to train it further; "
+        "give the hyper-parameters it was trained with, so the vocabularies and shapes match",
     )
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
     parsers.evaluate.add_argument(

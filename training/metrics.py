@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Iterable, Sequence
 
@@ -52,4 +53,95 @@ def classification_report(y_true, y_pred, classes: Sequence[str]) -> dict:
         "accuracy": round(sum(t == p for t, p in pairs) / len(pairs), 4) if pairs else 0.0,
         "macro_f1": round(sum(r["f1"] for r in present) / len(present), 4) if present else 0.0,
         "per_class": per_class,
+    }
+
+
+# The CMRC 2018 evaluation script's punctuation list (its "……" never matches a single character).
+_CMRC_PUNCTUATION = set("-:_*^/\\~`+=，。：？！“”；’《》·、「」（）－～『』")
+_LATIN_RUN = re.compile(r"\w+|[^\w\s]")
+
+
+def _cmrc_tokens(text: str) -> list[str]:
+    """The official script's ``mixed_segmentation``: each CJK character is a token, other runs are
+    split into words (a regular expression here, where the script uses nltk's tokenizer)."""
+    tokens, run = [], ""
+    for char in text.lower().strip():
+        if char in _CMRC_PUNCTUATION:
+            continue
+        if "\u4e00" <= char <= "\u9fa5":
+            tokens.extend(_LATIN_RUN.findall(run))
+            run = ""
+            tokens.append(char)
+        else:
+            run += char
+    tokens.extend(_LATIN_RUN.findall(run))
+    return tokens
+
+
+def _longest_common_substring(a: Sequence[str], b: Sequence[str]) -> int:
+    best, previous = 0, [0] * (len(b) + 1)
+    for x in a:
+        current = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
+def cmrc_f1(prediction: str, references: Sequence[str]) -> float:
+    """CMRC 2018 F1: longest common substring of the tokens (punctuation removed), max over references."""
+    predicted = _cmrc_tokens(prediction)
+    scores = [0.0]
+    for reference in references:
+        gold = _cmrc_tokens(reference)
+        common = _longest_common_substring(gold, predicted)
+        if common:
+            precision, recall = common / len(predicted), common / len(gold)
+            scores.append(2 * precision * recall / (precision + recall))
+    return max(scores)
+
+
+def cmrc_em(prediction: str, references: Sequence[str]) -> float:
+    """CMRC 2018 exact match: equal after lower-casing and removing punctuation, for any reference."""
+    def clean(text: str) -> str:
+        return "".join(c for c in text.lower().strip() if c not in _CMRC_PUNCTUATION)
+
+    return float(any(clean(prediction) == clean(reference) for reference in references))
+
+
+def cmrc_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Mean EM and F1 in percent (as the official script prints them), and the question count."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(references)} questions but {len(predictions)} predictions")
+    n = max(len(predictions), 1)
+    return {
+        "em": round(100 * sum(map(cmrc_em, predictions, references)) / n, 2),
+        "f1": round(100 * sum(map(cmrc_f1, predictions, references)) / n, 2),
+        "questions": len(predictions),
+    }
+
+
+def webqa_score(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """WebQA: accuracy (exact match with any golden answer), character-overlap F1 (max over golden
+    answers), and their mean, the number DGCNN reported (0.7583 on the full WebQA test set)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(references)} questions but {len(predictions)} predictions")
+    accuracy = f1 = 0.0
+    for prediction, golden in zip(predictions, references):
+        accuracy += any(prediction == g for g in golden)
+        best = 0.0
+        for g in golden:
+            common = sum((Counter(prediction) & Counter(g)).values())
+            if common:
+                precision, recall = common / len(prediction), common / len(g)
+                best = max(best, 2 * precision * recall / (precision + recall))
+        f1 += best
+    n = max(len(predictions), 1)
+    return {
+        "accuracy": round(accuracy / n, 4),
+        "f1": round(f1 / n, 4),
+        "score": round((accuracy + f1) / (2 * n), 4),
+        "questions": len(predictions),
     }

@@ -1,7 +1,19 @@
 """Keras layers written for the served models, one concept per module."""
 
+from training.layers.attention_pooling import AttentionPooling1D
 from training.layers.char_bigrams import CharBigrams, bigram_keys
 from training.layers.crf import CRF, CRFNegativeLogLikelihood
+from training.layers.gated_conv import GatedDilatedResidualConv1D
+from training.layers.position_embedding import SinusoidalPositionEmbedding
 from training.layers.token_dropout import TokenDropout
 
-__all__ = ["CRF", "CRFNegativeLogLikelihood", "CharBigrams", "bigram_keys", "TokenDropout"]
+__all__ = [
+    "AttentionPooling1D",
+    "CRF",
+    "CRFNegativeLogLikelihood",
+    "CharBigrams",
+    "GatedDilatedResidualConv1D",
+    "SinusoidalPositionEmbedding",
+    "TokenDropout",
+    "bigram_keys",
+]

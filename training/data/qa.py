@@ -1,0 +1,77 @@
+"""Readers for the reading-comprehension sets: SQuAD-style JSON (CMRC 2018, DRCD) and the WebQA sample."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """A question about one passage; ``answers`` are ``(text, start)`` pairs, the first one for training."""
+
+    id: str
+    question: str
+    context: str
+    answers: tuple[tuple[str, int], ...]
+
+
+def read_squad(path: str | Path) -> list[QAExample]:
+    """SQuAD v1 JSON. An answer whose ``answer_start`` does not point at its text is moved to the
+    nearest occurrence of the text, or dropped when the context does not contain it."""
+    examples = []
+    for article in json.loads(Path(path).read_text(encoding="utf-8"))["data"]:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            for qa in paragraph["qas"]:
+                answers = []
+                for answer in qa.get("answers", []):
+                    text, start = answer["text"].strip(), int(answer["answer_start"])
+                    if text and context[start : start + len(text)] != text:
+                        found = [i for i in _occurrences(context, text)]
+                        start = min(found, key=lambda i: abs(i - start)) if found else -1
+                    if text and start >= 0:
+                        answers.append((text, start))
+                examples.append(QAExample(qa["id"], qa["question"].strip(), context, tuple(answers)))
+    return examples
+
+
+def _occurrences(text: str, sub: str):
+    start = text.find(sub)
+    while start >= 0:
+        yield start
+        start = text.find(sub, start + 1)
+
+
+@dataclass(frozen=True)
+class MultiPassageQuestion:
+    """A WebQA question with its evidence passages and golden answers (pooled over the passages)."""
+
+    id: str
+    question: str
+    passages: tuple[str, ...]
+    answers: tuple[str, ...]
+
+
+def read_webqa(path: str | Path) -> list[MultiPassageQuestion]:
+    """The WebQA evaluation sample: gzipped JSON lines, word-tokenised; tokens are joined back
+    into text (the service segments text itself). ``no_answer`` golden answers are skipped."""
+    questions = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            passages, answers = [], []
+            for evidence in record["evidences"]:
+                passages.append("".join(evidence["evidence_tokens"]))
+                for golden in evidence.get("golden_answers", []):
+                    text = "".join(golden)
+                    if text and text != "no_answer" and text not in answers:
+                        answers.append(text)
+            questions.append(
+                MultiPassageQuestion(record["q_key"], "".join(record["question_tokens"]), tuple(passages), tuple(answers))
+            )
+    return questions

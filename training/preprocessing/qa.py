@@ -1,0 +1,198 @@
+"""Reading-comprehension preprocessing shared by training, evaluation and the service.
+
+jieba has no TensorFlow op, so word segmentation and the cutting of long passages
+into windows run here in Python. Everything after that runs in TensorFlow ops
+(:func:`model_inputs`): the training input pipeline and the exported SavedModel
+call the same function, so the exported signature takes jieba's tokens (strings,
+``""`` as padding) and a TensorFlow Serving client only has to segment with jieba.
+
+Offsets are Unicode code points into the caller's passage: tokens concatenate back
+to the passage exactly, and normalisation maps one code point to one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from training.preprocessing.text import normalize_codepoints, REPLACEMENT_CHARACTER
+
+PAD_TOKEN = ""
+
+
+def segment(text: str) -> list[str]:
+    """jieba's tokens of ``text`` (its own bundled dictionary); they concatenate back to ``text``."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tokens = jieba.lcut(text)
+    if "".join(tokens) != text:  # jieba keeps every character; guard the offset arithmetic anyway
+        return list(text)
+    return tokens
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of a passage: ``tokens`` start at code point ``offset`` of the passage."""
+
+    offset: int
+    tokens: tuple[str, ...]
+
+    @property
+    def length(self) -> int:
+        return sum(len(t) for t in self.tokens)
+
+
+def windows(tokens: Sequence[str], max_chars: int, stride: int) -> list[Window]:
+    """Cut a tokenised passage into overlapping windows of at most ``max_chars`` code points.
+
+    Windows start and end on token boundaries (a token longer than ``max_chars`` is
+    split into characters) and each starts at the first token at least ``stride``
+    characters after the previous start, so an answer shorter than
+    ``max_chars - stride`` lies whole inside at least one window.
+    """
+    pieces: list[str] = []
+    for token in tokens:
+        pieces.extend(token if len(token) > max_chars else [token])
+    starts = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).tolist()
+    result: list[Window] = []
+    first = 0
+    while True:
+        last = first
+        while last < len(pieces) and starts[last + 1] - starts[first] <= max_chars:
+            last += 1
+        result.append(Window(starts[first], tuple(pieces[first:last])))
+        if last >= len(pieces):
+            return result
+        target = starts[first] + stride
+        first = next(i for i in range(first + 1, len(pieces) + 1) if starts[i] >= target or i == last)
+
+
+def pad_tokens(rows: Sequence[Sequence[str]]) -> np.ndarray:
+    """Token lists → a ``[N, W]`` array of UTF-8 bytes padded with ``""`` (at least one column)."""
+    width = max([1, *(len(r) for r in rows)])
+    out = np.full((len(rows), width), b"", dtype=object)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = [t.encode("utf-8") for t in row]
+    return out
+
+
+def prepare(
+    question: str, passages: Sequence[str], window_chars: int, window_stride: int, max_question_chars: int
+) -> tuple[tuple[str, ...], list[tuple[int, Window]]]:
+    """Segment a question and its passages: the question's tokens (cut to ``max_question_chars``)
+    and every ``(passage_index, window)`` the reader has to look at."""
+    question_tokens, length = [], 0
+    for token in segment(question):
+        if length + len(token) > max_question_chars:
+            break
+        question_tokens.append(token)
+        length += len(token)
+    plan = [
+        (index, window)
+        for index, passage in enumerate(passages)
+        for window in windows(segment(passage), window_chars, window_stride)
+    ]
+    return tuple(question_tokens), plan
+
+
+def _decode(tokens: tf.Tensor) -> tf.RaggedTensor:
+    cps = tf.strings.unicode_decode(tokens, "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER)
+    return tf.ragged.map_flat_values(normalize_codepoints, cps)
+
+
+def normalize_tokens(tokens: tf.Tensor) -> tf.Tensor:
+    """Tokens normalised the way characters are (full-width → half-width, lower case, ...)."""
+    return tf.strings.unicode_encode(_decode(tokens), "UTF-8")
+
+
+def _chars_and_words(tokens: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Tokens ``[N, W]`` → normalised code points ``[N, L + 1]`` (0-padded) and, per character,
+    the normalised word it belongs to ``[N, L + 1]`` (``""`` on padding)."""
+    cps = _decode(tokens)  # [N, W, (c)]
+    words = tf.strings.unicode_encode(cps, "UTF-8")  # [N, W]
+    per_token = cps.merge_dims(0, 1)  # [N·W, (c)]
+    chars = cps.merge_dims(1, 2)  # [N, (L)]
+    word_of_char = tf.RaggedTensor.from_row_lengths(
+        tf.repeat(tf.reshape(words, [-1]), per_token.row_lengths()), chars.row_lengths()
+    )
+    pad = [[0, 0], [0, 1]]  # one padding column, so the time axis is never empty
+    return tf.pad(chars.to_tensor(0), pad), tf.pad(word_of_char.to_tensor(PAD_TOKEN), pad)
+
+
+def model_inputs(question_tokens: tf.Tensor, passage_tokens: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The reader's inputs for question/passage-window pairs given as jieba tokens ``[N, W]``.
+
+    Match features per passage character: does the character occur in the question,
+    does its word occur among the question's words. (The soft match is computed in
+    the model from learned embeddings.)
+    """
+    q_chars, q_words = _chars_and_words(question_tokens)
+    p_chars, p_words = _chars_and_words(passage_tokens)
+    char_match = tf.reduce_any(
+        (p_chars[:, :, None] == q_chars[:, None, :]) & (q_chars[:, None, :] != 0), axis=-1
+    )
+    word_match = tf.reduce_any(
+        (p_words[:, :, None] == q_words[:, None, :]) & (q_words[:, None, :] != PAD_TOKEN), axis=-1
+    )
+    match = tf.cast(tf.stack([char_match, word_match], axis=-1), tf.float32) * tf.cast(p_chars != 0, tf.float32)[..., None]
+    return {
+        "question_chars": q_chars,
+        "question_words": q_words,
+        "passage_chars": p_chars,
+        "passage_words": p_words,
+        "passage_match": match,
+    }
+
+
+class Answer(NamedTuple):
+    """A span ``passage[start:end]`` of passage ``passage_index`` and its score in [0, 1]."""
+
+    text: str
+    score: float
+    passage_index: int
+    start: int
+    end: int
+
+
+def best_answers(
+    passages: Sequence[str],
+    window_spans: Iterable[tuple[int, Window, Sequence[int], Sequence[int], Sequence[float]]],
+    k: int,
+    aggregate: str = "max",
+) -> list[Answer]:
+    """Merge the per-window top spans into the ``k`` best answers over all windows and passages.
+
+    ``window_spans`` yields ``(passage_index, window, starts, ends, scores)`` with offsets
+    inside the window. The same span seen by two overlapping windows counts once (its best
+    score). With ``aggregate="sum"``, answers with the same text in different passages add
+    their scores (evidence from several passages), clipped to 1; the position reported is
+    that of the best-scoring occurrence.
+    """
+    best: dict[tuple[int, int, int], float] = {}
+    for passage_index, window, starts, ends, scores in window_spans:
+        for start, end, score in zip(starts, ends, scores):
+            if end <= start or end > window.length:
+                continue
+            key = (passage_index, window.offset + int(start), window.offset + int(end))
+            best[key] = max(best.get(key, 0.0), float(score))
+    spans = sorted(best.items(), key=lambda item: -item[1])
+    if aggregate == "max":
+        answers = [Answer(passages[p][s:e], score, p, s, e) for (p, s, e), score in spans]
+    elif aggregate == "sum":
+        by_text: dict[str, Answer] = {}
+        for (p, s, e), score in spans:
+            text = passages[p][s:e]
+            if text in by_text:
+                first = by_text[text]
+                by_text[text] = first._replace(score=first.score + score)
+            else:
+                by_text[text] = Answer(text, score, p, s, e)
+        answers = sorted(by_text.values(), key=lambda a: -a.score)
+    else:
+        raise ValueError(f"aggregate must be 'max' or 'sum', not {aggregate!r}")
+    return answers[:k]

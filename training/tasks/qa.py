@@ -1,0 +1,428 @@
+"""Reading comprehension: DGCNN reader (gated dilated convolutions, attention) over char + jieba-word features.
+
+``python -m training qa train|evaluate|export``. Trained on CMRC 2018 train,
+selected on trial, reported on dev (official EM/F1) and on the WebQA sample in its
+multi-passage form. The exported SavedModel takes jieba tokens of the question and
+of one passage window (segmentation is the only step outside the graph) and
+returns the window's best spans: features, the reader and span decoding run inside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+from tqdm import tqdm
+
+from training import model_store
+from training.callbacks import standard_callbacks
+from training.cli import add_task_commands
+from training.data.qa import QAExample, read_squad, read_webqa
+from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
+from training.metrics import cmrc_scores, webqa_score
+from training.preprocessing.qa import (
+    Answer, Window, best_answers, model_inputs, normalize_tokens, pad_tokens, prepare, segment, windows,
+)
+from training.preprocessing.text import codepoints_of
+
+TASK = "qa"
+TRAIN, SELECT, TESTS = "cmrc2018/cmrc2018_train.json", "cmrc2018/cmrc2018_trial.json", "cmrc2018/cmrc2018_dev.json"
+WEBQA = "webqa_sample/test_file_example.json.gz"
+DATA_SOURCE = (
+    "CMRC 2018 (train for training, trial for model selection, dev for the reported metrics) and the "
+    "Baidu WebQA evaluation sample (200 questions × 20 passages); see ../shared/data/README.md"
+)
+WARMUP = {"question": "中国的首都是哪里？", "passages": ["北京是中华人民共和国的首都，也是全国的政治中心。"]}
+SIGNATURE = {
+    "inputs": {
+        "question_tokens": "string [N, Wq], jieba tokens of the question, '' as padding",
+        "passage_tokens": "string [N, Wp], jieba tokens of one passage window, '' as padding",
+    },
+    "outputs": {
+        "start": "int32 [N, K], code point offset in the window",
+        "end": "int32 [N, K], exclusive",
+        "score": "float32 [N, K], P(start)·P(end), best first",
+    },
+}
+
+
+@dataclass
+class Config:
+    """Everything needed to rebuild the network: hyper-parameters plus vocabularies."""
+
+    hidden: int = 128
+    word_dim: int = 64
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 1, 1, 1])
+    heads: int = 4
+    dropout: float = 0.1
+    window_chars: int = 256
+    window_stride: int = 128
+    max_question_chars: int = 64
+    max_answer_chars: int = 64
+    top_k: int = 5
+    chars: list[int] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        return cls(**json.loads(path.read_text()))
+
+
+def build_vocabularies(
+    config: Config, examples: Sequence[QAExample], min_char_count: int, min_word_count: int, max_words: int
+) -> None:
+    texts = sorted({e.context for e in examples}) + [e.question for e in examples]
+    chars = Counter(codepoints_of(texts).flat_values.numpy().tolist())
+    config.chars = [c for c, n in chars.most_common() if n >= min_char_count]
+    tokens = [t for text in tqdm(texts, desc="jieba", unit="text", file=sys.stderr) for t in segment(text)]
+    words = Counter(w.decode() for w in normalize_tokens(tf.constant(tokens)).numpy())
+    config.words = [w for w, n in words.most_common(max_words) if n >= min_word_count and w.strip()]
+
+
+def build_model(config: Config) -> keras.Model:
+    """Question and passage-window features → start/end logits ``[B, Lp, 2]``."""
+    inputs = {
+        "question_chars": keras.Input((None,), dtype="int32", name="question_chars"),
+        "question_words": keras.Input((None,), dtype="string", name="question_words"),
+        "passage_chars": keras.Input((None,), dtype="int32", name="passage_chars"),
+        "passage_words": keras.Input((None,), dtype="string", name="passage_words"),
+        "passage_match": keras.Input((None, 2), dtype="float32", name="passage_match"),
+    }
+    char_lookup = keras.layers.IntegerLookup(vocabulary=config.chars, mask_token=0, name="char_lookup")
+    word_lookup = keras.layers.StringLookup(vocabulary=config.words, mask_token="", name="word_lookup")
+    char_embedding = keras.layers.Embedding(len(config.chars) + 2, config.hidden, name="char_embedding")
+    word_embedding = keras.layers.Embedding(len(config.words) + 2, config.word_dim, name="word_embedding")
+    word_projection = keras.layers.Dense(config.hidden, use_bias=False, name="word_projection")
+
+    def embed(chars, words):
+        char_vectors = char_embedding(char_lookup(ops.cast(chars, "int64")))
+        return char_vectors, char_vectors + word_projection(word_embedding(word_lookup(words)))
+
+    q_mask = ops.not_equal(inputs["question_chars"], 0)
+    p_mask = ops.not_equal(inputs["passage_chars"], 0)
+    q_chars, q = embed(inputs["question_chars"], inputs["question_words"])
+    p_chars, p = embed(inputs["passage_chars"], inputs["passage_words"])
+
+    # Soft match: how close each passage character is to its nearest question character.
+    similarity = ops.matmul(_unit(p_chars), ops.transpose(_unit(q_chars), (0, 2, 1)))  # [B, Lp, Lq]
+    similarity = ops.where(ops.expand_dims(q_mask, 1), similarity, -1.0)
+    soft_match = ops.expand_dims(ops.max(similarity, axis=-1), -1)
+
+    q = keras.layers.Dropout(config.dropout)(q)
+    for i in range(2):
+        q = GatedDilatedResidualConv1D(3, 1, config.dropout, name=f"question_conv{i}")(q, mask=q_mask)
+    question_vector = AttentionPooling1D(config.hidden, name="question_pooling")(q, mask=q_mask)
+    question_vector = ops.expand_dims(question_vector, 1) + ops.zeros_like(p)  # repeated over the passage
+
+    x = keras.layers.Concatenate()([p, question_vector, inputs["passage_match"], soft_match])
+    x = keras.layers.Dense(config.hidden, name="passage_input")(x)
+    x = keras.layers.Dropout(config.dropout)(x)
+    for i, dilation in enumerate(config.dilations):
+        x = GatedDilatedResidualConv1D(3, dilation, config.dropout, name=f"passage_conv{i}")(x, mask=p_mask)
+    positioned = SinusoidalPositionEmbedding(name="positions")(x)
+    pair_mask = ops.logical_and(ops.expand_dims(p_mask, 1), ops.expand_dims(p_mask, 2))
+    attended = keras.layers.MultiHeadAttention(
+        config.heads, config.hidden // config.heads, dropout=config.dropout, name="self_attention"
+    )(positioned, positioned, attention_mask=pair_mask)
+    x = keras.layers.LayerNormalization(name="attention_norm")(x + attended)
+    x = GatedDilatedResidualConv1D(3, 1, config.dropout, name="output_conv")(x, mask=p_mask)
+    logits = keras.layers.Dense(2, name="span_logits")(x)
+    return keras.Model(inputs, logits, name="dgcnn_reader")
+
+
+def _unit(x):
+    return x / (ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)) + 1e-6)
+
+
+def span_loss(targets, logits):
+    """Sigmoid cross-entropy for start and end at every real position (targets are -1 on padding).
+
+    Independent sigmoids rather than a softmax over the window keep scores comparable across
+    windows and passages, and let a window that holds no answer say so.
+    """
+    valid = ops.cast(targets >= 0, logits.dtype)
+    losses = ops.binary_crossentropy(ops.maximum(targets, 0.0), logits, from_logits=True)  # [B, L, 2]
+    # Per position [B, L]: Keras averages it over the positions of the passage mask it carries.
+    return ops.sum(losses * valid, axis=-1)
+
+
+def make_reader(model: keras.Model, max_answer_chars: int, top_k: int):
+    """Model inputs → the ``top_k`` spans ``(start, end, score)`` of each window, decoded in the graph."""
+
+    @tf.function(reduce_retracing=True)
+    def read(inputs: dict[str, tf.Tensor]):
+        probabilities = tf.sigmoid(model(inputs, training=False))
+        valid = tf.cast(inputs["passage_chars"] != 0, tf.float32)
+        start, end = probabilities[..., 0] * valid, probabilities[..., 1] * valid
+        length = tf.shape(start)[1]
+        scores = start[:, :, None] * end[:, None, :]  # [N, L(start), L(end)], end inclusive
+        band = tf.linalg.band_part(tf.ones([length, length]), 0, max_answer_chars - 1)  # start ≤ end < start + max
+        scores = scores * band - (1.0 - band)
+        best, index = tf.math.top_k(tf.reshape(scores, [tf.shape(scores)[0], -1]), k=tf.minimum(top_k, length * length))
+        return {"start": index // length, "end": index % length + 1, "score": best}
+
+    return read
+
+
+WindowPredictor = Callable[[list[tuple[str, ...]], list[Window]], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+
+def _in_process_predictor(model: keras.Model, config: Config) -> WindowPredictor:
+    read = make_reader(model, config.max_answer_chars, config.top_k)
+
+    def predict(questions: list[tuple[str, ...]], windows_: list[Window]):
+        out = read(model_inputs(tf.constant(pad_tokens(questions)), tf.constant(pad_tokens([w.tokens for w in windows_]))))
+        return list(zip(out["start"].numpy(), out["end"].numpy(), out["score"].numpy()))
+
+    return predict
+
+
+def saved_model_predictor(version_dir: Path) -> WindowPredictor:
+    """Window predictor over an exported reader (what the service runs)."""
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+
+    def predict(questions: list[tuple[str, ...]], windows_: list[Window]):
+        out = serve(
+            question_tokens=tf.constant(pad_tokens(questions)),
+            passage_tokens=tf.constant(pad_tokens([w.tokens for w in windows_])),
+        )
+        return list(zip(out["start"].numpy(), out["end"].numpy(), out["score"].numpy()))
+
+    return predict
+
+
+def answer_all(
+    predict: WindowPredictor,
+    config: Config,
+    questions: Sequence[str],
+    passages: Sequence[Sequence[str]],
+    aggregate: str = "max",
+    batch_size: int = 64,
+    desc: str | None = None,
+) -> list[list[Answer]]:
+    """The best answers to each question over its passages (windows batched by length)."""
+    rows = []  # (question index, passage index, question tokens, window)
+    for qi, (question, texts) in enumerate(zip(questions, passages)):
+        q_tokens, plan = prepare(question, texts, config.window_chars, config.window_stride, config.max_question_chars)
+        rows.extend((qi, pi, q_tokens, window) for pi, window in plan)
+    rows.sort(key=lambda r: r[3].length)
+    spans: list[list] = [[] for _ in questions]
+    for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", file=sys.stderr, disable=desc is None):
+        batch = rows[start : start + batch_size]
+        for (qi, pi, _, window), (s, e, score) in zip(batch, predict([r[2] for r in batch], [r[3] for r in batch])):
+            spans[qi].append((pi, window, s, e, score))
+    return [best_answers(texts, spans[qi], config.top_k, aggregate) for qi, texts in enumerate(passages)]
+
+
+def _training_windows(
+    examples: Sequence[QAExample], config: Config, negative_rate: float, seed: int
+) -> list[tuple[tuple[str, ...], Window, int, int]]:
+    """(question tokens, window, answer start, answer end) per training window; -1, -1 for a window
+    without the answer (kept with probability ``negative_rate``)."""
+    rng = random.Random(seed)
+    segmented: dict[str, list[Window]] = {}
+    result = []
+    for example in tqdm(examples, desc="windows", unit="question", file=sys.stderr):
+        if not example.answers:
+            continue
+        q_tokens, _ = prepare(example.question, [], config.window_chars, config.window_stride, config.max_question_chars)
+        if example.context not in segmented:
+            segmented[example.context] = windows(segment(example.context), config.window_chars, config.window_stride)
+        text, start = example.answers[0]
+        end = start + len(text)
+        for window in segmented[example.context]:
+            inside = window.offset <= start and end <= window.offset + window.length
+            if inside and len(text) <= config.max_answer_chars:
+                result.append((q_tokens, window, start - window.offset, end - window.offset))
+            elif not inside and rng.random() < negative_rate:
+                result.append((q_tokens, window, -1, -1))
+    return result
+
+
+def _dataset(rows, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    questions = tf.constant(pad_tokens([r[0] for r in rows]))
+    passages = tf.constant(pad_tokens([r[1].tokens for r in rows]))
+    starts = tf.constant([r[2] for r in rows], tf.int32)
+    ends = tf.constant([r[3] for r in rows], tf.int32)
+    ds = tf.data.Dataset.from_tensor_slices((questions, passages, starts, ends))
+    if shuffle:
+        ds = ds.shuffle(len(rows), reshuffle_each_iteration=True)
+
+    def features_and_targets(q, p, start, end):
+        inputs = model_inputs(q, p)  # the character axis is as long as the batch's longest window
+        positions = tf.range(tf.shape(inputs["passage_chars"])[1])[None, :]
+        valid = inputs["passage_chars"] != 0
+        targets = tf.stack(
+            [tf.cast(positions == start[:, None], tf.float32), tf.cast(positions == end[:, None] - 1, tf.float32)], -1
+        )
+        return inputs, tf.where(valid[..., None], targets, -1.0)
+
+    return ds.batch(batch_size).map(features_and_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def train(args: argparse.Namespace) -> None:
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    data_dir = Path(args.data_dir)
+    train_examples = read_squad(data_dir / TRAIN)
+    if args.max_train_questions:
+        train_examples = train_examples[: args.max_train_questions]
+    select = read_squad(data_dir / SELECT)[: args.max_select_questions or None]
+
+    config_path = run_dir / "config.json"
+    if config_path.exists():  # resuming: the vocabulary must match the checkpoint
+        config = Config.load(config_path)
+    else:
+        config = Config(
+            hidden=args.hidden,
+            word_dim=args.word_dim,
+            dilations=[int(d) for d in args.dilations.split(",")],
+            dropout=args.dropout,
+            window_chars=args.window_chars,
+            window_stride=args.window_stride,
+            max_answer_chars=args.max_answer_chars,
+        )
+        build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
+        config.save(config_path)
+    rows = _training_windows(train_examples, config, args.negative_rate, args.seed)
+    print(
+        f"train {len(rows)} windows ({sum(r[2] < 0 for r in rows)} without the answer) from {len(train_examples)} "
+        f"questions; {len(config.chars)} chars, {len(config.words)} words; select on {len(select)} trial questions",
+        flush=True,
+    )
+    model = build_model(config)
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0), loss=span_loss)
+    model.summary(print_fn=lambda line, **_: print(line, flush=True))
+    predict = _in_process_predictor(model, config)
+
+    def held_out() -> dict[str, float]:
+        answers = answer_all(predict, config, [e.question for e in select], [[e.context] for e in select])
+        scores = cmrc_scores([a[0].text if a else "" for a in answers], [[t for t, _ in e.answers] for e in select])
+        return {"f1": scores["f1"], "em": scores["em"]}
+
+    model.fit(
+        _dataset(rows, args.batch_size, shuffle=True),
+        epochs=args.epochs,
+        callbacks=standard_callbacks(run_dir, held_out, monitor="val_f1", patience=args.patience),
+        shuffle=False,
+        verbose=2 if args.quiet else 1,
+    )
+    with open(run_dir / "command.txt", "a") as f:
+        f.write(args.command_line + "\n")
+
+
+def export(args: argparse.Namespace) -> None:
+    run_dir = Path(args.run_dir)
+    config = Config.load(run_dir / "config.json")
+    model = build_model(config)
+    model.load_weights(run_dir / "best.weights.h5")
+    read = make_reader(model, config.max_answer_chars, config.top_k)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.string, name="question_tokens"),
+            tf.TensorSpec([None, None], tf.string, name="passage_tokens"),
+        ]
+    )
+    def serve(question_tokens, passage_tokens):
+        return read(model_inputs(question_tokens, passage_tokens))
+
+    task_dir = Path(args.model_root) / TASK
+    staging = model_store.write_saved_model(model, serve, task_dir)
+    data_dir = Path(args.data_dir)
+    metrics = evaluate_saved_model(staging, data_dir, config) if data_dir.exists() else {}
+    model_store.write_manifest(
+        staging,
+        task=TASK,
+        run_dir=run_dir,
+        metrics=metrics,
+        data_source=DATA_SOURCE,
+        params=model.count_params(),
+        extra={
+            "signature": SIGNATURE,
+            "preprocessing": {
+                "window_chars": config.window_chars,
+                "window_stride": config.window_stride,
+                "max_question_chars": config.max_question_chars,
+                "max_answer_chars": config.max_answer_chars,
+                "top_k": config.top_k,
+            },
+            "warmup_inputs": WARMUP,
+        },
+    )
+    version_dir = model_store.publish(staging, args.version)
+    if args.prune:
+        model_store.prune_other_versions(version_dir)
+    print(json.dumps({"task": TASK, "exported": str(version_dir), **_headline(metrics)}))
+
+
+def config_of_export(version_dir: Path) -> Config:
+    """The preprocessing settings an exported reader was trained with (from its manifest)."""
+    return Config(**model_store.read_manifest(version_dir).get("preprocessing", {}))
+
+
+def evaluate_saved_model(version_dir: Path, data_dir: Path, config: Config, limit: int | None = None) -> dict:
+    """CMRC 2018 dev EM/F1 and the WebQA sample score (max and sum over passages)."""
+    predict = saved_model_predictor(version_dir)
+    dev = read_squad(data_dir / TESTS)[:limit]
+    answers = answer_all(predict, config, [e.question for e in dev], [[e.context] for e in dev], desc="cmrc dev")
+    results = {"cmrc_dev": cmrc_scores([a[0].text if a else "" for a in answers], [[t for t, _ in e.answers] for e in dev])}
+    webqa = read_webqa(data_dir / WEBQA)[:limit]
+    for aggregate in ("max", "sum"):
+        answers = answer_all(
+            predict, config, [q.question for q in webqa], [q.passages for q in webqa], aggregate, desc=f"webqa {aggregate}"
+        )
+        results[f"webqa_{aggregate}"] = webqa_score([a[0].text if a else "" for a in answers], [q.answers for q in webqa])
+    return results
+
+
+def _headline(metrics: dict) -> dict:
+    dev = metrics.get("cmrc_dev")
+    return {"em": dev["em"], "f1": dev["f1"]} if dev else {}
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
+    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), config_of_export(version_dir), args.limit)
+    dev = metrics["cmrc_dev"]
+    print(f"\nCMRC 2018 dev ({dev['questions']} questions): EM {dev['em']:.2f}  F1 {dev['f1']:.2f}")
+    for aggregate in ("max", "sum"):
+        w = metrics[f"webqa_{aggregate}"]
+        print(f"WebQA sample, {aggregate} over passages: accuracy {w['accuracy']:.4f}  F1 {w['f1']:.4f}  score {w['score']:.4f}")
+    print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}))
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parsers = add_task_commands(
+        parser, TASK, train=train, export=export, evaluate=evaluate,
+        defaults={"epochs": 10, "batch_size": 32, "learning_rate": 1e-3, "patience": 3, "seed": 7},
+    )
+    p = parsers.train
+    p.add_argument("--hidden", type=int, default=Config.hidden)
+    p.add_argument("--word-dim", type=int, default=Config.word_dim)
+    p.add_argument("--dilations", default="1,2,4,8,16,1,1,1", help="dilation rate of each passage convolution")
+    p.add_argument("--dropout", type=float, default=Config.dropout)
+    p.add_argument("--window-chars", type=int, default=Config.window_chars, help="passage window length")
+    p.add_argument("--window-stride", type=int, default=Config.window_stride)
+    p.add_argument("--max-answer-chars", type=int, default=Config.max_answer_chars)
+    p.add_argument("--negative-rate", type=float, default=0.3, help="share of answerless windows trained on")
+    p.add_argument("--min-char-count", type=int, default=2)
+    p.add_argument("--min-word-count", type=int, default=3)
+    p.add_argument("--max-words", type=int, default=30_000)
+    p.add_argument("--max-train-questions", type=int, default=0, help="0: all")
+    p.add_argument("--max-select-questions", type=int, default=0, help="trial questions for model selection (0: all)")
+    parsers.evaluate.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")

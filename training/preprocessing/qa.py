@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -52,13 +53,14 @@ def windows(tokens: Sequence[str], max_chars: int, stride: int) -> list[Window]:
 
     Windows start and end on token boundaries (a token longer than ``max_chars`` is
     split into characters) and each starts at the first token at least ``stride``
-    characters after the previous start, so an answer shorter than
-    ``max_chars - stride`` lies whole inside at least one window.
+    characters after the previous start, so an answer of up to
+    ``max_chars - stride - 2·(longest token) + 3`` characters lies whole inside at
+    least one window.
     """
     pieces: list[str] = []
     for token in tokens:
         pieces.extend(token if len(token) > max_chars else [token])
-    starts = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).tolist()
+    starts = list(accumulate((len(p) for p in pieces), initial=0))
     result: list[Window] = []
     first = 0
     while True:
@@ -176,7 +178,7 @@ def best_answers(
     best: dict[tuple[int, int, int], float] = {}
     for passage_index, window, starts, ends, scores in window_spans:
         for start, end, score in zip(starts, ends, scores):
-            if end <= start or end > window.length:
+            if score < 0 or end <= start or end > window.length:
                 continue
             key = (passage_index, window.offset + int(start), window.offset + int(end))
             best[key] = max(best.get(key, 0.0), float(score))

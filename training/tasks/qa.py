@@ -159,6 +159,21 @@ def span_loss(targets, logits):
     return ops.sum(losses * valid, axis=-1)
 
 
+def decode_spans(start: tf.Tensor, end: tf.Tensor, max_answer_chars: int, top_k: int) -> dict[str, tf.Tensor]:
+    """The ``top_k`` spans by ``P(start)·P(end)`` with ``start ≤ end < start + max_answer_chars``.
+
+    ``start``/``end`` are probabilities ``[N, L]`` (0 on padding). Returns ``start``, exclusive
+    ``end`` and ``score``, each ``[N, min(top_k, L²)]``, best first; slots beyond the valid spans
+    score -1.
+    """
+    length = tf.shape(start)[1]
+    scores = start[:, :, None] * end[:, None, :]  # [N, L(start), L(end)], end inclusive
+    band = tf.linalg.band_part(tf.ones([length, length]), 0, tf.minimum(max_answer_chars - 1, length))
+    scores = scores * band - (1.0 - band)
+    best, index = tf.math.top_k(tf.reshape(scores, [tf.shape(scores)[0], -1]), k=tf.minimum(top_k, length * length))
+    return {"start": index // length, "end": index % length + 1, "score": best}
+
+
 def make_reader(model: keras.Model, max_answer_chars: int, top_k: int):
     """Model inputs → the ``top_k`` spans ``(start, end, score)`` of each window, decoded in the graph."""
 
@@ -166,13 +181,7 @@ def make_reader(model: keras.Model, max_answer_chars: int, top_k: int):
     def read(inputs: dict[str, tf.Tensor]):
         probabilities = tf.sigmoid(model(inputs, training=False))
         valid = tf.cast(inputs["passage_chars"] != 0, tf.float32)
-        start, end = probabilities[..., 0] * valid, probabilities[..., 1] * valid
-        length = tf.shape(start)[1]
-        scores = start[:, :, None] * end[:, None, :]  # [N, L(start), L(end)], end inclusive
-        band = tf.linalg.band_part(tf.ones([length, length]), 0, max_answer_chars - 1)  # start ≤ end < start + max
-        scores = scores * band - (1.0 - band)
-        best, index = tf.math.top_k(tf.reshape(scores, [tf.shape(scores)[0], -1]), k=tf.minimum(top_k, length * length))
-        return {"start": index // length, "end": index % length + 1, "score": best}
+        return decode_spans(probabilities[..., 0] * valid, probabilities[..., 1] * valid, max_answer_chars, top_k)
 
     return read
 

@@ -1,0 +1,197 @@
+"""QA preprocessing and metrics: jieba alignment, windows, match features, span decoding and merging."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from training.data.qa import read_squad, read_webqa
+from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, webqa_score
+from training.preprocessing.qa import Window, best_answers, model_inputs, pad_tokens, prepare, segment, windows
+from training.tasks.qa import decode_spans
+
+
+@pytest.mark.parametrize("text", ["北京是中华人民共和国的首都。", "Hello  world\t😀 ２０２０年\n", "", "繁體中文，還有 emoji 🎉"])
+def test_segment_keeps_every_character(text):
+    assert "".join(segment(text)) == text
+
+
+def _inputs(question: str, passage: str) -> dict:
+    return {k: v.numpy() for k, v in model_inputs(
+        tf.constant(pad_tokens([segment(question)])), tf.constant(pad_tokens([segment(passage)]))
+    ).items()}
+
+
+def test_words_are_repeated_over_their_characters():
+    passage = "北京是中华人民共和国的首都"
+    inputs = _inputs("首都", passage)
+    words = [w.decode() for w in inputs["passage_words"][0, : len(passage)]]
+    assert words[:3] == ["北京", "北京", "是"]
+    assert words[3:10] == ["中华人民共和国"] * 7
+    assert inputs["passage_words"][0, len(passage)] == b""  # the padding column
+    assert "".join(map(chr, inputs["passage_chars"][0, : len(passage)])) == passage
+
+
+def test_characters_and_words_are_normalised_like_the_rest_of_the_service():
+    inputs = _inputs("Ａ", "ＡＢＣ")
+    assert "".join(map(chr, inputs["passage_chars"][0, :3])) == "abc"
+    assert inputs["passage_words"][0, 0].decode() == segment("ＡＢＣ")[0].lower().translate(
+        {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+    )
+
+
+def test_match_features_mark_question_characters_and_words():
+    question, passage = "首都在哪里", "北京是首都，京都不是"
+    inputs = _inputs(question, passage)
+    char_match, word_match = inputs["passage_match"][0, : len(passage)].T
+    assert np.flatnonzero(char_match).tolist() == [3, 4, 7]  # 首都, and the 都 of 京都
+    assert np.flatnonzero(word_match).tolist() == [3, 4]  # only the word 首都
+    assert not inputs["passage_match"][0, len(passage):].any()
+
+
+def test_batched_rows_of_different_lengths_are_padded_with_nothing_that_matches():
+    inputs = model_inputs(
+        tf.constant(pad_tokens([["北京"], ["上海", "在", "哪"]])), tf.constant(pad_tokens([["北京", "好"], ["上海"]]))
+    )
+    chars = inputs["passage_chars"].numpy()
+    assert chars.shape == (2, 4) and chars[1, 2:].tolist() == [0, 0]
+    assert inputs["passage_match"].numpy()[:, :, 0].tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 4), min_size=0, max_size=60),
+    max_chars=st.integers(10, 40),
+    stride_share=st.floats(0.2, 0.8),
+)
+def test_windows_cover_the_passage_and_hold_every_short_answer(lengths, max_chars, stride_share):
+    tokens = [chr(0x4E00 + i) * n for i, n in enumerate(lengths)]
+    passage = "".join(tokens)
+    stride = max(1, int(max_chars * stride_share))
+    result = windows(tokens, max_chars, stride)
+    assert result[0].offset == 0
+    assert result[-1].offset + result[-1].length == len(passage)
+    for window in result:
+        assert window.length <= max_chars
+        assert "".join(window.tokens) == passage[window.offset : window.offset + window.length]
+    # Windows start and end on token boundaries, so the guarantee loses up to a token at each end.
+    answer_length = max_chars - stride - 2 * max(lengths, default=1) + 3
+    for start in range(len(passage) if answer_length > 0 else 0):
+        end = min(len(passage), start + answer_length)
+        assert any(w.offset <= start and end <= w.offset + w.length for w in result)
+
+
+def test_a_token_longer_than_a_window_is_split():
+    result = windows(["a" * 25, "b"], max_chars=10, stride=5)
+    assert all(w.length <= 10 for w in result)
+    assert "".join("".join(w.tokens) for w in result[::2]).startswith("a" * 10)
+
+
+def test_prepare_cuts_the_question_and_plans_every_window():
+    question_tokens, plan = prepare("中国的首都是哪里？" * 10, ["北京" * 30, "上海"], 20, 10, 16)
+    assert sum(map(len, question_tokens)) <= 16
+    assert {p for p, _ in plan} == {0, 1}
+    assert sum(w.length for p, w in plan if p == 1) == 2
+
+
+def _brute_force(start, end, max_len):
+    spans = [(s, e + 1, start[s] * end[e]) for s in range(len(start)) for e in range(s, min(len(end), s + max_len))]
+    return sorted(spans, key=lambda x: -x[2])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_span_decoding_matches_brute_force(length, max_len, seed):
+    rng = np.random.default_rng(seed)
+    start, end = rng.uniform(size=(2, 1, length)).astype("float32")
+    out = {k: v.numpy()[0] for k, v in decode_spans(tf.constant(start), tf.constant(end), max_len, 3).items()}
+    expected = _brute_force(start[0], end[0], max_len)[:3]
+    np.testing.assert_allclose(out["score"][: len(expected)], [s for _, _, s in expected], rtol=1e-6)
+    assert (out["end"][: len(expected)] - out["start"][: len(expected)] <= max_len).all()
+    assert (out["start"][: len(expected)] < out["end"][: len(expected)]).all()
+    assert (out["score"][len(expected):] == -1).all()
+
+
+def test_best_answers_merge_windows_and_passages():
+    passages = ["北京是首都。北京很大。", "首都是北京"]
+    w0, w1 = Window(0, ("北京是首都。",)), Window(3, ("首都。北京很大。",))
+    spans = [
+        (0, w0, [0, 3], [2, 5], [0.6, 0.2]),
+        (0, w1, [3, 0], [5, 2], [0.3, 0.5]),  # 北京 at 6..8 (window offset 3), and 首都 at 3..5 seen again
+        (1, Window(0, ("首都是北京",)), [3], [5], [0.4]),
+    ]
+    best = best_answers(passages, spans, k=3)
+    assert [(a.text, a.passage_index, a.start, a.end, a.score) for a in best] == [
+        ("北京", 0, 0, 2, 0.6), ("首都", 0, 3, 5, 0.5), ("北京", 1, 3, 5, 0.4)
+    ]
+    summed = best_answers(passages, spans, k=2, aggregate="sum")
+    assert [(a.text, a.passage_index, a.start) for a in summed] == [("北京", 0, 0), ("首都", 0, 3)]
+    assert summed[0].score == pytest.approx(1.3) and summed[1].score == pytest.approx(0.5)
+
+
+def test_best_answers_skip_invalid_slots():
+    window = Window(0, ("北京",))
+    assert best_answers(["北京"], [(0, window, [0, 1, 0], [2, 1, 3], [-1.0, 0.5, 0.5])], k=5) == []
+
+
+@pytest.mark.parametrize(
+    "prediction, references, em, f1",
+    [
+        ("北京", ["北京"], 1.0, 1.0),
+        ("北京。", ["《北京》"], 1.0, 1.0),  # punctuation is ignored
+        ("北京市", ["北京"], 0.0, 0.8),  # LCS 2, P 2/3, R 1
+        ("上海", ["北京", "上海市"], 0.0, 0.8),  # best reference
+        ("", ["北京"], 0.0, 0.0),
+        ("1963年", ["1963年"], 1.0, 1.0),
+        ("in 1963", ["1963"], 0.0, 2 / 3),  # Latin runs are words
+    ],
+)
+def test_cmrc_metric_by_hand(prediction, references, em, f1):
+    assert cmrc_em(prediction, references) == em
+    assert cmrc_f1(prediction, references) == pytest.approx(f1)
+
+
+def test_cmrc_scores_are_percentages():
+    assert cmrc_scores(["北京", "北京市"], [["北京"], ["北京"]]) == {"em": 50.0, "f1": 90.0, "questions": 2}
+
+
+def test_webqa_score_by_hand():
+    result = webqa_score(["纣王", "帝辛纣王", ""], [["纣王"], ["纣王"], ["纣王"]])
+    # accuracy 1/3; F1 (1 + 2·0.5·1/1.5 + 0) / 3
+    assert result["accuracy"] == pytest.approx(1 / 3, abs=1e-4)
+    assert result["f1"] == pytest.approx((1 + 2 / 3) / 3, abs=1e-4)
+    assert result["score"] == pytest.approx((result["accuracy"] + result["f1"]) / 2, abs=1e-4)
+
+
+def test_squad_reader_repairs_answer_offsets(tmp_path):
+    path = tmp_path / "squad.json"
+    context = "北京是首都。上海是城市。"
+    qas = [
+        {"id": "a", "question": "首都？", "answers": [{"text": "北京", "answer_start": 0}]},
+        {"id": "b", "question": "城市？", "answers": [{"text": "上海", "answer_start": 2}]},  # off by four
+        {"id": "c", "question": "？", "answers": [{"text": "广州", "answer_start": 0}]},  # not in the context
+    ]
+    path.write_text(json.dumps({"data": [{"paragraphs": [{"context": context, "qas": qas}]}]}, ensure_ascii=False))
+    examples = read_squad(path)
+    assert [e.answers for e in examples] == [(("北京", 0),), (("上海", 6),), ()]
+
+
+def test_webqa_reader_pools_golden_answers(tmp_path):
+    path = tmp_path / "webqa.json.gz"
+    record = {
+        "q_key": "Q1", "question_tokens": ["谁", "是", "王"],
+        "evidences": [
+            {"evidence_tokens": ["纣王", "是", "王"], "golden_answers": [["纣王"]]},
+            {"evidence_tokens": ["无关"], "golden_answers": [["no_answer"]]},
+        ],
+    }
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    (question,) = read_webqa(path)
+    assert question.question == "谁是王" and question.passages == ("纣王是王", "无关") and question.answers == ("纣王",)

@@ -105,3 +105,34 @@ def tiny_spectra_store(spectra_data, tiny_spectra_run, tmp_path_factory) -> Path
         "--model-root", str(root), "--test-per-class", "8", "--cache-dir", str(tiny_spectra_run / "data"),
     ])
     return root
+
+
+@pytest.fixture(scope="session")
+def qa_data(tmp_path_factory) -> Path:
+    """Hand-written passages and questions in the layout of ``../shared/data/qa``."""
+    from tests.fixtures.qa_corpus import write_qa_data
+
+    return write_qa_data(tmp_path_factory.mktemp("qa_data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_run(qa_data, tmp_path_factory) -> Path:
+    """A tiny DGCNN reader trained for two epochs on the fixture corpus."""
+    from training.__main__ import main
+
+    run_dir = tmp_path_factory.mktemp("qa_run")
+    main([
+        "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--epochs", "2", "--quiet",
+        "--hidden", "16", "--word-dim", "8", "--dilations", "1,2", "--window-chars", "24", "--window-stride", "12",
+        "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
+    ])
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_store(qa_data, tiny_qa_run, tmp_path_factory) -> Path:
+    from training.__main__ import main
+
+    root = tmp_path_factory.mktemp("qa_models")
+    main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", str(tiny_qa_run), "--model-root", str(root)])
+    return root

@@ -106,15 +106,18 @@ def _brute_force(start, end, max_len):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 12), st.integers(1, 5), st.integers(0, 2**31 - 1))
-def test_span_decoding_matches_brute_force(length, max_len, seed):
+@given(st.integers(1, 12), st.integers(0, 3), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_span_decoding_matches_brute_force(length, padding, max_len, seed):
+    """Best spans by brute force over the real characters; padding never yields a span."""
     rng = np.random.default_rng(seed)
-    start, end = rng.uniform(size=(2, 1, length)).astype("float32")
-    out = {k: v.numpy()[0] for k, v in decode_spans(tf.constant(start), tf.constant(end), max_len, 3).items()}
-    expected = _brute_force(start[0], end[0], max_len)[:3]
+    start, end = rng.uniform(size=(2, 1, length + padding)).astype("float32")
+    valid = tf.constant([[True] * length + [False] * padding])
+    out = {k: v.numpy()[0] for k, v in decode_spans(tf.constant(start), tf.constant(end), valid, max_len, 3).items()}
+    expected = _brute_force(start[0, :length], end[0, :length], max_len)[:3]
     np.testing.assert_allclose(out["score"][: len(expected)], [s for _, _, s in expected], rtol=1e-6)
     assert (out["end"][: len(expected)] - out["start"][: len(expected)] <= max_len).all()
     assert (out["start"][: len(expected)] < out["end"][: len(expected)]).all()
+    assert (out["end"][: len(expected)] <= length).all()
     assert (out["score"][len(expected):] == -1).all()
 
 

@@ -42,7 +42,8 @@ DATA_SOURCE = (
     "CMRC 2018 (train for training, trial for model selection, dev for the reported metrics) and the "
     "Baidu WebQA evaluation sample (200 questions × 20 passages); see ../shared/data/README.md"
 )
-WARMUP = {"question": "中国的首都是哪里？", "passages": ["北京是中华人民共和国的首都，也是全国的政治中心。"]}
+EXAMPLE_QUESTION = "中国的首都是哪里？"
+EXAMPLE_PASSAGES = ["北京是中华人民共和国的首都，也是全国的政治中心。", "上海是中国最大的经济中心。"]
 SIGNATURE = {
     "inputs": {
         "question_tokens": "string [N, Wq], jieba tokens of the question, '' as padding",
@@ -159,17 +160,20 @@ def span_loss(targets, logits):
     return ops.sum(losses * valid, axis=-1)
 
 
-def decode_spans(start: tf.Tensor, end: tf.Tensor, max_answer_chars: int, top_k: int) -> dict[str, tf.Tensor]:
+def decode_spans(
+    start: tf.Tensor, end: tf.Tensor, valid: tf.Tensor, max_answer_chars: int, top_k: int
+) -> dict[str, tf.Tensor]:
     """The ``top_k`` spans by ``P(start)·P(end)`` with ``start ≤ end < start + max_answer_chars``.
 
-    ``start``/``end`` are probabilities ``[N, L]`` (0 on padding). Returns ``start``, exclusive
-    ``end`` and ``score``, each ``[N, min(top_k, L²)]``, best first; slots beyond the valid spans
-    score -1.
+    ``start``/``end`` are probabilities ``[N, L]``, ``valid`` marks real characters. Returns
+    ``start``, exclusive ``end`` and ``score``, each ``[N, min(top_k, L²)]``, best first; slots
+    beyond the valid spans score -1.
     """
     length = tf.shape(start)[1]
     scores = start[:, :, None] * end[:, None, :]  # [N, L(start), L(end)], end inclusive
-    band = tf.linalg.band_part(tf.ones([length, length]), 0, tf.minimum(max_answer_chars - 1, length))
-    scores = scores * band - (1.0 - band)
+    band = tf.linalg.band_part(tf.ones([length, length], tf.bool), 0, tf.minimum(max_answer_chars - 1, length))
+    allowed = band[None] & valid[:, :, None] & valid[:, None, :]
+    scores = tf.where(allowed, scores, -1.0)
     best, index = tf.math.top_k(tf.reshape(scores, [tf.shape(scores)[0], -1]), k=tf.minimum(top_k, length * length))
     return {"start": index // length, "end": index % length + 1, "score": best}
 
@@ -180,8 +184,8 @@ def make_reader(model: keras.Model, max_answer_chars: int, top_k: int):
     @tf.function(reduce_retracing=True)
     def read(inputs: dict[str, tf.Tensor]):
         probabilities = tf.sigmoid(model(inputs, training=False))
-        valid = tf.cast(inputs["passage_chars"] != 0, tf.float32)
-        return decode_spans(probabilities[..., 0] * valid, probabilities[..., 1] * valid, max_answer_chars, top_k)
+        valid = inputs["passage_chars"] != 0
+        return decode_spans(probabilities[..., 0], probabilities[..., 1], valid, max_answer_chars, top_k)
 
     return read
 
@@ -370,7 +374,11 @@ def export(args: argparse.Namespace) -> None:
                 "max_answer_chars": config.max_answer_chars,
                 "top_k": config.top_k,
             },
-            "warmup_inputs": WARMUP,
+            # Signature inputs: the example question over both example passages.
+            "warmup_inputs": {
+                "question_tokens": [segment(EXAMPLE_QUESTION)] * 2,
+                "passage_tokens": [[t.decode() for t in row] for row in pad_tokens([segment(p) for p in EXAMPLE_PASSAGES])],
+            },
         },
     )
     version_dir = model_store.publish(staging, args.version)

@@ -1,0 +1,77 @@
+"""The QA task end to end on the tiny fixture corpus: train → export → evaluate → serve signature."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from training import model_store
+from training.__main__ import main
+from training.preprocessing.qa import pad_tokens, segment
+from training.tasks import qa
+
+QUESTIONS = ["中国的首都是哪里？", "What is 😀？", "長江全長多少？"]
+PASSAGES = [
+    ["北京是中华人民共和国的首都，也是全国的政治中心和文化中心。", "上海是中国最大的经济中心。"],
+    ["Emoji 😀 and digits ２０２６ and Latin text, all in one passage that is longer than one window."],
+    ["長江全長約6300公里，是中國第一長河。"],
+]
+
+
+def test_training_writes_checkpoint_config_and_logs(tiny_qa_run):
+    assert (tiny_qa_run / "best.weights.h5").is_file()
+    assert any((tiny_qa_run / "logs").rglob("events.out.tfevents*"))
+    config = qa.Config.load(tiny_qa_run / "config.json")
+    assert config.window_chars == 24 and config.dilations == [1, 2] and config.words
+
+
+def test_export_layout_and_manifest(tiny_qa_store):
+    version_dir = model_store.resolve_version(tiny_qa_store / "qa")
+    manifest = model_store.read_manifest(version_dir)
+    assert manifest["task"] == "qa" and manifest["version"] == 1
+    assert set(manifest["metrics"]) == {"cmrc_dev", "webqa_max", "webqa_sum"}
+    assert manifest["preprocessing"]["window_chars"] == 24
+    assert manifest["training_commands"][0].startswith("python -m training qa train")
+
+
+def test_exported_reader_matches_the_in_process_one(tiny_qa_run, tiny_qa_store):
+    config = qa.Config.load(tiny_qa_run / "config.json")
+    model = qa.build_model(config)
+    model.load_weights(tiny_qa_run / "best.weights.h5")
+    in_process = qa.answer_all(qa._in_process_predictor(model, config), config, QUESTIONS, PASSAGES)
+    exported = qa.answer_all(
+        qa.saved_model_predictor(model_store.resolve_version(tiny_qa_store / "qa")),
+        qa.config_of_export(model_store.resolve_version(tiny_qa_store / "qa")), QUESTIONS, PASSAGES,
+    )
+    assert [[(a.text, a.passage_index, a.start, a.end) for a in answers] for answers in exported] == [
+        [(a.text, a.passage_index, a.start, a.end) for a in answers] for answers in in_process
+    ]
+    for answers, passages in zip(exported, PASSAGES):
+        for a in answers:  # offsets point into the caller's passage
+            assert passages[a.passage_index][a.start : a.end] == a.text and 0 <= a.score <= 1
+            assert a.end - a.start <= config.max_answer_chars
+
+
+def test_serving_signature_takes_jieba_tokens(tiny_qa_store):
+    serve = tf.saved_model.load(str(tiny_qa_store / "qa" / "1")).signatures["serving_default"]
+    passages = ["北京是首都", "", "😀" * 3]
+    out = serve(
+        question_tokens=tf.constant(pad_tokens([segment("首都是哪里")] * 3)),
+        passage_tokens=tf.constant(pad_tokens([segment(p) for p in passages])),
+    )
+    start, end, score = out["start"].numpy(), out["end"].numpy(), out["score"].numpy()
+    assert start.shape == end.shape == score.shape and start.shape[0] == 3
+    assert np.all(np.diff(score, axis=1) <= 0)  # best first
+    valid = score >= 0
+    assert np.all(end[valid] > start[valid]) and np.all(end[valid] <= 5)
+    assert not valid[1].any()  # an empty passage has no span
+
+
+def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys):
+    main(["qa", "evaluate", "--data-dir", str(qa_data), "--model-root", str(tiny_qa_store)])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["task"] == "qa"
+    assert result["f1"] == result["cmrc_dev"]["f1"] and result["em"] == result["cmrc_dev"]["em"]
+    assert {"accuracy", "f1", "score"} <= set(result["webqa_max"]) and result["webqa_sum"]["questions"] == 4

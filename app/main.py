@@ -16,10 +16,10 @@ from app.logging import configure_logging  # noqa: E402
 from app.metrics import Metrics  # noqa: E402
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # noqa: E402
 from app.registry import ModelRegistry  # noqa: E402
-from app.routes import health, models, ner, spectra  # noqa: E402
+from app.routes import health, models, ner, qa, spectra  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
 
-TASK_ROUTES = (ner, spectra)  # each has TASK, router and run_batch(model, items)
+TASK_ROUTES = (ner, qa, spectra)  # each has TASK, router and run_batch(model, items)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Model serving",
         version="0.1.0",
-        description="Chinese NER and spectrum classification (QA and headlines to come) served from TensorFlow SavedModels.",
+        description="Chinese NER, reading comprehension (QA) and spectrum classification (headlines to come) served from TensorFlow SavedModels.",
         lifespan=lifespan,
     )
     app.state.registry = registry

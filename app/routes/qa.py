@@ -1,0 +1,121 @@
+"""``POST /v1/qa``: the answer to a question, as a span of one of the given passages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import tensorflow as tf
+from fastapi import APIRouter, Depends, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from app.dependencies import get_engine
+from app.engine import InferenceEngine, ModelUnavailable
+from app.registry import LoadedModel
+from app.settings import get_settings
+from app.validation import check_text
+from training.preprocessing.qa import Answer, Window, best_answers, pad_tokens, prepare
+
+TASK = "qa"
+router = APIRouter(tags=[TASK])
+_settings = get_settings()
+MAX_QUESTION, MAX_PASSAGES, MAX_PASSAGE = _settings.max_question_chars, _settings.max_passages, _settings.max_passage_chars
+MAX_CANDIDATES = 10
+
+Question = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_QUESTION))]
+Passage = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_PASSAGE))]
+
+EXAMPLE = {
+    "question": "中国的首都是哪里？",
+    "passages": ["北京是中华人民共和国的首都，也是全国的政治中心。", "上海是中国最大的经济中心。"],
+}
+
+
+class QARequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
+
+    question: Question = Field(description=f"at most {MAX_QUESTION} characters")
+    passages: list[Passage] = Field(
+        min_length=1, max_length=MAX_PASSAGES, description=f"1 to {MAX_PASSAGES} passages of at most {MAX_PASSAGE} characters"
+    )
+    num_candidates: int = Field(5, ge=1, le=MAX_CANDIDATES, description="how many ranked candidates to return")
+
+
+class Candidate(BaseModel):
+    answer: str
+    score: float = Field(description="P(start)·P(end) of the span, in [0, 1]")
+    passage_index: int
+    start: int = Field(description="offset into the passage, in Unicode code points")
+    end: int = Field(description="exclusive")
+
+
+class QAResponse(BaseModel):
+    answer: str | None = Field(description="null when no span scores at least the answer threshold")
+    score: float = Field(description="the best span's score, also when it is below the threshold")
+    passage_index: int | None
+    start: int | None
+    end: int | None
+    candidates: list[Candidate] = Field(description="the best spans, best first (also when answer is null)")
+    model_version: int
+
+
+def run_batch(model: LoadedModel, rows: list[tuple[tuple[str, ...], Window]]) -> list[tuple[np.ndarray, ...]]:
+    """Best spans of each (question tokens, passage window) row (the engine's batch function)."""
+    out = model.predict(
+        question_tokens=tf.constant(pad_tokens([q for q, _ in rows])),
+        passage_tokens=tf.constant(pad_tokens([w.tokens for _, w in rows])),
+    )
+    return list(zip(out["start"].numpy(), out["end"].numpy(), out["score"].numpy()))
+
+
+def _candidate(answer: Answer) -> Candidate:
+    return Candidate(
+        answer=answer.text, score=round(answer.score, 6), passage_index=answer.passage_index, start=answer.start, end=answer.end
+    )
+
+
+@router.post(
+    "/v1/qa",
+    summary="Answer a question from passages",
+    response_model=QAResponse,
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "answer": "北京", "score": 0.91, "passage_index": 0, "start": 0, "end": 2,
+                        "candidates": [{"answer": "北京", "score": 0.91, "passage_index": 0, "start": 0, "end": 2}],
+                        "model_version": 1,
+                    }
+                }
+            }
+        },
+        422: {"description": "invalid request; `error.fields` names each offending field"},
+        503: {"description": "no QA model is loaded, or its queue is full (see `Retry-After`)"},
+        504: {"description": "no answer within the request timeout"},
+    },
+)
+async def answer(body: QARequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> QAResponse:
+    model = engine.registry.get(TASK)
+    if model is None:
+        raise ModelUnavailable(f"no {TASK} model is loaded")
+    settings = model.manifest.get("preprocessing", {})
+    # jieba is plain Python: segment in a worker thread, off the event loop.
+    question_tokens, plan = await run_in_threadpool(
+        prepare, body.question, body.passages,
+        settings.get("window_chars", 256), settings.get("window_stride", 128), settings.get("max_question_chars", 64),
+    )
+    results, version = await engine.run(TASK, [(question_tokens, window) for _, window in plan], request)
+    spans = [(index, window, *result) for (index, window), result in zip(plan, results)]
+    candidates = [_candidate(a) for a in best_answers(body.passages, spans, body.num_candidates)]
+    best = candidates[0] if candidates and candidates[0].score >= request.app.state.settings.qa_answer_threshold else None
+    return QAResponse(
+        answer=best.answer if best else None,
+        score=candidates[0].score if candidates else 0.0,
+        passage_index=best.passage_index if best else None,
+        start=best.start if best else None,
+        end=best.end if best else None,
+        candidates=candidates,
+        model_version=version,
+    )

@@ -1,0 +1,115 @@
+"""``POST /v1/qa`` through httpx against the ASGI app, over the tiny fixture reader.
+
+The tiny reader's answers are not meant to be right; these tests check what the route
+promises whatever the model says: offsets into the caller's passages, ordering, the
+no-answer threshold, and a clear 4xx naming the field for every bad input. The bundled
+reader's quality is measured by ``python -m training qa evaluate``.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings, get_settings
+
+SETTINGS = get_settings()
+QUESTION = "中国的首都是哪里？"
+PASSAGES = ["北京是中华人民共和国的首都，也是全国的政治中心和文化中心。", "上海是中国最大的经济中心。"]
+
+
+@pytest.fixture(scope="module")
+def qa_root(tiny_qa_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("qa_only")
+    shutil.copytree(tiny_qa_store / "qa", root / "qa")
+    return root
+
+
+@pytest.fixture(scope="module")
+def qa_client(qa_root):
+    with TestClient(create_app(Settings(model_root=qa_root))) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def always_answering_client(qa_root):
+    with TestClient(create_app(Settings(model_root=qa_root, qa_answer_threshold=0.0))) as client:
+        yield client
+
+
+def _check_offsets(body: dict, passages: list[str]) -> None:
+    for candidate in body["candidates"]:
+        assert passages[candidate["passage_index"]][candidate["start"] : candidate["end"]] == candidate["answer"]
+        assert 0 <= candidate["score"] <= 1
+    scores = [c["score"] for c in body["candidates"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_answer_is_the_best_candidate_with_offsets_into_its_passage(always_answering_client):
+    response = always_answering_client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES, "num_candidates": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert 1 <= len(body["candidates"]) <= 3 and body["model_version"] == 1
+    best = body["candidates"][0]
+    assert (body["answer"], body["passage_index"], body["start"], body["end"], body["score"]) == (
+        best["answer"], best["passage_index"], best["start"], best["end"], best["score"]
+    )
+    _check_offsets(body, PASSAGES)
+
+
+def test_a_best_span_below_the_threshold_is_no_answer(qa_root):
+    with TestClient(create_app(Settings(model_root=qa_root, qa_answer_threshold=1.0))) as client:
+        body = client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES}).json()
+    assert body["answer"] is None and body["passage_index"] is None and body["start"] is None
+    assert body["candidates"] and body["score"] == body["candidates"][0]["score"]
+
+
+@pytest.mark.parametrize(
+    "passages",
+    [
+        ["長江全長約6300公里，是中國第一長河。"],  # Traditional Chinese
+        ["Emoji 😀🎉 and digits ２０２６ and Latin text here."],
+        ["\x00\x07控制字符\t和𠀀𪚥罕见字"],
+        ["字" * SETTINGS.max_passage_chars, "短"],  # many windows
+    ],
+)
+def test_unusual_text_keeps_offsets_right(always_answering_client, passages):
+    response = always_answering_client.post("/v1/qa", json={"question": "什么？😀", "passages": passages})
+    assert response.status_code == 200
+    _check_offsets(response.json(), passages)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"question": "", "passages": PASSAGES}, "question"),
+        ({"question": "  \n", "passages": PASSAGES}, "question"),
+        ({"question": "问" * (SETTINGS.max_question_chars + 1), "passages": PASSAGES}, "question"),
+        ({"question": 7, "passages": PASSAGES}, "question"),
+        ({"passages": PASSAGES}, "question"),
+        ({"question": QUESTION, "passages": []}, "passages"),
+        ({"question": QUESTION}, "passages"),
+        ({"question": QUESTION, "passages": "北京"}, "passages"),
+        ({"question": QUESTION, "passages": ["短"] * (SETTINGS.max_passages + 1)}, "passages"),
+        ({"question": QUESTION, "passages": ["ok", "字" * (SETTINGS.max_passage_chars + 1)]}, "passages.1"),
+        ({"question": QUESTION, "passages": ["ok", 3]}, "passages.1"),
+        ({"question": QUESTION, "passages": ["ok", ""]}, "passages.1"),
+        ({"question": QUESTION, "passages": PASSAGES, "num_candidates": 0}, "num_candidates"),
+        ({"question": QUESTION, "passages": PASSAGES, "num_candidates": 11}, "num_candidates"),
+        ({"question": QUESTION, "passages": PASSAGES, "top": 1}, "top"),
+    ],
+)
+def test_bad_requests_name_the_field(qa_client, body, field):
+    response = qa_client.post("/v1/qa", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert field in [f["field"] for f in error["fields"]], error
+
+
+def test_no_model_loaded_is_503(tmp_path):
+    with TestClient(create_app(Settings(model_root=tmp_path))) as client:
+        response = client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"

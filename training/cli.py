@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
+
+from training import model_store
 
 Command = Callable[[argparse.Namespace], None]
 
@@ -54,3 +58,38 @@ def add_task_commands(
     p_evaluate.add_argument("--version", type=int, default=None, help="default: the highest present")
     p_evaluate.set_defaults(func=evaluate)
     return TaskParsers(p_train, p_export, p_evaluate)
+
+
+def export_version(
+    args: argparse.Namespace,
+    *,
+    task: str,
+    model,
+    serve,
+    evaluate: Callable[[Path], dict],
+    headline: Callable[[dict], dict],
+    data_source: str,
+    extra: dict,
+) -> Path:
+    """The export command's steps shared by every task.
+
+    Writes ``serve`` as a staged SavedModel, measures it with ``evaluate(staged_dir)`` when
+    ``--data-dir`` exists, adds the manifest, publishes it as a version (removing the
+    others with ``--prune``) and prints one JSON line with ``headline(metrics)``.
+    """
+    staging = model_store.write_saved_model(model, serve, Path(args.model_root) / task)
+    metrics = evaluate(staging) if Path(args.data_dir).exists() else {}
+    model_store.write_manifest(
+        staging,
+        task=task,
+        run_dir=Path(args.run_dir),
+        metrics=metrics,
+        data_source=data_source,
+        params=model.count_params(),
+        extra=extra,
+    )
+    version_dir = model_store.publish(staging, args.version)
+    if args.prune:
+        model_store.prune_other_versions(version_dir)
+    print(json.dumps({"task": task, "exported": str(version_dir), **headline(metrics)}))
+    return version_dir

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from training import model_store
 from training.callbacks import standard_callbacks
-from training.cli import add_task_commands
+from training.cli import add_task_commands, export_version
 from training.data.lexicon import jieba_lexicon
 from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_cluener, split_long
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
@@ -331,16 +331,14 @@ def export(args: argparse.Namespace) -> None:
             "confidence": confidence,
         }
 
-    task_dir = Path(args.model_root) / TASK
-    staging = model_store.write_saved_model(model, serve, task_dir)
-    metrics = evaluate_saved_model(staging, Path(args.data_dir), config.corpus) if Path(args.data_dir).exists() else {}
-    model_store.write_manifest(
-        staging,
+    export_version(
+        args,
         task=TASK,
-        run_dir=run_dir,
-        metrics=metrics,
+        model=model,
+        serve=serve,
+        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), config.corpus),
+        headline=_headline,
         data_source=CORPORA[config.corpus].source,
-        params=model.count_params(),
         extra={
             "corpus": config.corpus,
             "encoder": config.encoder,
@@ -349,10 +347,6 @@ def export(args: argparse.Namespace) -> None:
             "warmup_inputs": {"text": [WARMUP_TEXT, WARMUP_TEXT * 4]},
         },
     )
-    version_dir = model_store.publish(staging, args.version)
-    if args.prune:
-        model_store.prune_other_versions(version_dir)
-    print(json.dumps({"task": TASK, "exported": str(version_dir), **_headline(metrics)}))
 
 
 def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) -> dict:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from training import model_store
 from training.callbacks import standard_callbacks
-from training.cli import add_task_commands
+from training.cli import add_task_commands, export_version
 from training.data.qa import QAExample, read_squad, read_webqa
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
 from training.metrics import cmrc_scores, webqa_score
@@ -354,17 +354,14 @@ def export(args: argparse.Namespace) -> None:
     def serve(question_tokens, passage_tokens):
         return read(model_inputs(question_tokens, passage_tokens))
 
-    task_dir = Path(args.model_root) / TASK
-    staging = model_store.write_saved_model(model, serve, task_dir)
-    data_dir = Path(args.data_dir)
-    metrics = evaluate_saved_model(staging, data_dir, config) if data_dir.exists() else {}
-    model_store.write_manifest(
-        staging,
+    export_version(
+        args,
         task=TASK,
-        run_dir=run_dir,
-        metrics=metrics,
+        model=model,
+        serve=serve,
+        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), config),
+        headline=_headline,
         data_source=DATA_SOURCE,
-        params=model.count_params(),
         extra={
             "signature": SIGNATURE,
             "preprocessing": {
@@ -381,10 +378,6 @@ def export(args: argparse.Namespace) -> None:
             },
         },
     )
-    version_dir = model_store.publish(staging, args.version)
-    if args.prune:
-        model_store.prune_other_versions(version_dir)
-    print(json.dumps({"task": TASK, "exported": str(version_dir), **_headline(metrics)}))
 
 
 def config_of_export(version_dir: Path) -> Config:

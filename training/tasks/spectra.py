@@ -22,7 +22,7 @@ from tqdm import tqdm
 from training import model_store
 from training.augment import mixup
 from training.callbacks import standard_callbacks
-from training.cli import add_task_commands
+from training.cli import add_task_commands, export_version
 from training.data.spectra import CLASSES, Templates, read_lamost_fits, simulate
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
@@ -174,18 +174,14 @@ def export(args: argparse.Namespace) -> None:
         probabilities = model(flux, training=False)
         return {"probabilities": probabilities, "label": tf.gather(class_names, tf.argmax(probabilities, axis=1))}
 
-    staging = model_store.write_saved_model(model, serve, Path(args.model_root) / TASK)
-    data_dir = Path(args.data_dir)
-    metrics = (
-        evaluate_saved_model(staging, data_dir, args.test_per_class, Path(args.cache_dir)) if data_dir.exists() else {}
-    )
-    model_store.write_manifest(
-        staging,
+    export_version(
+        args,
         task=TASK,
-        run_dir=run_dir,
-        metrics=metrics,
+        model=model,
+        serve=serve,
+        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), args.test_per_class, Path(args.cache_dir)),
+        headline=_headline,
         data_source="simulated from SDSS/DESI templates (training/data/spectra.py); real LAMOST stars for evaluation only",
-        params=model.count_params(),
         extra={
             "classes": list(CLASSES),
             "grid": {"loglam0": LAMOST.loglam0, "dloglam": LAMOST.dloglam, "npix": LAMOST.npix},
@@ -195,10 +191,6 @@ def export(args: argparse.Namespace) -> None:
             "warmup_inputs": {"flux": {"shape": [2, LAMOST.npix], "dtype": "float32", "fill": 1.0}},
         },
     )
-    version_dir = model_store.publish(staging, args.version)
-    if args.prune:
-        model_store.prune_other_versions(version_dir)
-    print(json.dumps({"task": TASK, "exported": str(version_dir), **_headline(metrics)}))
 
 
 def evaluate(args: argparse.Namespace) -> None:

@@ -19,7 +19,7 @@ from app.registry import ModelRegistry  # noqa: E402
 from app.routes import health, models, ner, qa, spectra  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
 
-TASK_ROUTES = (ner, qa, spectra)  # each has TASK, router and run_batch(model, items)
+TASK_ROUTES = (ner, qa, spectra)  # each has TASK, router and run_batch(model, items); warm_up() optional
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,6 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await run_in_threadpool(registry.load_all)  # warm-up included
+        for module in TASK_ROUTES:  # and the Python side of preprocessing (jieba's dictionary)
+            if hasattr(module, "warm_up"):
+                await run_in_threadpool(module.warm_up)
         await engine.start()
         yield
         # uvicorn stops taking connections and waits for open requests before this

@@ -105,11 +105,14 @@ def build_model(config: Config) -> keras.Model:
     char_lookup = keras.layers.IntegerLookup(vocabulary=config.chars, mask_token=0, name="char_lookup")
     word_lookup = keras.layers.StringLookup(vocabulary=config.words, mask_token="", name="word_lookup")
     char_embedding = keras.layers.Embedding(len(config.chars) + 2, config.hidden, name="char_embedding")
-    word_embedding = keras.layers.Embedding(len(config.words) + 2, config.word_dim, name="word_embedding")
-    word_projection = keras.layers.Dense(config.hidden, use_bias=False, name="word_projection")
+    if config.word_dim:
+        word_embedding = keras.layers.Embedding(len(config.words) + 2, config.word_dim, name="word_embedding")
+        word_projection = keras.layers.Dense(config.hidden, use_bias=False, name="word_projection")
 
     def embed(chars, words):
         char_vectors = char_embedding(char_lookup(ops.cast(chars, "int64")))
+        if not config.word_dim:  # the ablation without word embeddings (word match features stay)
+            return char_vectors, char_vectors
         return char_vectors, char_vectors + word_projection(word_embedding(word_lookup(words)))
 
     q_mask = ops.not_equal(inputs["question_chars"], 0)
@@ -423,7 +426,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     p = parsers.train
     p.add_argument("--hidden", type=int, default=Config.hidden)
-    p.add_argument("--word-dim", type=int, default=Config.word_dim)
+    p.add_argument("--word-dim", type=int, default=Config.word_dim, help="jieba word embedding size (0: characters only)")
     p.add_argument("--dilations", default="1,2,4,8,16,1,1,1", help="dilation rate of each passage convolution")
     p.add_argument("--dropout", type=float, default=Config.dropout)
     p.add_argument("--window-chars", type=int, default=Config.window_chars, help="passage window length")

@@ -54,6 +54,15 @@ def test_spectra_over_real_http(server_url):
     assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "spectra.0.flux"
 
 
+def test_qa_readme_example_over_real_http(server_url):
+    passages = ["北京是中华人民共和国的首都，也是全国的政治中心。", "上海是中国最大的经济中心。"]
+    response = httpx.post(f"{server_url}/v1/qa", json={"question": "中国的首都是哪里？", "passages": passages}, timeout=30)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["answer"], body["passage_index"], body["start"], body["end"]) == ("北京", 0, 0, 2)
+    assert body["candidates"][0]["answer"] == "北京" and body["model_version"] == int(bundled_version("qa").name)
+
+
 @pytest.mark.parametrize("task", ["ner", "spectra"])
 def test_the_benchmark_load_generator_against_the_real_server(server_url, task):
     """bench/serve.py's client on a tiny budget: every request answered, none failed (no timing checked)."""

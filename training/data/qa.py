@@ -6,6 +6,7 @@ import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -18,23 +19,27 @@ class QAExample:
     answers: tuple[tuple[str, int], ...]
 
 
-def read_squad(path: str | Path) -> list[QAExample]:
+def read_squad(path: str | Path, convert: Callable[[str], str] | None = None) -> list[QAExample]:
     """SQuAD v1 JSON. An answer whose ``answer_start`` does not point at its text is moved to the
-    nearest occurrence of the text, or dropped when the context does not contain it."""
+    nearest occurrence of the text, or dropped when the context does not contain it.
+
+    ``convert`` rewrites every text first (e.g. Traditional → Simplified Chinese for DRCD).
+    """
+    convert = convert or (lambda text: text)
     examples = []
     for article in json.loads(Path(path).read_text(encoding="utf-8"))["data"]:
         for paragraph in article["paragraphs"]:
-            context = paragraph["context"]
+            context = convert(paragraph["context"])
             for qa in paragraph["qas"]:
                 answers = []
                 for answer in qa.get("answers", []):
-                    text, start = answer["text"].strip(), int(answer["answer_start"])
+                    text, start = convert(answer["text"]).strip(), int(answer["answer_start"])
                     if text and context[start : start + len(text)] != text:
                         found = [i for i in _occurrences(context, text)]
                         start = min(found, key=lambda i: abs(i - start)) if found else -1
                     if text and start >= 0:
                         answers.append((text, start))
-                examples.append(QAExample(qa["id"], qa["question"].strip(), context, tuple(answers)))
+                examples.append(QAExample(qa["id"], convert(qa["question"]).strip(), context, tuple(answers)))
     return examples
 
 
@@ -75,3 +80,10 @@ def read_webqa(path: str | Path) -> list[MultiPassageQuestion]:
                 MultiPassageQuestion(record["q_key"], "".join(record["question_tokens"]), tuple(passages), tuple(answers))
             )
     return questions
+
+
+def traditional_to_simplified() -> Callable[[str], str]:
+    """OpenCC's character-level Traditional → Simplified conversion (``t2s``; a training extra)."""
+    import opencc
+
+    return opencc.OpenCC("t2s").convert

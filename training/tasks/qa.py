@@ -27,7 +27,7 @@ from tqdm import tqdm
 from training import model_store
 from training.callbacks import standard_callbacks
 from training.cli import add_task_commands, export_version
-from training.data.qa import QAExample, read_squad, read_webqa
+from training.data.qa import QAExample, read_squad, read_webqa, traditional_to_simplified
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
 from training.metrics import cmrc_scores, webqa_score
 from training.preprocessing.qa import (
@@ -297,6 +297,9 @@ def train(args: argparse.Namespace) -> None:
     train_examples = read_squad(data_dir / TRAIN)
     if args.max_train_questions:
         train_examples = train_examples[: args.max_train_questions]
+    convert = traditional_to_simplified() if args.t2s else None
+    for relative in args.extra_train:
+        train_examples += read_squad(data_dir / relative, convert)
     select = read_squad(data_dir / SELECT)[: args.max_select_questions or None]
 
     config_path = run_dir / "config.json"
@@ -436,6 +439,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-word-count", type=int, default=3)
     p.add_argument("--max-words", type=int, default=30_000)
-    p.add_argument("--max-train-questions", type=int, default=0, help="0: all")
+    p.add_argument("--max-train-questions", type=int, default=0, help="0: all (of CMRC train)")
+    p.add_argument(
+        "--extra-train", action="append", default=[], metavar="FILE",
+        help="another SQuAD-format training file under --data-dir (repeatable), e.g. drcd/DRCD_dev.json",
+    )
+    p.add_argument("--t2s", action="store_true", help="convert the extra files from Traditional to Simplified Chinese")
     p.add_argument("--max-select-questions", type=int, default=0, help="trial questions for model selection (0: all)")
     parsers.evaluate.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")

@@ -198,3 +198,22 @@ def test_webqa_reader_pools_golden_answers(tmp_path):
         f.write(json.dumps(record, ensure_ascii=False) + "\n")
     (question,) = read_webqa(path)
     assert question.question == "谁是王" and question.passages == ("纣王是王", "无关") and question.answers == ("纣王",)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sentence_crops_keep_the_answer_or_leave_it_out(seed):
+    import random
+
+    from training.tasks.qa import sentence_crops
+
+    passage = "第一句话。北京是中国的首都，历史悠久。第三句话！第四句话？第五句话；结尾"
+    window = Window(100, tuple(segment(passage)))
+    start = passage.index("北京")
+    crops = sentence_crops(window, start, start + 2, random.Random(seed))
+    (positive, s, e), *negatives = crops
+    text = "".join(positive.tokens)
+    assert text[s:e] == "北京" and "北京是中国的首都，历史悠久。" in text
+    assert passage[positive.offset - 100 :].startswith(text)
+    for negative, s, e in negatives:
+        assert (s, e) == (-1, -1) and "北京" not in "".join(negative.tokens)
+        assert passage[negative.offset - 100 :].startswith("".join(negative.tokens))

@@ -14,6 +14,7 @@ import json
 import random
 import sys
 from collections import Counter
+from itertools import accumulate
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -243,11 +244,47 @@ def answer_all(
     return [best_answers(texts, spans[qi], config.top_k, aggregate) for qi, texts in enumerate(passages)]
 
 
+SENTENCE_ENDS = ("。", "！", "？", "；", "!", "?", "\n")
+
+
+def sentence_crops(
+    window: Window, start: int, end: int, rng: random.Random
+) -> list[tuple[Window, int, int]]:
+    """Short passages cut from a training window whose answer is ``window[start:end]``: the
+    sentences holding the answer (give or take one on each side), and, when there is one, a
+    stretch of one or two other sentences without it (answer offsets -1, -1).
+
+    Training windows of a few hundred characters alone leave the reader unsure on short passages
+    (a sentence or two, as in WebQA or most API calls); these crops show it some.
+    """
+    offsets = list(accumulate((len(t) for t in window.tokens), initial=0))
+    sentences, first = [], 0  # token ranges [i, j)
+    for i, token in enumerate(window.tokens):
+        if token.endswith(SENTENCE_ENDS) or i == len(window.tokens) - 1:
+            sentences.append((first, i + 1))
+            first = i + 1
+    holding = [k for k, (i, j) in enumerate(sentences) if offsets[j] > start and offsets[i] < end]
+    if not holding:
+        return []
+    low = max(0, holding[0] - rng.randint(0, 1))
+    high = min(len(sentences) - 1, holding[-1] + rng.randint(0, 1))
+    i, j = sentences[low][0], sentences[high][1]
+    crops = [(Window(window.offset + offsets[i], window.tokens[i:j]), start - offsets[i], end - offsets[i])]
+    others = [k for k in range(len(sentences)) if k < holding[0] - 1 or k > holding[-1] + 1]
+    if others:
+        k = rng.choice(others)
+        last = k + 1 if k + 1 < len(sentences) and k + 1 not in holding and rng.random() < 0.5 else k
+        i, j = sentences[k][0], sentences[last][1]
+        crops.append((Window(window.offset + offsets[i], window.tokens[i:j]), -1, -1))
+    return crops
+
+
 def _training_windows(
-    examples: Sequence[QAExample], config: Config, negative_rate: float, seed: int
+    examples: Sequence[QAExample], config: Config, negative_rate: float, crop_rate: float, seed: int
 ) -> list[tuple[tuple[str, ...], Window, int, int]]:
     """(question tokens, window, answer start, answer end) per training window; -1, -1 for a window
-    without the answer (kept with probability ``negative_rate``)."""
+    without the answer (kept with probability ``negative_rate``). With probability ``crop_rate`` a
+    question also gets :func:`sentence_crops` of its first window holding the answer."""
     rng = random.Random(seed)
     segmented: dict[str, list[Window]] = {}
     result = []
@@ -259,10 +296,15 @@ def _training_windows(
             segmented[example.context] = windows(segment(example.context), config.window_chars, config.window_stride)
         text, start = example.answers[0]
         end = start + len(text)
+        cropped = False
         for window in segmented[example.context]:
             inside = window.offset <= start and end <= window.offset + window.length
             if inside and len(text) <= config.max_answer_chars:
                 result.append((q_tokens, window, start - window.offset, end - window.offset))
+                if not cropped and rng.random() < crop_rate:
+                    crops = sentence_crops(window, start - window.offset, end - window.offset, rng)
+                    result.extend((q_tokens, crop, s, e) for crop, s, e in crops)
+                cropped = True
             elif not inside and rng.random() < negative_rate:
                 result.append((q_tokens, window, -1, -1))
     return result
@@ -273,11 +315,16 @@ def _dataset(rows, batch_size: int, shuffle: bool) -> tf.data.Dataset:
     passages = tf.constant(pad_tokens([r[1].tokens for r in rows]))
     starts = tf.constant([r[2] for r in rows], tf.int32)
     ends = tf.constant([r[3] for r in rows], tf.int32)
-    ds = tf.data.Dataset.from_tensor_slices((questions, passages, starts, ends))
+    lengths = tf.constant([r[1].length for r in rows], tf.int32)
+    ds = tf.data.Dataset.from_tensor_slices((questions, passages, starts, ends, lengths))
     if shuffle:
         ds = ds.shuffle(len(rows), reshuffle_each_iteration=True)
+    # Batches of similar window length: short crops do not pay for a full window's padding.
+    ds = ds.bucket_by_sequence_length(
+        lambda q, p, start, end, length: length, bucket_boundaries=[64, 128, 192], bucket_batch_sizes=[batch_size] * 4
+    )
 
-    def features_and_targets(q, p, start, end):
+    def features_and_targets(q, p, start, end, _):
         inputs = model_inputs(q, p)  # the character axis is as long as the batch's longest window
         positions = tf.range(tf.shape(inputs["passage_chars"])[1])[None, :]
         valid = inputs["passage_chars"] != 0
@@ -286,7 +333,7 @@ def _dataset(rows, batch_size: int, shuffle: bool) -> tf.data.Dataset:
         )
         return inputs, tf.where(valid[..., None], targets, -1.0)
 
-    return ds.batch(batch_size).map(features_and_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    return ds.map(features_and_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -317,7 +364,7 @@ def train(args: argparse.Namespace) -> None:
         )
         build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
         config.save(config_path)
-    rows = _training_windows(train_examples, config, args.negative_rate, args.seed)
+    rows = _training_windows(train_examples, config, args.negative_rate, args.crop_rate, args.seed)
     print(
         f"train {len(rows)} windows ({sum(r[2] < 0 for r in rows)} without the answer) from {len(train_examples)} "
         f"questions; {len(config.chars)} chars, {len(config.words)} words; select on {len(select)} trial questions",
@@ -436,6 +483,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--window-stride", type=int, default=Config.window_stride)
     p.add_argument("--max-answer-chars", type=int, default=Config.max_answer_chars)
     p.add_argument("--negative-rate", type=float, default=0.3, help="share of answerless windows trained on")
+    p.add_argument(
+        "--crop-rate", type=float, default=0.0,
+        help="share of questions that also train on short sentence crops of their passage (with and without the answer)",
+    )
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-word-count", type=int, default=3)
     p.add_argument("--max-words", type=int, default=30_000)

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     max_passages: int = Field(20, gt=0, description="most passages in one QA request")
     max_passage_chars: int = Field(2000, gt=0, description="longest QA passage accepted, in Unicode code points")
     qa_answer_threshold: float = Field(
-        0.1, ge=0, le=1, description="a best span scoring below this is reported as no answer (answer: null)"
+        0.05, ge=0, le=1, description="a best span scoring below this is reported as no answer (answer: null)"
     )
     batching: dict[str, BatchPolicy] = Field(
         default_factory=dict,

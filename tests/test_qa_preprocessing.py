@@ -217,3 +217,15 @@ def test_sentence_crops_keep_the_answer_or_leave_it_out(seed):
     for negative, s, e in negatives:
         assert (s, e) == (-1, -1) and "北京" not in "".join(negative.tokens)
         assert passage[negative.offset - 100 :].startswith("".join(negative.tokens))
+
+
+def test_squad_reader_converts_traditional_chinese(tmp_path):
+    from training.data.qa import traditional_to_simplified
+
+    path = tmp_path / "drcd.json"
+    context = "長江全長約6300公里，是中國第一長河。"
+    qas = [{"id": "t", "question": "長江全長多少？", "answers": [{"text": "約6300公里", "answer_start": 4}]}]
+    path.write_text(json.dumps({"data": [{"paragraphs": [{"context": context, "qas": qas}]}]}, ensure_ascii=False))
+    (example,) = read_squad(path, traditional_to_simplified())
+    assert example.context == "长江全长约6300公里，是中国第一长河。" and example.question == "长江全长多少？"
+    assert example.answers == (("约6300公里", 4),)

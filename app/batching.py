@@ -118,7 +118,8 @@ class MicroBatcher(Generic[Item, Result]):
     async def submit(self, items: list[Item], timeout: float | None = None) -> tuple[list[Result], Any]:
         """Queue ``items`` and wait for (their results in order, the batch metadata).
 
-        Raises :class:`QueueFull` at once when there is no room, :class:`DeadlineExceeded`
+        Raises :class:`QueueFull` at once when there is no room (a request larger than
+        ``max_queue`` is taken only when the queue is empty), :class:`DeadlineExceeded`
         after ``timeout`` seconds, :class:`Closed` during shutdown, and whatever the batch
         function raised for these items. A caller that is cancelled (a client that went
         away) leaves the queue at once.
@@ -127,7 +128,9 @@ class MicroBatcher(Generic[Item, Result]):
             raise Closed(f"the {self.name} batcher is not running")
         if not items:
             return [], None
-        if self._queued_items + len(items) > self.policy.max_queue:
+        # A request larger than the whole queue still gets in when nothing waits (it runs alone);
+        # refusing it would refuse it forever.
+        if self._queued_items and self._queued_items + len(items) > self.policy.max_queue:
             self._metrics.observe_rejection(self.name)
             raise QueueFull(self.name, self._retry_after())
         job = _Job(list(items), asyncio.get_running_loop().create_future())

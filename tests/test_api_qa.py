@@ -82,6 +82,14 @@ def test_unusual_text_keeps_offsets_right(always_answering_client, passages):
     _check_offsets(response.json(), passages)
 
 
+def test_the_largest_request_allowed_is_answered(always_answering_client):
+    """Every passage at its limit: more windows than the batcher's queue holds, still answered."""
+    passages = ["北京是中国的首都。" * (SETTINGS.max_passage_chars // 9)] * SETTINGS.max_passages
+    response = always_answering_client.post("/v1/qa", json={"question": QUESTION, "passages": passages})
+    assert response.status_code == 200, response.json()
+    _check_offsets(response.json(), passages)
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

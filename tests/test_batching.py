@@ -103,6 +103,23 @@ def test_full_queue_refuses_at_once_with_a_retry_hint():
     assert [results for results, _ in answers] == [[2], [4, 6, 8]]
 
 
+def test_a_request_larger_than_the_queue_runs_when_the_queue_is_empty():
+    """E.g. a QA request whose passages make more windows than max_queue: refused only behind others."""
+    async def scenario():
+        recorder, batcher, running = await held([1], max_batch_size=2, max_wait_ms=0, max_queue=3)
+        big = asyncio.ensure_future(batcher.submit([2, 3, 4, 5]))  # the queue is empty: taken
+        await until(lambda: batcher.queued_items == 4)
+        with pytest.raises(QueueFull):
+            await batcher.submit([6, 7, 8, 9])  # behind it: refused
+        recorder.gate.set()
+        answers = await asyncio.gather(running, big)
+        await batcher.stop()
+        return answers, recorder.batches
+
+    answers, batches = run(scenario())
+    assert answers[1][0] == [4, 6, 8, 10] and batches == [[1], [2, 3, 4, 5]]
+
+
 def test_deadline_and_cancellation_free_the_slot():
     async def scenario():
         recorder, batcher, running = await held([1], max_batch_size=1, max_wait_ms=0, max_queue=2)

@@ -38,28 +38,37 @@ def shared_data(task: str) -> Path:
     return path
 
 
+def _train(tmp_path_factory, task: str, data_dir: Path, *options: str) -> Path:
+    """A run directory with ``task`` trained on ``data_dir`` by the real CLI."""
+    from training.__main__ import main
+
+    run_dir = tmp_path_factory.mktemp(f"{task}_run")
+    main([task, "train", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--quiet", *options])
+    return run_dir
+
+
+def _export(tmp_path_factory, task: str, data_dir: Path, run_dir: Path, *options: str) -> Path:
+    """A model store holding ``run_dir`` exported by the real CLI as ``<task>/1``."""
+    from training.__main__ import main
+
+    root = tmp_path_factory.mktemp(f"{task}_models")
+    main([task, "export", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--model-root", str(root), *options])
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_ner_run(tmp_path_factory) -> Path:
     """A tiny NER model trained for a few epochs on the hand-written fixture corpus."""
-    from training.__main__ import main
-
-    run_dir = tmp_path_factory.mktemp("ner_run")
-    main([
-        "ner", "train", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(run_dir),
-        "--epochs", "2", "--held-out", "4", "--quiet", "--hidden", "8", "--char-dim", "8",
+    return _train(
+        tmp_path_factory, "ner", FIXTURES / "ner", "--epochs", "2", "--held-out", "4", "--hidden", "8", "--char-dim", "8",
         "--bigram-dim", "4", "--min-char-count", "1", "--min-bigram-count", "1", "--lexicon-max-word-length", "3",
-    ])
-    return run_dir
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_ner_store(tiny_ner_run, tmp_path_factory) -> Path:
     """A model store holding the tiny NER model exported as ``ner/1``."""
-    from training.__main__ import main
-
-    root = tmp_path_factory.mktemp("models")
-    main(["ner", "export", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(tiny_ner_run), "--model-root", str(root)])
-    return root
+    return _export(tmp_path_factory, "ner", FIXTURES / "ner", tiny_ner_run)
 
 
 @pytest.fixture(scope="session")
@@ -83,28 +92,24 @@ def spectra_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_spectra_run(spectra_data, tmp_path_factory) -> Path:
-    from training.__main__ import main
-
-    run_dir = tmp_path_factory.mktemp("spectra_run")
-    main([
-        "spectra", "train", "--data-dir", str(spectra_data), "--run-dir", str(run_dir), "--epochs", "2",
-        "--cache-dir", str(run_dir / "data"),
-        "--train-per-class", "24", "--dev-per-class", "8", "--batch-size", "32", "--quiet",
-    ])
-    return run_dir
+def spectra_cache(tmp_path_factory) -> Path:
+    """Where the tiny spectra runs cache their simulated splits."""
+    return tmp_path_factory.mktemp("spectra_cache")
 
 
 @pytest.fixture(scope="session")
-def tiny_spectra_store(spectra_data, tiny_spectra_run, tmp_path_factory) -> Path:
-    from training.__main__ import main
+def tiny_spectra_run(spectra_data, spectra_cache, tmp_path_factory) -> Path:
+    return _train(
+        tmp_path_factory, "spectra", spectra_data, "--epochs", "2", "--cache-dir", str(spectra_cache),
+        "--train-per-class", "24", "--dev-per-class", "8", "--batch-size", "32",
+    )
 
-    root = tmp_path_factory.mktemp("spectra_models")
-    main([
-        "spectra", "export", "--data-dir", str(spectra_data), "--run-dir", str(tiny_spectra_run),
-        "--model-root", str(root), "--test-per-class", "8", "--cache-dir", str(tiny_spectra_run / "data"),
-    ])
-    return root
+
+@pytest.fixture(scope="session")
+def tiny_spectra_store(spectra_data, spectra_cache, tiny_spectra_run, tmp_path_factory) -> Path:
+    return _export(
+        tmp_path_factory, "spectra", spectra_data, tiny_spectra_run, "--test-per-class", "8", "--cache-dir", str(spectra_cache)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -118,21 +123,13 @@ def qa_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qa_run(qa_data, tmp_path_factory) -> Path:
     """A tiny DGCNN reader trained for two epochs on the fixture corpus."""
-    from training.__main__ import main
-
-    run_dir = tmp_path_factory.mktemp("qa_run")
-    main([
-        "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--epochs", "2", "--quiet",
-        "--hidden", "16", "--word-dim", "8", "--dilations", "1,2", "--window-chars", "24", "--window-stride", "12",
-        "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
-    ])
-    return run_dir
+    return _train(
+        tmp_path_factory, "qa", qa_data, "--epochs", "2", "--hidden", "16", "--word-dim", "8", "--dilations", "1,2",
+        "--window-chars", "24", "--window-stride", "12", "--max-answer-chars", "12", "--min-char-count", "1",
+        "--min-word-count", "1", "--batch-size", "8",
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_qa_store(qa_data, tiny_qa_run, tmp_path_factory) -> Path:
-    from training.__main__ import main
-
-    root = tmp_path_factory.mktemp("qa_models")
-    main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", str(tiny_qa_run), "--model-root", str(root)])
-    return root
+    return _export(tmp_path_factory, "qa", qa_data, tiny_qa_run)

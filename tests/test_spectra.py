@@ -106,7 +106,7 @@ def test_mixup_makes_convex_combinations():
     assert np.all(mixed_x.numpy() >= 0)
 
 
-def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, tiny_spectra_run, capsys):
+def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, spectra_cache, capsys):
     version_dir = model_store.resolve_version(tiny_spectra_store / "spectra")
     manifest = model_store.read_manifest(version_dir)
     assert manifest["classes"] == list(CLASSES)
@@ -114,7 +114,7 @@ def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, tin
     assert manifest["metrics"]["lamost_real_stars"]["n"] == 3
     main([
         "spectra", "evaluate", "--data-dir", str(spectra_data), "--model-root", str(tiny_spectra_store),
-        "--test-per-class", "8", "--cache-dir", str(tiny_spectra_run / "data"),
+        "--test-per-class", "8", "--cache-dir", str(spectra_cache),
     ])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["task"] == "spectra"

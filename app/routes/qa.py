@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
-import tensorflow as tf
 from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +13,7 @@ from app.engine import InferenceEngine, ModelUnavailable
 from app.registry import LoadedModel
 from app.settings import get_settings
 from app.validation import check_text
-from training.preprocessing.qa import Answer, Window, best_answers, pad_tokens, prepare, segment
+from training.preprocessing.qa import Answer, Spans, Window, best_answers, prepare, read_windows, segment
 
 TASK = "qa"
 router = APIRouter(tags=[TASK])
@@ -60,13 +58,9 @@ class QAResponse(BaseModel):
     model_version: int
 
 
-def run_batch(model: LoadedModel, rows: list[tuple[tuple[str, ...], Window]]) -> list[tuple[np.ndarray, ...]]:
+def run_batch(model: LoadedModel, rows: list[tuple[tuple[str, ...], Window]]) -> list[Spans]:
     """Best spans of each (question tokens, passage window) row (the engine's batch function)."""
-    out = model.predict(
-        question_tokens=tf.constant(pad_tokens([q for q, _ in rows])),
-        passage_tokens=tf.constant(pad_tokens([w.tokens for _, w in rows])),
-    )
-    return list(zip(out["start"].numpy(), out["end"].numpy(), out["score"].numpy()))
+    return read_windows(model.predict, rows)
 
 
 def warm_up() -> None:
@@ -105,11 +99,10 @@ async def answer(body: QARequest, request: Request, engine: InferenceEngine = De
     model = engine.registry.get(TASK)
     if model is None:
         raise ModelUnavailable(f"no {TASK} model is loaded")
-    settings = model.manifest.get("preprocessing", {})
+    cut = model.manifest["preprocessing"]  # how the reader was trained to see passages (export writes it)
     # jieba is plain Python: segment in a worker thread, off the event loop.
     question_tokens, plan = await run_in_threadpool(
-        prepare, body.question, body.passages,
-        settings.get("window_chars", 256), settings.get("window_stride", 128), settings.get("max_question_chars", 64),
+        prepare, body.question, body.passages, cut["window_chars"], cut["window_stride"], cut["max_question_chars"]
     )
     results, version = await engine.run(TASK, [(question_tokens, window) for _, window in plan], request)
     spans = [(index, window, *result) for (index, window), result in zip(plan, results)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -83,23 +83,41 @@ def pad_tokens(rows: Sequence[Sequence[str]]) -> np.ndarray:
     return out
 
 
+def question_tokens(question: str, max_chars: int) -> tuple[str, ...]:
+    """The question's jieba tokens, cut after at most ``max_chars`` characters (whole tokens)."""
+    tokens, length = [], 0
+    for token in segment(question):
+        if length + len(token) > max_chars:
+            break
+        tokens.append(token)
+        length += len(token)
+    return tuple(tokens)
+
+
 def prepare(
     question: str, passages: Sequence[str], window_chars: int, window_stride: int, max_question_chars: int
 ) -> tuple[tuple[str, ...], list[tuple[int, Window]]]:
     """Segment a question and its passages: the question's tokens (cut to ``max_question_chars``)
     and every ``(passage_index, window)`` the reader has to look at."""
-    question_tokens, length = [], 0
-    for token in segment(question):
-        if length + len(token) > max_question_chars:
-            break
-        question_tokens.append(token)
-        length += len(token)
     plan = [
         (index, window)
         for index, passage in enumerate(passages)
         for window in windows(segment(passage), window_chars, window_stride)
     ]
-    return tuple(question_tokens), plan
+    return question_tokens(question, max_question_chars), plan
+
+
+Spans = tuple[np.ndarray, np.ndarray, np.ndarray]  # a window's top starts, exclusive ends and scores
+
+
+def read_windows(reader: Callable[..., dict], rows: Sequence[tuple[tuple[str, ...], Window]]) -> list[Spans]:
+    """Call a reader with the signature's inputs for ``(question tokens, window)`` rows: the exported
+    ``serving_default`` or its in-process twin. Returns each row's spans, in order."""
+    out = reader(
+        question_tokens=tf.constant(pad_tokens([q for q, _ in rows])),
+        passage_tokens=tf.constant(pad_tokens([w.tokens for _, w in rows])),
+    )
+    return list(zip(out["start"].numpy(), out["end"].numpy(), out["score"].numpy()))
 
 
 def _decode(tokens: tf.Tensor) -> tf.RaggedTensor:

@@ -14,13 +14,12 @@ import json
 import random
 import sys
 from collections import Counter
-from itertools import accumulate
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Callable, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 from tqdm import tqdm
@@ -32,7 +31,8 @@ from training.data.qa import QAExample, read_squad, read_webqa, traditional_to_s
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
 from training.metrics import cmrc_scores, webqa_score
 from training.preprocessing.qa import (
-    Answer, Window, best_answers, model_inputs, normalize_tokens, pad_tokens, prepare, segment, windows,
+    Answer, Spans, Window, best_answers, model_inputs, normalize_tokens, pad_tokens, prepare, question_tokens,
+    read_windows, segment, windows,
 )
 from training.preprocessing.text import codepoints_of
 
@@ -194,31 +194,23 @@ def make_reader(model: keras.Model, max_answer_chars: int, top_k: int):
     return read
 
 
-WindowPredictor = Callable[[list[tuple[str, ...]], list[Window]], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+# (question tokens, window) rows → each row's (starts, ends, scores).
+WindowPredictor = Callable[[list[tuple[tuple[str, ...], Window]]], list[Spans]]
 
 
 def _in_process_predictor(model: keras.Model, config: Config) -> WindowPredictor:
     read = make_reader(model, config.max_answer_chars, config.top_k)
 
-    def predict(questions: list[tuple[str, ...]], windows_: list[Window]):
-        out = read(model_inputs(tf.constant(pad_tokens(questions)), tf.constant(pad_tokens([w.tokens for w in windows_]))))
-        return list(zip(out["start"].numpy(), out["end"].numpy(), out["score"].numpy()))
+    def reader(question_tokens, passage_tokens):
+        return read(model_inputs(question_tokens, passage_tokens))
 
-    return predict
+    return lambda rows: read_windows(reader, rows)
 
 
 def saved_model_predictor(version_dir: Path) -> WindowPredictor:
     """Window predictor over an exported reader (what the service runs)."""
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-
-    def predict(questions: list[tuple[str, ...]], windows_: list[Window]):
-        out = serve(
-            question_tokens=tf.constant(pad_tokens(questions)),
-            passage_tokens=tf.constant(pad_tokens([w.tokens for w in windows_])),
-        )
-        return list(zip(out["start"].numpy(), out["end"].numpy(), out["score"].numpy()))
-
-    return predict
+    return lambda rows: read_windows(serve, rows)
 
 
 def answer_all(
@@ -239,7 +231,7 @@ def answer_all(
     spans: list[list] = [[] for _ in questions]
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", file=sys.stderr, disable=desc is None):
         batch = rows[start : start + batch_size]
-        for (qi, pi, _, window), (s, e, score) in zip(batch, predict([r[2] for r in batch], [r[3] for r in batch])):
+        for (qi, pi, _, window), (s, e, score) in zip(batch, predict([(r[2], r[3]) for r in batch])):
             spans[qi].append((pi, window, s, e, score))
     return [best_answers(texts, spans[qi], config.top_k, aggregate) for qi, texts in enumerate(passages)]
 
@@ -291,7 +283,7 @@ def _training_windows(
     for example in tqdm(examples, desc="windows", unit="question", file=sys.stderr):
         if not example.answers:
             continue
-        q_tokens, _ = prepare(example.question, [], config.window_chars, config.window_stride, config.max_question_chars)
+        q_tokens = question_tokens(example.question, config.max_question_chars)
         if example.context not in segmented:
             segmented[example.context] = windows(segment(example.context), config.window_chars, config.window_stride)
         text, start = example.answers[0]

@@ -10,7 +10,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-TASKS = ("ner", "spectra", "qa")
+TASKS = ("ner", "spectra", "qa", "headline")
 
 
 def main(argv: list[str] | None = None) -> None:

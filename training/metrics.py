@@ -145,3 +145,44 @@ def webqa_score(predictions: Sequence[str], references: Sequence[Sequence[str]])
         "score": round((accuracy + f1) / (2 * n), 4),
         "questions": len(predictions),
     }
+
+
+def _overlap_f1(overlap: int, n_predicted: int, n_reference: int) -> float:
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / n_predicted, overlap / n_reference
+    return 2 * precision * recall / (precision + recall)
+
+
+def _longest_common_subsequence(a: Sequence[str], b: Sequence[str]) -> int:
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b, 1):
+            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
+
+
+def _ngrams(chars: Sequence[str], n: int) -> Counter:
+    return Counter(tuple(chars[i : i + n]) for i in range(len(chars) - n + 1))
+
+
+def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Character-level ROUGE-1, ROUGE-2 and ROUGE-L F1 (whitespace ignored), averaged over pairs,
+    and corpus BLEU-4 on characters (sacreBLEU, ``tokenize="char"``), all in [0, 1]."""
+    from sacrebleu.metrics import BLEU
+
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
+    totals = dict.fromkeys(("rouge-1", "rouge-2", "rouge-l"), 0.0)
+    for prediction, reference in zip(predictions, references):
+        p, r = [c for c in prediction if not c.isspace()], [c for c in reference if not c.isspace()]
+        for n in (1, 2):
+            totals[f"rouge-{n}"] += _overlap_f1(
+                sum((_ngrams(p, n) & _ngrams(r, n)).values()), max(len(p) - n + 1, 0), max(len(r) - n + 1, 0)
+            )
+        totals["rouge-l"] += _overlap_f1(_longest_common_subsequence(p, r), len(p), len(r))
+    count = max(len(predictions), 1)
+    bleu = BLEU(tokenize="char").corpus_score(list(predictions), [list(references)]).score / 100 if predictions else 0.0
+    return {**{name: round(total / count, 4) for name, total in totals.items()}, "bleu": round(bleu, 4), "pairs": len(predictions)}

@@ -58,12 +58,14 @@ def standard_callbacks(
     monitor: str,
     patience: int,
     baseline: float | None = None,
+    plateau_patience: int = 1,
 ) -> list:
     """Held-out metrics, best-on-dev weights, LR halving on a plateau, early stopping, resumable
     backups, TensorBoard, and the training state.
 
     A resumed run (same ``run_dir``) keeps its best weights unless it beats them; so does a
-    warm-started one whose starting weights scored ``baseline``.
+    warm-started one whose starting weights scored ``baseline``. The learning rate halves after
+    ``plateau_patience`` epochs without a better ``monitor``.
     """
     state = TrainingState(run_dir / "timing.json", monitor, baseline)
     return [
@@ -76,7 +78,9 @@ def standard_callbacks(
             save_weights_only=True,
             initial_value_threshold=state.state["best"],
         ),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5, patience=1, min_lr=1e-5),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode="max", factor=0.5, patience=plateau_patience, min_lr=1e-5
+        ),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
         # Kept after the last epoch too, so a finished run can be extended with a larger --epochs
         # (Keras deletes it by default, and the extension would silently start from scratch).

@@ -16,10 +16,10 @@ from app.logging import configure_logging  # noqa: E402
 from app.metrics import Metrics  # noqa: E402
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # noqa: E402
 from app.registry import ModelRegistry  # noqa: E402
-from app.routes import health, models, ner, qa, spectra  # noqa: E402
+from app.routes import headline, health, models, ner, qa, spectra  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
 
-TASK_ROUTES = (ner, qa, spectra)  # each has TASK, router and run_batch(model, items); warm_up() optional
+TASK_ROUTES = (ner, qa, spectra, headline)  # each has TASK, router and run_batch(model, items); warm_up() optional
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Model serving",
         version="0.1.0",
-        description="Chinese NER, reading comprehension (QA) and spectrum classification (headlines to come) served from TensorFlow SavedModels.",
+        description="Chinese NER, reading comprehension (QA), spectrum classification and headline generation served from TensorFlow SavedModels.",
         lifespan=lifespan,
     )
     app.state.registry = registry

@@ -133,3 +133,25 @@ def tiny_qa_run(qa_data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qa_store(qa_data, tiny_qa_run, tmp_path_factory) -> Path:
     return _export(tmp_path_factory, "qa", qa_data, tiny_qa_run)
+
+
+@pytest.fixture(scope="session")
+def headline_data(tmp_path_factory) -> Path:
+    """Made-up abstract/title pairs in the layout of ``../shared/data/headline``."""
+    from tests.fixtures.headline_corpus import write_headline_data
+
+    return write_headline_data(tmp_path_factory.mktemp("headline_data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_headline_run(headline_data, tmp_path_factory) -> Path:
+    """A tiny seq2seq trained for two epochs on the fixture pairs."""
+    return _train(
+        tmp_path_factory, "headline", headline_data, "--epochs", "2", "--held-out", "6", "--batch-size", "8",
+        "--embedding-dim", "16", "--encoder-units", "16", "--decoder-units", "32", "--min-char-count", "1",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_headline_store(headline_data, tiny_headline_run, tmp_path_factory) -> Path:
+    return _export(tmp_path_factory, "headline", headline_data, tiny_headline_run, "--beam-width", "3", "--max-length", "20")

@@ -59,15 +59,18 @@ def standard_callbacks(
     patience: int,
     baseline: float | None = None,
     plateau_patience: int = 1,
+    schedule_monitor: str | None = None,
 ) -> list:
     """Held-out metrics, best-on-dev weights, LR halving on a plateau, early stopping, resumable
     backups, TensorBoard, and the training state.
 
     A resumed run (same ``run_dir``) keeps its best weights unless it beats them; so does a
     warm-started one whose starting weights scored ``baseline``. The learning rate halves after
-    ``plateau_patience`` epochs without a better ``monitor``.
+    ``plateau_patience`` epochs without a better ``schedule_monitor`` (default: ``monitor``), and
+    training stops after ``patience`` such epochs.
     """
     state = TrainingState(run_dir / "timing.json", monitor, baseline)
+    schedule_monitor = schedule_monitor or monitor
     return [
         HeldOutMetrics(held_out),
         keras.callbacks.ModelCheckpoint(
@@ -79,9 +82,9 @@ def standard_callbacks(
             initial_value_threshold=state.state["best"],
         ),
         keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode="max", factor=0.5, patience=plateau_patience, min_lr=1e-5
+            monitor=schedule_monitor, mode="max", factor=0.5, patience=plateau_patience, min_lr=1e-5
         ),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
+        keras.callbacks.EarlyStopping(monitor=schedule_monitor, mode="max", patience=patience),
         # Kept after the last epoch too, so a finished run can be extended with a larger --epochs
         # (Keras deletes it by default, and the extension would silently start from scratch).
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),

@@ -1,0 +1,136 @@
+"""``POST /v1/headline``: a title for a Chinese scientific abstract, with scored alternatives."""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Annotated, NamedTuple
+
+import tensorflow as tf
+from fastapi import APIRouter, Depends, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from app.dependencies import get_engine
+from app.engine import InferenceEngine, ModelUnavailable
+from app.registry import LoadedModel
+from app.settings import get_settings
+from app.validation import check_text
+
+TASK = "headline"
+router = APIRouter(tags=[TASK])
+_settings = get_settings()
+MAX_CHARS, MAX_BEAM_WIDTH, MAX_LENGTH = _settings.max_text_chars, _settings.max_beam_width, _settings.max_headline_tokens
+
+Text = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_CHARS))]
+
+EXAMPLE = (
+    "提出了一种新的保细节的变形算法,可以使网格模型进行尽量刚性的变形,以减少变形中几何细节的扭曲."
+    "首先根据网格曲面局部细节的丰富程度,对原始网格进行聚类生成其简化网格;然后对简化网格进行变形."
+)
+
+
+class HeadlineRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": EXAMPLE, "num_candidates": 3}]})
+
+    text: Text = Field(
+        description=f"the abstract, at most {MAX_CHARS} characters; the model reads its first characters "
+        "(see `chars_read` in the response and `preprocessing.max_source_chars` in `GET /v1/models`)"
+    )
+    beam_width: int | None = Field(
+        None, ge=1, le=MAX_BEAM_WIDTH,
+        description="beam search width (1 = greedy); default: the model's, or num_candidates if larger",
+    )
+    num_candidates: int = Field(
+        1, ge=1, le=MAX_BEAM_WIDTH, description="how many ranked headlines to return; at most beam_width"
+    )
+    max_length: int | None = Field(None, ge=1, le=MAX_LENGTH, description="most characters generated; default: the model's")
+
+    @field_validator("num_candidates")
+    @classmethod
+    def within_the_beam(cls, value: int, info: ValidationInfo) -> int:
+        beam_width = info.data.get("beam_width")
+        if beam_width is not None and value > beam_width:
+            raise ValueError(f"is {value}, more than beam_width {beam_width}")
+        return value
+
+
+class Candidate(BaseModel):
+    text: str
+    score: float = Field(description="log-probability divided by the length penalty (the ranking; higher is better)")
+    log_prob: float = Field(description="sum of the log-probabilities of the characters and the end token")
+
+
+class HeadlineResponse(BaseModel):
+    headline: str = Field(description="the best candidate's text")
+    candidates: list[Candidate] = Field(description="best first")
+    truncated: bool = Field(description="the text was longer than the model reads; only its start was used")
+    chars_read: int = Field(description="how many characters of the text the model read")
+    model_version: int
+
+
+class Job(NamedTuple):
+    text: str
+    beam_width: int
+    max_length: int
+
+
+def run_batch(model: LoadedModel, jobs: list[Job]) -> list[list[Candidate]]:
+    """Candidates for each job (the engine's batch function): one model call per (beam width, max length)."""
+    decoding = model.manifest["decoding"]
+    results: list[list[Candidate]] = [[] for _ in jobs]
+    settings_of = lambda i: (jobs[i].beam_width, jobs[i].max_length)  # noqa: E731
+    for (beam_width, max_length), group in groupby(sorted(range(len(jobs)), key=settings_of), key=settings_of):
+        indices = list(group)
+        out = model.predict(
+            text=tf.constant([jobs[i].text.encode("utf-8") for i in indices]),
+            beam_width=tf.constant(beam_width),
+            max_length=tf.constant(max_length),
+            length_penalty=tf.constant(decoding["length_penalty"], tf.float32),
+            block_repeated_trigrams=tf.constant(decoding["block_repeated_trigrams"]),
+        )
+        rows = zip(out["headlines"].numpy(), out["scores"].numpy(), out["log_probs"].numpy())
+        for i, (texts, scores, log_probs) in zip(indices, rows):
+            results[i] = [
+                Candidate(text=t.decode("utf-8"), score=round(float(s), 5), log_prob=round(float(lp), 5))
+                for t, s, lp in zip(texts, scores, log_probs)
+            ]
+    return results
+
+
+@router.post(
+    "/v1/headline",
+    summary="Generate a headline for an abstract",
+    response_model=HeadlineResponse,
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "headline": "保细节的网格变形算法",
+                        "candidates": [{"text": "保细节的网格变形算法", "score": -2.1, "log_prob": -4.6}],
+                        "truncated": False,
+                        "chars_read": 96,
+                        "model_version": 1,
+                    }
+                }
+            }
+        },
+        422: {"description": "invalid request; `error.fields` names each offending field"},
+        503: {"description": "no headline model is loaded, or its queue is full (see `Retry-After`)"},
+        504: {"description": "no answer within the request timeout"},
+    },
+)
+async def headline(body: HeadlineRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> HeadlineResponse:
+    model = engine.registry.get(TASK)
+    if model is None:
+        raise ModelUnavailable(f"no {TASK} model is loaded")
+    defaults, max_source = model.manifest["decoding"], model.manifest["preprocessing"]["max_source_chars"]
+    beam_width = body.beam_width or max(defaults["beam_width"], body.num_candidates)
+    job = Job(body.text, beam_width, body.max_length or defaults["max_length"])
+    (candidates,), version = await engine.run(TASK, [job], request)
+    return HeadlineResponse(
+        headline=candidates[0].text,
+        candidates=candidates[: body.num_candidates],
+        truncated=len(body.text) > max_source,
+        chars_read=min(len(body.text), max_source),
+        model_version=version,
+    )

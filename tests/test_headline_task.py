@@ -1,0 +1,130 @@
+"""The headline task end to end on made-up pairs: train → export → evaluate → serving signature."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training import model_store
+from training.__main__ import main
+from training.layers.attention import MemoryAttention
+from training.layers.copy_prior import CopyPrior
+from training.metrics import rouge_scores
+from training.tasks import headline
+
+TEXTS = [
+    "针对图像分割中存在的问题,提出了一种基于深度学习的图像分割方法.",
+    "未见过的字符😀、ＡＢＣ全角、控制符\x07和生僻字𠀀也不出错.",
+    "短",
+    "长" * 600,
+]
+
+
+def _signature(store):
+    return tf.saved_model.load(str(model_store.resolve_version(store / "headline"))).signatures["serving_default"]
+
+
+def _generate(serve, texts, beam_width=3, max_length=20, alpha=1.0, block=False):
+    return serve(
+        text=tf.constant(texts), beam_width=tf.constant(beam_width), max_length=tf.constant(max_length),
+        length_penalty=tf.constant(alpha), block_repeated_trigrams=tf.constant(block),
+    )
+
+
+def test_training_writes_checkpoint_config_and_logs(tiny_headline_run):
+    assert (tiny_headline_run / "best.weights.h5").is_file()
+    assert any((tiny_headline_run / "logs").rglob("events.out.tfevents*"))
+    config = headline.Config.load(tiny_headline_run / "config.json")
+    assert config.decoder_units == 32 and ord("基") in config.chars
+
+
+def test_export_layout_and_manifest(tiny_headline_store):
+    version_dir = model_store.resolve_version(tiny_headline_store / "headline")
+    manifest = model_store.read_manifest(version_dir)
+    assert manifest["task"] == "headline" and manifest["version"] == 1
+    assert manifest["decoding"] == {"beam_width": 3, "max_length": 20, "length_penalty": 1.0, "block_repeated_trigrams": False}
+    assert set(manifest["metrics"]) == {"clge_csl_test", "csl_ts_test"}
+    test = manifest["metrics"]["clge_csl_test"]
+    assert {"greedy", "beam_3", "baselines"} <= set(test) and 0 <= test["beam_3"]["rouge-l"] <= 1
+    lead = next(name for name in test["baselines"] if name.startswith("lead_"))
+    assert set(test["baselines"]) == {lead, "first_sentence", "oracle_sentence"}
+
+
+def test_exported_generator_matches_the_in_process_one(tiny_headline_run, tiny_headline_store):
+    model = headline.load_trained(tiny_headline_run)
+    expected = headline.make_generator(model)(tf.constant(TEXTS), 3, 20, 1.0, False)
+    exported = _generate(_signature(tiny_headline_store), TEXTS)
+    np.testing.assert_array_equal(exported["headlines"].numpy(), expected["headlines"].numpy())
+    np.testing.assert_allclose(exported["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5, atol=1e-5)
+    assert exported["truncated"].numpy().tolist() == [False, False, False, True]
+
+
+def test_beam_width_one_is_the_greedy_search(tiny_headline_run):
+    model = headline.load_trained(tiny_headline_run)
+    greedy, _ = headline.make_greedy(model)(tf.constant(TEXTS), 20)
+    beam = headline.make_generator(model)(tf.constant(TEXTS), 1, 20, 0.0, False)
+    assert beam["headlines"].numpy()[:, 0].tolist() == greedy.numpy().tolist()
+
+
+@pytest.mark.parametrize("beam_width", [1, 2, 5])
+def test_signature_shapes_and_ranking(tiny_headline_store, beam_width):
+    out = _generate(_signature(tiny_headline_store), TEXTS, beam_width=beam_width, max_length=7, block=True)
+    assert out["headlines"].numpy().shape == (len(TEXTS), beam_width)
+    scores = out["scores"].numpy()
+    assert (np.diff(scores, axis=1) <= 1e-6).all() and (out["log_probs"].numpy() <= 0).all()
+    for row in out["headlines"].numpy():
+        for text in row:
+            assert len(text.decode("utf-8")) <= 7  # max_length counts tokens, the end token included
+
+
+def test_decoder_step_matches_teacher_forcing(tiny_headline_run):
+    """The step function (used by beam search) and the training graph compute the same distribution."""
+    model = headline.load_trained(tiny_headline_run)
+    source, _ = model.encode_text(tf.constant(TEXTS[:2]))
+    target = tf.constant([[headline.START, 5, 6, 7], [headline.START, 8, 9, 4]])
+    full = model((source, target)).numpy()
+    state = model.encode(source)
+    for t in range(target.shape[1]):
+        log_probs, state = model.step(target[:, t], state)
+        np.testing.assert_allclose(log_probs.numpy(), full[:, t], rtol=1e-4, atol=1e-5)
+
+
+def test_copy_prior_boosts_source_tokens_and_mixes_to_a_distribution():
+    layer = CopyPrior(8)
+    layer.log_scale.assign(np.full(8, 1.0, np.float32))
+    prior = layer.prior(tf.constant([[4, 5, 0, 3]])).numpy()[0]
+    assert prior[4] == prior[5] > prior[6] and prior[3] == prior[6]  # the end token never counts as present
+    mixed = layer.mix(tf.zeros([1, 2, 8]), tf.constant(prior[None]))
+    np.testing.assert_allclose(tf.reduce_logsumexp(mixed, axis=-1).numpy(), 0.0, atol=1e-6)
+
+
+def test_attention_ignores_padded_memory_and_round_trips():
+    layer = MemoryAttention(num_heads=2, key_dim=4, name="attention")
+    query, memory = tf.random.normal([2, 3, 5]), tf.random.normal([2, 6, 7])
+    mask = tf.constant([[True] * 4 + [False] * 2] * 2)
+    out = layer(query, memory, mask)
+    changed = tf.concat([memory[:, :4], 100 * tf.random.normal([2, 2, 7])], axis=1)
+    np.testing.assert_allclose(layer(query, changed, mask).numpy(), out.numpy(), atol=1e-5)
+    one_step = layer(query[:, 1:2], memory, mask)
+    np.testing.assert_allclose(one_step.numpy()[:, 0], out.numpy()[:, 1], atol=1e-5)
+    clone = MemoryAttention.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_evaluate_prints_the_table_and_a_json_line(tiny_headline_store, headline_data, capsys):
+    main(["headline", "evaluate", "--data-dir", str(headline_data), "--model-root", str(tiny_headline_store)])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["task"] == "headline" and 0 <= last["rouge_l"] <= 1
+    assert last["clge_csl_test"]["beam_3"]["pairs"] == 10
+
+
+def test_rouge_and_bleu_by_hand():
+    scores = rouge_scores(["基于深度学习", "abc"], ["基于学习", "abd"])
+    # pair 1: R-1 P 4/6 R 1, F 0.8; R-2 2 of 5 vs 2 of 3 → 0.5; LCS 4 → 0.8. Pair 2: 2/3 each, R-2 1/2.
+    assert scores["rouge-1"] == round((0.8 + 2 / 3) / 2, 4)
+    assert scores["rouge-2"] == round((0.5 + 0.5) / 2, 4)
+    assert scores["rouge-l"] == round((0.8 + 2 / 3) / 2, 4)
+    assert rouge_scores(["完全一致"], ["完全一致"])["bleu"] == 1.0

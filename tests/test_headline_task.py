@@ -128,3 +128,21 @@ def test_rouge_and_bleu_by_hand():
     assert scores["rouge-2"] == round((0.5 + 0.5) / 2, 4)
     assert scores["rouge-l"] == round((0.8 + 2 / 3) / 2, 4)
     assert rouge_scores(["完全一致"], ["完全一致"])["bleu"] == 1.0
+
+
+def test_python_loop_search_of_the_benchmark_matches_the_graph(tiny_headline_store):
+    """``bench/headline_decode.py`` compares speed only if both searches give the same n-best."""
+    from bench.headline_decode import python_loop_beam_search
+
+    version_dir = model_store.resolve_version(tiny_headline_store / "headline")
+    manifest = model_store.read_manifest(version_dir)
+    loaded = tf.saved_model.load(str(version_dir))
+    scorer = loaded.signatures["next_token_log_probs"]
+    vocabulary = scorer(text=tf.constant([""]), prefix=tf.constant([[headline.START]]))["vocabulary"].numpy()
+    decoding = {**manifest["decoding"], "max_length": 8}
+    for text in TEXTS[:3]:
+        out = _generate(loaded.signatures["serving_default"], [text], beam_width=3, max_length=8)
+        expected = [(h.decode(), s) for h, s in zip(out["headlines"].numpy()[0], out["scores"].numpy()[0])]
+        found = python_loop_beam_search(scorer, text, 3, decoding, manifest["tokens"])
+        assert [b"".join(vocabulary[i] for i in ids).decode() for ids, _ in found] == [h for h, _ in expected]
+        np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], rtol=1e-4, atol=1e-4)

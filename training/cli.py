@@ -70,14 +70,15 @@ def export_version(
     headline: Callable[[dict], dict],
     data_source: str,
     extra: dict,
+    extra_endpoints: dict[str, Callable] | None = None,
 ) -> Path:
     """The export command's steps shared by every task.
 
-    Writes ``serve`` as a staged SavedModel, measures it with ``evaluate(staged_dir)`` when
+    Writes ``serve`` (and ``extra_endpoints``, as signatures of their names) as a staged SavedModel, measures it with ``evaluate(staged_dir)`` when
     ``--data-dir`` exists, adds the manifest, publishes it as a version (removing the
     others with ``--prune``) and prints one JSON line with ``headline(metrics)``.
     """
-    staging = model_store.write_saved_model(model, serve, Path(args.model_root) / task)
+    staging = model_store.write_saved_model(model, serve, Path(args.model_root) / task, extra_endpoints)
     metrics = evaluate(staging) if Path(args.data_dir).exists() else {}
     model_store.write_manifest(
         staging,

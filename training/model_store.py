@@ -44,8 +44,11 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def write_saved_model(model, endpoint: Callable, task_dir: Path) -> Path:
-    """Export ``endpoint`` (a ``tf.function`` closing over ``model``) as ``serving_default``.
+def write_saved_model(
+    model, endpoint: Callable, task_dir: Path, extra_endpoints: dict[str, Callable] | None = None
+) -> Path:
+    """Export ``endpoint`` (a ``tf.function`` closing over ``model``) as ``serving_default``,
+    and each of ``extra_endpoints`` as a signature of its name.
 
     The SavedModel goes to a staging directory beside the versions; add the
     manifest there, then :func:`publish` it.
@@ -61,6 +64,8 @@ def write_saved_model(model, endpoint: Callable, task_dir: Path) -> Path:
         if not layer.weights:
             archive.track(layer)
     archive.add_endpoint("serving_default", endpoint)
+    for name, function in (extra_endpoints or {}).items():
+        archive.add_endpoint(name, function)
     archive.write_out(str(staging), verbose=False)
     return staging
 

@@ -58,6 +58,14 @@ SIGNATURE = {
     },
 }
 
+NEXT_TOKEN_SIGNATURE = {
+    "inputs": {"text": "string [N]", "prefix": "int32 [N, T], decoder input ids starting with the start token"},
+    "outputs": {
+        "log_probs": "float32 [N, T, V], next-token log-probabilities after each prefix position",
+        "vocabulary": "string [V], the text of each token id ('' for the special tokens)",
+    },
+}
+
 
 @dataclass
 class Config:
@@ -124,10 +132,14 @@ class HeadlineSeq2Seq(keras.Model):
         self._codepoints = tf.constant([0, 0, 0, 0, *config.chars], tf.int32)
 
     def encode_text(self, text: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """UTF-8 abstracts ``[N]`` → (source ids ``[N, ≤ max_source_chars]``, length in characters ``[N]``)."""
+        """UTF-8 abstracts ``[N]`` → (source ids ``[N, ≤ max_source_chars + 1]``, length in characters ``[N]``).
+
+        One padding column is always appended, so an empty text still has a time step.
+        """
         codepoints = texts_to_codepoints(text, lowercase=False)
         ids = self.token_lookup(tf.cast(codepoints[:, : self.config.max_source_chars], tf.int64))
-        return tf.cast(ids.to_tensor(default_value=PAD), tf.int32), tf.cast(codepoints.row_lengths(), tf.int32)
+        ids = tf.pad(tf.cast(ids.to_tensor(default_value=PAD), tf.int32), [[0, 0], [0, 1]])
+        return ids, tf.cast(codepoints.row_lengths(), tf.int32)
 
     def encode_title(self, titles: tf.Tensor) -> tf.Tensor:
         """UTF-8 titles ``[N]`` → ragged ids ``[N, (len)]``, no start or end token."""
@@ -233,6 +245,22 @@ def make_generator(model: HeadlineSeq2Seq):
         }
 
     return generate
+
+
+def make_next_token_scorer(model: HeadlineSeq2Seq):
+    """Abstracts and decoder prefixes → next-token log-probabilities at every prefix position.
+
+    Exported as the ``next_token_log_probs`` signature: everything a client needs to run
+    its own search outside the graph (``bench/headline_decode.py`` does, the seed's way).
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"), tf.TensorSpec([None, None], tf.int32, name="prefix")])
+    def next_token_log_probs(text, prefix):
+        source_ids, _ = model.encode_text(text)
+        vocabulary = model.decode_tokens(tf.range(model.config.vocab_size)[:, None])
+        return {"log_probs": model((source_ids, prefix), training=False), "vocabulary": vocabulary}
+
+    return next_token_log_probs
 
 
 def make_greedy(model: HeadlineSeq2Seq):
@@ -427,12 +455,15 @@ def export(args: argparse.Namespace) -> None:
         task=TASK,
         model=model,
         serve=make_generator(model),
+        extra_endpoints={"next_token_log_probs": make_next_token_scorer(model)},
         evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), decoding, lead),
         headline=lambda metrics: _headline(metrics, decoding),
         data_source="CSL abstract/title pairs: csl_title_public + clge_csl/val + csl_ts/dev (training); "
         "clge_csl/test and csl_ts/test (test); see ../shared/data/README.md",
         extra={
             "signature": SIGNATURE,
+            "signatures": {"next_token_log_probs": NEXT_TOKEN_SIGNATURE},
+            "tokens": {"pad": PAD, "unknown": UNK, "start": START, "end": END, "never_generated": list(NEVER_GENERATED)},
             "decoding": decoding,
             "preprocessing": {"max_source_chars": model.config.max_source_chars},
             "warmup_inputs": {

@@ -22,8 +22,9 @@ run: install  ## serve the bundled models on $(HOST):$(PORT)
 test: install  ## run the test suite (fails on "no tests collected", pytest's exit 5)
 	$(BIN)/pytest
 
-bench: install  ## serving benchmark: batching on/off vs the raw SavedModel, on loopback (a few minutes)
+bench: install  ## serving benchmark (batching on/off vs the raw SavedModel, on loopback; a few minutes), then headline decoding
 	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.headline_decode
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -13,7 +13,8 @@ class MemoryAttention(keras.layers.Layer):
     """``softmax(q·kᵀ/√d)·v`` per head, with ``q = W_q·query`` and ``k, v`` projected from ``memory``.
 
     ``query [B, Tq, Dq]``, ``memory [B, Tk, Dm]``, ``memory_mask [B, Tk]`` (true = real)
-    → context ``[B, Tq, units]``. Padded memory positions get zero weight. Each query
+    → context ``[B, Tq, units]`` (and, with ``return_weights``, the attention weights
+    averaged over heads, ``[B, Tq, Tk]``). Padded memory positions get zero weight. Each query
     position attends independently, so the seq2seq decoder calls it on the whole target
     while training and on one step at a time while decoding, with the same result.
     """
@@ -40,7 +41,7 @@ class MemoryAttention(keras.layers.Layer):
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         return ops.transpose(ops.reshape(x, (batch, length, self.num_heads, self.key_dim)), (0, 2, 1, 3))
 
-    def call(self, query, memory, memory_mask=None):
+    def call(self, query, memory, memory_mask=None, return_weights: bool = False):
         q = self._heads(self.query_projection(query)) / math.sqrt(self.key_dim)
         k = self._heads(self.key_projection(memory))
         v = self._heads(self.value_projection(memory))
@@ -51,7 +52,10 @@ class MemoryAttention(keras.layers.Layer):
         weights = ops.softmax(logits, axis=-1)
         context = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))  # [B, Tq, H, d]
         batch, length = ops.shape(query)[0], ops.shape(query)[1]
-        return self.output_projection(ops.reshape(context, (batch, length, self.num_heads * self.key_dim)))
+        context = self.output_projection(ops.reshape(context, (batch, length, self.num_heads * self.key_dim)))
+        if return_weights:  # the heads' mean attention over memory positions, [B, Tq, Tk]
+            return context, ops.mean(weights, axis=1)
+        return context
 
     def compute_output_shape(self, query_shape, memory_shape, memory_mask_shape=None):
         return (*query_shape[:-1], self.units)

@@ -31,6 +31,7 @@ from training.data.headline import Pair, test_sets, training_pairs
 from training.decoding import beam_search, greedy_search
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
+from training.layers.pointer import PointerMixture
 from training.metrics import rouge_scores
 from training.preprocessing.text import texts_to_codepoints
 
@@ -79,6 +80,7 @@ class Config:
     output_dim: int = 128
     dropout: float = 0.25
     label_smoothing: float = 0.0
+    pointer: bool = True  # mix in a pointer (copy attention) distribution; False: the seed's prior alone
     max_source_chars: int = 256  # the abstract's first characters the encoder reads
     max_title_tokens: int = 48  # titles (and the end token) are cut to this while training
     chars: list[int] = field(default_factory=list)  # code points, most frequent first
@@ -129,6 +131,7 @@ class HeadlineSeq2Seq(keras.Model):
         self.output_dropout = keras.layers.Dropout(config.dropout)
         self.logits = keras.layers.Dense(vocab, name="logits")
         self.copy_prior = CopyPrior(vocab, first_regular_id=4, name="copy_prior")
+        self.pointer = PointerMixture(vocab, name="pointer") if config.pointer else None
         self._codepoints = tf.constant([0, 0, 0, 0, *config.chars], tf.int32)
 
     def encode_text(self, text: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -159,12 +162,19 @@ class HeadlineSeq2Seq(keras.Model):
         keep = ops.expand_dims(ops.cast(mask, memory.dtype), -1)
         pooled = ops.sum(memory * keep, axis=1) / ops.maximum(ops.sum(keep, axis=1), 1.0)
         h, c = ops.split(self.decoder_init(pooled), 2, axis=-1)
-        return {"memory": memory, "memory_mask": mask, "h": h, "c": c, "prior": self.copy_prior.prior(source_ids)}
+        return {
+            "memory": memory, "memory_mask": mask, "source_ids": source_ids, "h": h, "c": c,
+            "prior": self.copy_prior.prior(source_ids),
+        }
 
     def _next_token_log_probs(self, decoded, state: dict, training: bool):
-        context = self.attention(decoded, state["memory"], state["memory_mask"])
-        hidden = self.output_dropout(self.hidden(ops.concatenate([decoded, context], axis=-1)), training=training)
-        return self.copy_prior.mix(self.logits(hidden), state["prior"])
+        context, weights = self.attention(decoded, state["memory"], state["memory_mask"], return_weights=True)
+        features = ops.concatenate([decoded, context], axis=-1)
+        hidden = self.output_dropout(self.hidden(features), training=training)
+        log_probs = self.copy_prior.mix(self.logits(hidden), state["prior"])
+        if self.pointer is None:
+            return log_probs
+        return self.pointer(log_probs, weights, state["source_ids"], features)
 
     def call(self, inputs, training: bool = False):
         source_ids, target_ids = inputs
@@ -198,7 +208,8 @@ def sequence_loss(label_smoothing: float = 0.0) -> Callable:
     """Mean negative log-likelihood per target token, padding excluded, with optional label smoothing."""
 
     def loss(target_ids, log_probs):
-        target_ids = ops.cast(target_ids, "int32")
+        # Keras hands a [B, T] target to a [B, T, V] prediction as [B, T, 1]: undo that.
+        target_ids = ops.reshape(ops.cast(target_ids, "int32"), ops.shape(log_probs)[:-1])
         nll = -ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(target_ids, -1), axis=-1), -1)
         if label_smoothing:
             nll = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(log_probs, axis=-1)
@@ -311,6 +322,7 @@ def train(args: argparse.Namespace) -> None:
             decoder_units=args.decoder_units,
             dropout=args.dropout,
             label_smoothing=args.label_smoothing,
+            pointer=not args.no_pointer,
             max_source_chars=args.max_source_chars,
             chars=character_vocabulary([t for p in pairs for t in (p.source, p.title)], args.min_char_count),
         )
@@ -513,3 +525,4 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=Config.dropout)
     p.add_argument("--label-smoothing", type=float, default=Config.label_smoothing)
     p.add_argument("--max-source-chars", type=int, default=Config.max_source_chars)
+    p.add_argument("--no-pointer", action="store_true", help="the seed's copy prior only, no pointer distribution")

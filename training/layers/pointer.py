@@ -40,7 +40,7 @@ class PointerMixture(keras.layers.Layer):
         gate = self.gate(features)
         return ops.log(gate * ops.exp(log_probs) + (1.0 - gate) * copy + 1e-9)
 
-    def compute_output_shape(self, log_probs_shape, *_):
+    def compute_output_shape(self, log_probs_shape, weights_shape=None, source_ids_shape=None, features_shape=None):
         return log_probs_shape
 
     def get_config(self):

@@ -12,6 +12,7 @@ from training import model_store
 from training.__main__ import main
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
+from training.layers.pointer import PointerMixture
 from training.metrics import rouge_scores
 from training.tasks import headline
 
@@ -146,3 +147,15 @@ def test_python_loop_search_of_the_benchmark_matches_the_graph(tiny_headline_sto
         found = python_loop_beam_search(scorer, text, 3, decoding, manifest["tokens"])
         assert [b"".join(vocabulary[i] for i in ids).decode() for ids, _ in found] == [h for h, _ in expected]
         np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], rtol=1e-4, atol=1e-4)
+
+
+def test_pointer_scatters_attention_onto_the_source_tokens():
+    layer = PointerMixture(6)
+    source = tf.constant([[4, 5, 4, 0]])
+    weights = tf.constant([[[0.25, 0.5, 0.25, 0.0]]])  # two positions hold token 4
+    features = tf.zeros([1, 1, 3])
+    uniform = tf.fill([1, 1, 6], float(np.log(1 / 6)))
+    out = layer(uniform, weights, source, features).numpy()[0, 0]  # the gate starts at σ(0) = 0.5
+    expected = 0.5 / 6 + 0.5 * np.array([0, 0, 0, 0, 0.5, 0.5])
+    np.testing.assert_allclose(np.exp(out), expected, atol=1e-6)
+    assert PointerMixture.from_config(layer.get_config()).vocab_size == 6

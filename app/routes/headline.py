@@ -22,10 +22,7 @@ MAX_CHARS, MAX_BEAM_WIDTH, MAX_LENGTH = _settings.max_text_chars, _settings.max_
 
 Text = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_CHARS))]
 
-EXAMPLE = (
-    "提出了一种新的保细节的变形算法,可以使网格模型进行尽量刚性的变形,以减少变形中几何细节的扭曲."
-    "首先根据网格曲面局部细节的丰富程度,对原始网格进行聚类生成其简化网格;然后对简化网格进行变形."
-)
+EXAMPLE = "针对无线传感器网络中节点能量有限的问题,提出一种基于分簇的能量均衡路由协议,仿真结果表明该协议延长了网络寿命."
 
 
 class HeadlineRequest(BaseModel):
@@ -105,10 +102,10 @@ def run_batch(model: LoadedModel, jobs: list[Job]) -> list[list[Candidate]]:
             "content": {
                 "application/json": {
                     "example": {
-                        "headline": "保细节的网格变形算法",
-                        "candidates": [{"text": "保细节的网格变形算法", "score": -2.1, "log_prob": -4.6}],
+                        "headline": "基于分簇的能量均衡路由协议",
+                        "candidates": [{"text": "基于分簇的能量均衡路由协议", "score": -1.21945, "log_prob": -3.8616}],
                         "truncated": False,
-                        "chars_read": 96,
+                        "chars_read": 55,
                         "model_version": 1,
                     }
                 }

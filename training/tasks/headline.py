@@ -355,6 +355,8 @@ def train(args: argparse.Namespace) -> None:
         .batch(args.batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
+    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage, kept if it is stopped
+        f.write(args.command_line + "\n")
     model.fit(
         dataset,
         epochs=args.epochs,
@@ -367,8 +369,6 @@ def train(args: argparse.Namespace) -> None:
         ),
         verbose=2 if args.quiet else 1,
     )
-    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage
-        f.write(args.command_line + "\n")
 
 
 def load_trained(run_dir: Path) -> HeadlineSeq2Seq:

@@ -19,6 +19,15 @@ log = logging.getLogger("app.errors")
 BODY_FIELD = {"field": "body", "message": "request body too large"}
 
 
+def error_responses(model: str, invalid: str = "invalid request; `error.fields` names each offending field") -> dict:
+    """The OpenAPI ``responses`` entries for the errors every task route can give."""
+    return {
+        422: {"description": invalid},
+        503: {"description": f"no {model} model is loaded, or its queue is full (see `Retry-After`)"},
+        504: {"description": "no answer within the request timeout"},
+    }
+
+
 def error_body(code: str, message: str, fields: list[dict] | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or []}}
 

@@ -8,7 +8,6 @@ The bundled model's quality is measured by ``python -m training headline evaluat
 
 from __future__ import annotations
 
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -24,15 +23,9 @@ ABSTRACT = "针对图像分割中存在的问题,提出了一种基于深度学�
 
 
 @pytest.fixture(scope="module")
-def headline_root(tiny_headline_store, tmp_path_factory):
-    root = tmp_path_factory.mktemp("headline_only")
-    shutil.copytree(tiny_headline_store / "headline", root / "headline")
-    return root
-
-
-@pytest.fixture(scope="module")
-def headline_client(headline_root):
-    with TestClient(create_app(Settings(model_root=headline_root))) as client:
+def headline_client(tiny_headline_store):
+    """The service over a store holding only the tiny headline model."""
+    with TestClient(create_app(Settings(model_root=tiny_headline_store))) as client:
         yield client
 
 

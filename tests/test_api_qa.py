@@ -8,7 +8,6 @@ reader's quality is measured by ``python -m training qa evaluate``.
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,10 +21,9 @@ PASSAGES = ["北京是中华人民共和国的首都，也是全国的政治中�
 
 
 @pytest.fixture(scope="module")
-def qa_root(tiny_qa_store, tmp_path_factory):
-    root = tmp_path_factory.mktemp("qa_only")
-    shutil.copytree(tiny_qa_store / "qa", root / "qa")
-    return root
+def qa_root(tiny_qa_store):
+    """A store holding only the tiny reader."""
+    return tiny_qa_store
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
+from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
 from app.validation import check_text
@@ -111,9 +112,7 @@ def run_batch(model: LoadedModel, jobs: list[Job]) -> list[list[Candidate]]:
                 }
             }
         },
-        422: {"description": "invalid request; `error.fields` names each offending field"},
-        503: {"description": "no headline model is loaded, or its queue is full (see `Retry-After`)"},
-        504: {"description": "no answer within the request timeout"},
+        **error_responses("headline"),
     },
 )
 async def headline(body: HeadlineRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> HeadlineResponse:

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
+from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
 from app.validation import check_text
@@ -99,9 +100,7 @@ def run_batch(model: LoadedModel, texts: list[str]) -> list[NERResult]:
                 }
             }
         },
-        422: {"description": "invalid request; `error.fields` names each offending field"},
-        503: {"description": "no NER model is loaded, or its queue is full (see `Retry-After`)"},
-        504: {"description": "no answer within the request timeout"},
+        **error_responses("NER"),
     },
 )
 async def recognise(body: NERRequest, request: Request, engine: InferenceEngine = Depends(get_engine)):

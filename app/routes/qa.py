@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
+from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
 from app.validation import check_text
@@ -90,9 +91,7 @@ def _candidate(answer: Answer) -> Candidate:
                 }
             }
         },
-        422: {"description": "invalid request; `error.fields` names each offending field"},
-        503: {"description": "no QA model is loaded, or its queue is full (see `Retry-After`)"},
-        504: {"description": "no answer within the request timeout"},
+        **error_responses("QA"),
     },
 )
 async def answer(body: QARequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> QAResponse:

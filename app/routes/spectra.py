@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
+from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
 from training.data.spectra import CLASSES
@@ -175,9 +176,7 @@ def run_batch(model: LoadedModel, rows: list[np.ndarray]) -> list[SpectrumResult
                 }
             }
         },
-        422: {"description": "invalid request; `error.fields` names each offending spectrum and field"},
-        503: {"description": "no spectra model is loaded, or its queue is full (see `Retry-After`)"},
-        504: {"description": "no answer within the request timeout"},
+        **error_responses("spectra", "invalid request; `error.fields` names each offending spectrum and field"),
     },
 )
 async def classify(body: SpectraRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> SpectraResponse:

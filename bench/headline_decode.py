@@ -59,9 +59,8 @@ def python_loop_beam_search(scorer, text: str, beam_width: int, decoding: dict, 
         total = candidates[best]
         parent_finished = finished[parent]
         lengths = lengths[parent] + ~parent_finished
-        written = np.where(parent_finished, tokens["pad"], token)
-        prefixes = np.concatenate([prefixes[parent], written[:, None]], axis=1)
-        prefixes[:, -1] = np.where(parent_finished, end, token)  # what the next step's decoder reads
+        # A finished beam's decoder reads the end token again (its scores no longer change).
+        prefixes = np.concatenate([prefixes[parent], np.where(parent_finished, end, token)[:, None]], axis=1)
         finished = parent_finished | (token == end)
         if finished.all():
             break

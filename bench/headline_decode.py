@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from training import model_store  # noqa: E402
+from training.decoding import call_generator  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 NEG_INF = -1e9
@@ -90,12 +91,10 @@ def main() -> None:
         texts = [pair.source for pair in read_clge_tsv(test_file)]
     texts = (texts * args.texts)[: args.texts]
 
+    unblocked = {**decoding, "block_repeated_trigrams": False}  # the Python loop does not block trigrams
+
     def in_graph(text: str) -> list[tuple[str, float]]:
-        out = serve(
-            text=tf.constant([text]), beam_width=tf.constant(args.beam_width), max_length=tf.constant(decoding["max_length"]),
-            length_penalty=tf.constant(decoding["length_penalty"], tf.float32),
-            block_repeated_trigrams=tf.constant(False),
-        )
+        out = call_generator(serve, [text], args.beam_width, decoding["max_length"], unblocked)
         return [(h.decode(), float(s)) for h, s in zip(out["headlines"].numpy()[0], out["scores"].numpy()[0])]
 
     vocabulary = [t.decode() for t in scorer(text=tf.constant([""]), prefix=tf.constant([[tokens["start"]]]))["vocabulary"].numpy()]

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from training import model_store
 from training.__main__ import main
+from training.decoding import call_generator
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
@@ -29,10 +30,7 @@ def _signature(store):
 
 
 def _generate(serve, texts, beam_width=3, max_length=20, alpha=1.0, block=False):
-    return serve(
-        text=tf.constant(texts), beam_width=tf.constant(beam_width), max_length=tf.constant(max_length),
-        length_penalty=tf.constant(alpha), block_repeated_trigrams=tf.constant(block),
-    )
+    return call_generator(serve, texts, beam_width, max_length, {"length_penalty": alpha, "block_repeated_trigrams": block})
 
 
 def test_training_writes_checkpoint_config_and_logs(tiny_headline_run):
@@ -65,7 +63,7 @@ def test_exported_generator_matches_the_in_process_one(tiny_headline_run, tiny_h
 
 def test_beam_width_one_is_the_greedy_search(tiny_headline_run):
     model = headline.load_trained(tiny_headline_run)
-    greedy, _ = headline.make_greedy(model)(tf.constant(TEXTS), 20)
+    greedy = headline.make_greedy(model)(tf.constant(TEXTS), 20)
     beam = headline.make_generator(model)(tf.constant(TEXTS), 1, 20, 0.0, False)
     assert beam["headlines"].numpy()[:, 0].tolist() == greedy.numpy().tolist()
 

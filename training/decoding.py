@@ -99,7 +99,7 @@ def greedy_search(
         return t + 1, token, state, tokens, finished | (token == end_id), lengths, total
 
     _, _, _, tokens, _, lengths, total = tf.while_loop(
-        lambda t, last, state, tokens, finished, *_: (t < max_length) & ~tf.reduce_all(finished),
+        _unfinished(max_length),
         body,
         _initial_loop_vars(state, batch_size, max_length, start_id),
         shape_invariants=_invariants(state),
@@ -152,7 +152,7 @@ def beam_search(
 
     t0, last, state, tokens, finished, lengths, _ = _initial_loop_vars(state, rows, max_length, start_id)
     _, _, _, tokens, _, lengths, total = tf.while_loop(
-        lambda t, last, state, tokens, finished, *_: (t < max_length) & ~tf.reduce_all(finished),
+        _unfinished(max_length),
         body,
         (t0, last, state, tokens, finished, lengths, first),
         shape_invariants=_invariants(state),
@@ -164,6 +164,26 @@ def beam_search(
     tokens = tf.reshape(tokens, [batch_size, k, -1])
     pick = lambda x: tf.gather(x, order, batch_dims=1)  # noqa: E731
     return Hypotheses(pick(tokens), pick(lengths), pick(total), pick(scores))
+
+
+def _unfinished(max_length: tf.Tensor) -> Callable:
+    """The loop condition: steps left and some hypothesis not ended."""
+    return lambda t, last, state, tokens, finished, *_: (t < max_length) & ~tf.reduce_all(finished)
+
+
+def call_generator(serve: Callable, texts: Sequence[str], beam_width: int, max_length: int, decoding: dict) -> dict:
+    """Call an exported generator signature (text, beam_width, max_length, length_penalty,
+    block_repeated_trigrams), the last two from ``decoding`` (a manifest's ``decoding`` entry).
+
+    The service, the evaluation and the benchmark all call the headline SavedModel this way.
+    """
+    return serve(
+        text=tf.constant([t.encode("utf-8") for t in texts]),
+        beam_width=tf.constant(beam_width, tf.int32),
+        max_length=tf.constant(max_length, tf.int32),
+        length_penalty=tf.constant(decoding["length_penalty"], tf.float32),
+        block_repeated_trigrams=tf.constant(decoding["block_repeated_trigrams"], tf.bool),
+    )
 
 
 def _write(tokens: tf.Tensor, t: tf.Tensor, column: tf.Tensor) -> tf.Tensor:

@@ -168,6 +168,16 @@ def _ngrams(chars: Sequence[str], n: int) -> Counter:
     return Counter(tuple(chars[i : i + n]) for i in range(len(chars) - n + 1))
 
 
+def _chars(text: str) -> list[str]:
+    return [c for c in text if not c.isspace()]
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """Character-level ROUGE-L F1 of one pair (whitespace ignored)."""
+    p, r = _chars(prediction), _chars(reference)
+    return _overlap_f1(_longest_common_subsequence(p, r), len(p), len(r))
+
+
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """Character-level ROUGE-1, ROUGE-2 and ROUGE-L F1 (whitespace ignored), averaged over pairs,
     and corpus BLEU-4 on characters (sacreBLEU, ``tokenize="char"``), all in [0, 1]."""
@@ -177,12 +187,12 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
         raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
     totals = dict.fromkeys(("rouge-1", "rouge-2", "rouge-l"), 0.0)
     for prediction, reference in zip(predictions, references):
-        p, r = [c for c in prediction if not c.isspace()], [c for c in reference if not c.isspace()]
+        p, r = _chars(prediction), _chars(reference)
         for n in (1, 2):
             totals[f"rouge-{n}"] += _overlap_f1(
                 sum((_ngrams(p, n) & _ngrams(r, n)).values()), max(len(p) - n + 1, 0), max(len(r) - n + 1, 0)
             )
-        totals["rouge-l"] += _overlap_f1(_longest_common_subsequence(p, r), len(p), len(r))
+        totals["rouge-l"] += rouge_l(prediction, reference)
     count = max(len(predictions), 1)
     bleu = BLEU(tokenize="char").corpus_score(list(predictions), [list(references)]).score / 100 if predictions else 0.0
     return {**{name: round(total / count, 4) for name, total in totals.items()}, "bleu": round(bleu, 4), "pairs": len(predictions)}

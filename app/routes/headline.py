@@ -5,7 +5,6 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Annotated, NamedTuple
 
-import tensorflow as tf
 from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -15,6 +14,7 @@ from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
 from app.validation import check_text
+from training.decoding import call_generator
 
 TASK = "headline"
 router = APIRouter(tags=[TASK])
@@ -78,13 +78,7 @@ def run_batch(model: LoadedModel, jobs: list[Job]) -> list[list[Candidate]]:
     settings_of = lambda i: (jobs[i].beam_width, jobs[i].max_length)  # noqa: E731
     for (beam_width, max_length), group in groupby(sorted(range(len(jobs)), key=settings_of), key=settings_of):
         indices = list(group)
-        out = model.predict(
-            text=tf.constant([jobs[i].text.encode("utf-8") for i in indices]),
-            beam_width=tf.constant(beam_width),
-            max_length=tf.constant(max_length),
-            length_penalty=tf.constant(decoding["length_penalty"], tf.float32),
-            block_repeated_trigrams=tf.constant(decoding["block_repeated_trigrams"]),
-        )
+        out = call_generator(model.predict, [jobs[i].text for i in indices], beam_width, max_length, decoding)
         rows = zip(out["headlines"].numpy(), out["scores"].numpy(), out["log_probs"].numpy())
         for i, (texts, scores, log_probs) in zip(indices, rows):
             results[i] = [

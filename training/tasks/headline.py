@@ -28,11 +28,11 @@ from training import model_store
 from training.callbacks import standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.headline import Pair, test_sets, training_pairs
-from training.decoding import beam_search, greedy_search
+from training.decoding import beam_search, call_generator, greedy_search
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
-from training.metrics import rouge_scores
+from training.metrics import rouge_l, rouge_scores
 from training.preprocessing.text import texts_to_codepoints
 
 TASK = "headline"
@@ -275,7 +275,7 @@ def make_next_token_scorer(model: HeadlineSeq2Seq):
 
 
 def make_greedy(model: HeadlineSeq2Seq):
-    """Abstracts → (greedy headlines ``[N]``, hypotheses), in the graph; the held-out metric uses it."""
+    """Abstracts → greedy headlines ``[N]``, in the graph; the held-out metric uses it."""
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
     def greedy(text, max_length):
@@ -283,7 +283,7 @@ def make_greedy(model: HeadlineSeq2Seq):
         hypotheses = greedy_search(
             model.step, model.encode(source_ids), tf.shape(text)[0], max_length, START, END, PAD, NEVER_GENERATED
         )
-        return model.decode_tokens(hypotheses.tokens[:, 0]), hypotheses
+        return model.decode_tokens(hypotheses.tokens[:, 0])
 
     return greedy
 
@@ -342,7 +342,7 @@ def train(args: argparse.Namespace) -> None:
 
     def held_out_metrics() -> dict[str, float]:
         predicted = generate_all(
-            lambda texts: [h.decode() for h in greedy(tf.constant(texts), config.max_title_tokens)[0].numpy()],
+            lambda texts: [h.decode() for h in greedy(tf.constant(texts), config.max_title_tokens).numpy()],
             held_out_sources,
         )
         scores = rouge_scores(predicted, [p.title for p in held_out])
@@ -394,7 +394,7 @@ def baselines(pairs: list[Pair], lead_chars: int) -> dict[str, dict]:
 
     def oracle(pair: Pair) -> str:
         candidates = sentences(pair.source) or [pair.source]
-        return max(candidates, key=lambda s: rouge_scores([s], [pair.title])["rouge-l"])
+        return max(candidates, key=lambda s: rouge_l(s, pair.title))
 
     return {
         f"lead_{lead_chars}_chars": rouge_scores([p.source[:lead_chars] for p in pairs], titles),
@@ -403,17 +403,11 @@ def baselines(pairs: list[Pair], lead_chars: int) -> dict[str, dict]:
     }
 
 
-def saved_model_generator(version_dir: Path, beam_width: int, decoding: dict) -> Callable[[list[str]], list[str]]:
-    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+def saved_model_generator(serve, beam_width: int, decoding: dict) -> Callable[[list[str]], list[str]]:
+    """Best headline per text from an exported ``serving_default`` signature."""
 
     def generate(texts: list[str]) -> list[str]:
-        out = serve(
-            text=tf.constant(texts),
-            beam_width=tf.constant(beam_width),
-            max_length=tf.constant(decoding["max_length"]),
-            length_penalty=tf.constant(decoding["length_penalty"], tf.float32),
-            block_repeated_trigrams=tf.constant(decoding["block_repeated_trigrams"]),
-        )
+        out = call_generator(serve, texts, beam_width, decoding["max_length"], decoding)
         return [row[0].decode() for row in out["headlines"].numpy()]
 
     return generate
@@ -422,12 +416,13 @@ def saved_model_generator(version_dir: Path, beam_width: int, decoding: dict) ->
 def evaluate_saved_model(version_dir: Path, data_dir: Path, decoding: dict, lead_chars: int) -> dict:
     """Char ROUGE-1/2/L and BLEU on each test file, greedy and beam, next to the extractive baselines."""
     results = {}
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     searches = {"greedy": 1, f"beam_{decoding['beam_width']}": decoding["beam_width"]}
     for name, pairs in test_sets(data_dir).items():
         titles = [p.title for p in pairs]
         results[name] = {}
         for search, width in searches.items():
-            generate = saved_model_generator(version_dir, width, decoding)
+            generate = saved_model_generator(serve, width, decoding)
             predicted = generate_all(generate, [p.source for p in pairs], desc=f"{name} {search}")
             results[name][search] = rouge_scores(predicted, titles)
             results[name][search]["samples"] = [

@@ -128,6 +128,22 @@ def test_export_of_a_second_version_can_prune_the_first(tiny_ner_run, tmp_path):
     assert model_store.versions(tmp_path / "ner") == [2]
 
 
+def test_bioes_tagger_with_weight_averaging_still_outputs_bio(tmp_path):
+    """``--tag-scheme BIOES`` changes what the CRF predicts, not what the model returns."""
+    run_dir, root = tmp_path / "run", tmp_path / "models"
+    data = ["--data-dir", str(FIXTURES / "ner")]
+    main(["ner", "train", *data, "--run-dir", str(run_dir), "--epochs", "1", "--tag-scheme", "BIOES", "--ema", "0.9",
+          *TINY_HYPERPARAMETERS])
+    config = ner.Config.load(run_dir / "config.json")
+    assert {"E-PER", "S-PER"} <= set(config.tags)
+    main(["ner", "export", *data, "--run-dir", str(run_dir), "--model-root", str(root)])
+    version_dir = model_store.resolve_version(root / "ner")
+    assert model_store.read_manifest(version_dir)["tags"] == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    tags = set(serve(text=tf.constant([t.encode() for t in TEXTS]))["tags"].numpy().ravel().tolist())
+    assert tags <= {b"", b"O", b"B-LOC", b"I-LOC", b"B-ORG", b"I-ORG", b"B-PER", b"I-PER"}
+
+
 def test_cluener_reader(tmp_path):
     path = tmp_path / "train.json"
     path.write_text(

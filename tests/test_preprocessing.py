@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.data.ner import TaggedSentence, join_entity_lists, split_long
-from training.preprocessing.text import Span, bio_to_spans, codepoints_of, encode_texts, spans_to_bio
+from training.preprocessing.text import Span, as_bio, bio_to_spans, codepoints_of, encode_texts, spans_to_tags
 
 # Any Unicode text that is valid UTF-8 (JSON can carry lone surrogates; the API rejects them).
 unicode_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
@@ -67,14 +67,21 @@ def test_bio_to_spans(tags, spans):
 span_lists = st.lists(st.tuples(st.sampled_from(["PER", "LOC", "ORG"]), st.integers(1, 4), st.integers(0, 3)), max_size=5)
 
 
-@given(span_lists)
-def test_spans_round_trip_through_bio(pieces):
+@given(span_lists, st.sampled_from(["BIO", "BIOES"]))
+def test_spans_round_trip_through_tags(pieces, scheme):
     spans, position = [], 0
     for label, width, gap in pieces:
         position += gap
         spans.append(Span(label, position, position + width))
         position += width
-    assert bio_to_spans(spans_to_bio(position + 1, spans)) == spans
+    tags = spans_to_tags(position + 1, spans, scheme)
+    assert bio_to_spans(as_bio(t) for t in tags) == spans
+
+
+def test_bioes_tags():
+    spans = [Span("PER", 0, 1), Span("LOC", 1, 4)]
+    assert spans_to_tags(5, spans, "BIOES") == ["S-PER", "B-LOC", "I-LOC", "E-LOC", "O"]
+    assert [as_bio(t) for t in spans_to_tags(5, spans, "BIOES")] == spans_to_tags(5, spans)
 
 
 @given(st.lists(st.sampled_from(list("我们在北京。！？；a")), max_size=120), st.integers(5, 30))

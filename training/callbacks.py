@@ -60,6 +60,7 @@ def standard_callbacks(
     baseline: float | None = None,
     plateau_patience: int = 1,
     schedule_monitor: str | None = None,
+    swap_ema: bool = False,
 ) -> list:
     """Held-out metrics, best-on-dev weights, LR halving on a plateau, early stopping, resumable
     backups, TensorBoard, and the training state.
@@ -68,10 +69,19 @@ def standard_callbacks(
     warm-started one whose starting weights scored ``baseline``. The learning rate halves after
     ``plateau_patience`` epochs without a better ``schedule_monitor`` (default: ``monitor``), and
     training stops after ``patience`` such epochs.
+
+    ``swap_ema`` (for an optimizer with ``use_ema=True``): the held-out metrics, the best weights
+    and everything after them see the weights' exponential moving average, not the last step's.
     """
     state = TrainingState(run_dir / "timing.json", monitor, baseline)
     schedule_monitor = schedule_monitor or monitor
     return [
+        # First, so that it backs up the training weights before the EMA ones are swapped in
+        # (and restores them before they are swapped back).
+        # Kept after the last epoch too, so a finished run can be extended with a larger --epochs
+        # (Keras deletes it by default, and the extension would silently start from scratch).
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if swap_ema else []),
         HeldOutMetrics(held_out),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "best.weights.h5"),
@@ -85,9 +95,6 @@ def standard_callbacks(
             monitor=schedule_monitor, mode="max", factor=0.5, patience=plateau_patience, min_lr=1e-5
         ),
         keras.callbacks.EarlyStopping(monitor=schedule_monitor, mode="max", patience=patience),
-        # Kept after the last epoch too, so a finished run can be extended with a larger --epochs
-        # (Keras deletes it by default, and the extension would silently start from scratch).
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         state,
     ]

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.preprocessing.text import Span, bio_to_spans, spans_to_bio
+from training.preprocessing.text import Span, bio_to_spans, spans_to_tags
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def read_cluener(path: str | Path) -> list[TaggedSentence]:
                 for start, end in positions
             ]
             text = record["text"]
-            sentences.append(TaggedSentence(text, tuple(spans_to_bio(len(text), sorted(spans, key=lambda s: s.start)))))
+            sentences.append(TaggedSentence(text, tuple(spans_to_tags(len(text), sorted(spans, key=lambda s: s.start)))))
     return sentences
 
 

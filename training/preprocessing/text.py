@@ -94,14 +94,26 @@ def bio_to_spans(tags: Iterable[str]) -> list[Span]:
     return spans
 
 
-def spans_to_bio(length: int, spans: Iterable[Span]) -> list[str]:
-    """The inverse of :func:`bio_to_spans` for non-overlapping spans."""
+def spans_to_tags(length: int, spans: Iterable[Span], scheme: str = "BIO") -> list[str]:
+    """Tags for non-overlapping spans, the inverse of :func:`bio_to_spans` (after :func:`as_bio`).
+
+    ``scheme`` "BIOES" also marks an entity's End and Single-character entities, so that
+    a tagger has to decide where every entity ends, not only where it starts.
+    """
     tags = ["O"] * length
     for span in spans:
         tags[span.start] = f"B-{span.label}"
         for i in range(span.start + 1, span.end):
             tags[i] = f"I-{span.label}"
+        if scheme == "BIOES":
+            tags[span.end - 1] = f"E-{span.label}" if span.end - span.start > 1 else f"S-{span.label}"
     return tags
+
+
+def as_bio(tag: str) -> str:
+    """A BIOES tag in BIO (E-X → I-X, S-X → B-X); BIO tags are returned unchanged."""
+    prefix, _, label = tag.partition("-")
+    return {"E": f"I-{label}", "S": f"B-{label}"}.get(prefix, tag)
 
 
 def spans_from_tag_batch(tags, lengths) -> list[list[Span]]:

@@ -29,7 +29,7 @@ from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf
-from training.preprocessing.text import Span, codepoints_of, encode_texts, spans_from_tag_batch
+from training.preprocessing.text import Span, as_bio, codepoints_of, encode_texts, spans_from_tag_batch, spans_to_tags
 
 TASK = "ner"
 WARMUP_TEXT = "新华社北京电国务院总理李鹏今天会见了日本客人。"
@@ -76,6 +76,7 @@ class Config:
     char_dropout: float = 0.0  # word dropout on character ids (training only)
     bigram_dropout: float = 0.0  # ... and on bigram ids
     lexicon_max_word_length: int = 6  # 0: no jieba lexicon features
+    tag_scheme: str = "BIO"  # what the CRF predicts; the outputs are always BIO
     chars: list[int] = field(default_factory=list)
     bigrams: list[int] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -99,7 +100,8 @@ def build_vocabularies(
     config.chars = [c for c, n in chars.most_common() if n >= min_char_count]
     config.bigrams = [b for b, n in bigrams.most_common(max_bigrams) if n >= min_bigram_count]
     labels = sorted({tag[2:] for s in sentences for tag in s.tags if tag != "O"})
-    config.tags = ["O"] + [f"{prefix}-{label}" for label in labels for prefix in "BI"]
+    prefixes = config.tag_scheme.replace("O", "")
+    config.tags = ["O"] + [f"{prefix}-{label}" for label in labels for prefix in prefixes]
 
 
 def build_model(config: Config) -> keras.Model:
@@ -188,7 +190,7 @@ def predict_spans(
 
 def _in_process_predictor(model: keras.Model, tags: list[str]):
     tagger = make_tagger(model)
-    names = np.array([t.encode() for t in tags], dtype=object)
+    names = np.array([as_bio(t).encode() for t in tags], dtype=object)
 
     def predict(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         codepoints = codepoints_of(texts)
@@ -218,7 +220,10 @@ def _dataset(
 ) -> tf.data.Dataset:
     tag_index = {t: i for i, t in enumerate(config.tags)}
     codepoints = codepoints_of([s.text for s in sentences])
-    tag_ids = tf.ragged.constant([[tag_index[t] for t in s.tags] for s in sentences], dtype=tf.int32)
+    tag_ids = tf.ragged.constant(
+        [[tag_index[t] for t in spans_to_tags(len(s.text), s.spans, config.tag_scheme)] for s in sentences],
+        dtype=tf.int32,
+    )
     # tf.data cannot pad ragged elements, so slice each padded row back to its length.
     ds = tf.data.Dataset.from_tensor_slices((codepoints.to_tensor(), tag_ids.to_tensor(-1), codepoints.row_lengths()))
     ds = ds.map(lambda cp, tags, n: (cp[:n], tags[:n]))
@@ -271,6 +276,7 @@ def train(args: argparse.Namespace) -> None:
             char_dropout=args.char_dropout,
             bigram_dropout=args.bigram_dropout,
             lexicon_max_word_length=args.lexicon_max_word_length,
+            tag_scheme=args.tag_scheme,
         )
         build_vocabularies(config, train_set, args.min_char_count, args.min_bigram_count, args.max_bigrams)
         config.save(config_path)
@@ -282,7 +288,9 @@ def train(args: argparse.Namespace) -> None:
 
     model = build_model(config)
     model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
+        optimizer=keras.optimizers.Adam(
+            args.learning_rate, clipnorm=5.0, use_ema=args.ema > 0, ema_momentum=args.ema or 0.99
+        ),
         loss=CRFNegativeLogLikelihood(model.get_layer("crf")),
     )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
@@ -304,7 +312,9 @@ def train(args: argparse.Namespace) -> None:
     model.fit(
         _dataset(train_set, config, args.batch_size, shuffle=True, unseen_rate=args.unseen_rate),
         epochs=args.epochs,
-        callbacks=standard_callbacks(run_dir, held_out_f1, monitor="val_f1", patience=args.patience, baseline=baseline),
+        callbacks=standard_callbacks(
+            run_dir, held_out_f1, monitor="val_f1", patience=args.patience, baseline=baseline, swap_ema=args.ema > 0
+        ),
         shuffle=False,  # the dataset shuffles itself before bucketing
         verbose=2 if args.quiet else 1,
     )
@@ -318,7 +328,7 @@ def export(args: argparse.Namespace) -> None:
     model = build_model(config)
     model.load_weights(run_dir / "best.weights.h5")
     tagger = make_tagger(model)
-    tag_names = tf.constant(config.tags)
+    tag_names = tf.constant([as_bio(t) for t in config.tags])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
@@ -342,7 +352,8 @@ def export(args: argparse.Namespace) -> None:
         extra={
             "corpus": config.corpus,
             "encoder": config.encoder,
-            "tags": config.tags,
+            "tags": list(dict.fromkeys(as_bio(t) for t in config.tags)),  # what the outputs use
+            "tag_scheme": config.tag_scheme,
             "signature": SIGNATURE,
             "warmup_inputs": {"text": [WARMUP_TEXT, WARMUP_TEXT * 4]},
         },
@@ -402,6 +413,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--lexicon-max-word-length", type=int, default=Config.lexicon_max_word_length,
         help="match jieba dictionary words up to this many characters (0: no lexicon features)",
     )
+    p.add_argument(
+        "--tag-scheme", choices=["BIO", "BIOES"], default=Config.tag_scheme,
+        help="tags the CRF predicts (BIOES also marks entity ends); the model's outputs are BIO either way",
+    )
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-bigram-count", type=int, default=3)
     p.add_argument("--max-bigrams", type=int, default=50_000)
@@ -413,6 +428,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--init-from", metavar="VERSION_DIR", default=None,
         help="start from an exported version's weights (e.g. models/ner/2) to train it further; "
         "give the hyper-parameters it was trained with, so the vocabularies and shapes match",
+    )
+    p.add_argument(
+        "--ema", type=float, default=0.0, metavar="MOMENTUM",
+        help="select, export and evaluate the exponential moving average of the weights (e.g. 0.999; 0: off)",
     )
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
     parsers.evaluate.add_argument(

@@ -8,6 +8,7 @@ from typing import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.batching import Closed, DeadlineExceeded, QueueFull
@@ -19,13 +20,41 @@ log = logging.getLogger("app.errors")
 BODY_FIELD = {"field": "body", "message": "request body too large"}
 
 
+class ErrorField(BaseModel):
+    field: str = Field(description="dotted path of the offending field, e.g. `texts.3` or `body`")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. `invalid_request`, `overloaded`")
+    message: str
+    fields: list[ErrorField]
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx response."""
+
+    error: ErrorDetail
+
+
+def documented_errors(descriptions: dict[int, str]) -> dict:
+    """OpenAPI ``responses`` entries for the given status codes plus the errors any request
+    with a body can get (malformed JSON, a body over the size limit, a failed validation)."""
+    common = {
+        400: "the body is not valid JSON",
+        413: "the body is larger than `APP_MAX_BODY_BYTES`",
+        422: "invalid request; `error.fields` names each offending field",
+    }
+    return {status: {"model": ErrorResponse, "description": text} for status, text in {**common, **descriptions}.items()}
+
+
 def error_responses(model: str, invalid: str = "invalid request; `error.fields` names each offending field") -> dict:
     """The OpenAPI ``responses`` entries for the errors every task route can give."""
-    return {
-        422: {"description": invalid},
-        503: {"description": f"no {model} model is loaded, or its queue is full (see `Retry-After`)"},
-        504: {"description": "no answer within the request timeout"},
-    }
+    return documented_errors({
+        422: invalid,
+        503: f"no {model} model is loaded, or its queue is full (see `Retry-After`)",
+        504: "no answer within the request timeout",
+    })
 
 
 def error_body(code: str, message: str, fields: list[dict] | None = None) -> dict:

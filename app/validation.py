@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator, WithJsonSchema
+
 
 def check_text(value: str, max_chars: int) -> str:
     """Reject text the models cannot use; the message becomes the field's error."""
@@ -14,3 +18,18 @@ def check_text(value: str, max_chars: int) -> str:
     except UnicodeEncodeError as exc:
         raise ValueError(f"is not valid Unicode (unpaired surrogate at position {exc.start})") from None
     return value
+
+
+# What str.strip() removes, spelt out: JSON Schema's \s (ECMAScript's) is a slightly different set.
+_WHITESPACE = "".join(f"\\u{i:04x}" for i in range(0x3001) if chr(i).isspace())
+NOT_BLANK = f"[^{_WHITESPACE}]"
+
+
+def user_text(max_chars: int) -> type[str]:
+    """A request's text field: checked by :func:`check_text` (whose messages name the problem),
+    described in the OpenAPI schema by the same rules (non-blank, at most ``max_chars``)."""
+    return Annotated[
+        str,
+        AfterValidator(lambda v: check_text(v, max_chars)),
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": NOT_BLANK}),
+    ]

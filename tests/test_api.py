@@ -75,7 +75,7 @@ LONG = "字" * 2001
         ({"text": "   \n\t"}, 422, "text"),
         ({"text": LONG}, 422, "text"),
         ({"text": 42}, 422, "text"),
-        ({"text": None}, 422, "body"),
+        ({"text": None}, 422, "text"),  # leave the other field out, do not send null
         ({}, 422, "body"),
         ({"text": "a", "texts": ["b"]}, 422, "body"),
         ({"texts": []}, 422, "texts"),

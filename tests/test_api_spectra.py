@@ -82,6 +82,9 @@ WAVELENGTH = np.linspace(3600, 9300, 500).tolist()
         ([], "spectra", "at least 1"),
         ([[1.0] * 100], "spectra.0.flux", "3904"),
         ([[0.0] * NPIX], "spectra.0.flux", "no usable flux"),
+        ([[1e300] * NPIX], "spectra.0.flux", "no usable flux"),  # inf in the model's float32 (found by schemathesis)
+        ([[1e300] * 3000 + [1.0] * (NPIX - 3000)], "spectra.0.flux", "77% of the pixels are masked"),
+        ([{"wavelength": [0.0, 1.0], "flux": [1.0, 1.0]}], "spectra.0.spectrum.wavelength.0", "greater than 0"),
         (["not a spectrum"], "spectra.0", "flux array"),
         ([{"wavelength": WAVELENGTH[::-1], "flux": [1.0] * 500}], "spectra.0.spectrum", "increasing"),
         ([{"wavelength": WAVELENGTH, "flux": [1.0] * 499}], "spectra.0.spectrum", "'flux' has 499"),

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from itertools import groupby
-from typing import Annotated, NamedTuple
+from typing import NamedTuple
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
-from app.validation import check_text
+from app.validation import user_text
 from training.decoding import call_generator
 
 TASK = "headline"
@@ -21,7 +21,7 @@ router = APIRouter(tags=[TASK])
 _settings = get_settings()
 MAX_CHARS, MAX_BEAM_WIDTH, MAX_LENGTH = _settings.max_text_chars, _settings.max_beam_width, _settings.max_headline_tokens
 
-Text = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_CHARS))]
+Text = user_text(MAX_CHARS)
 
 EXAMPLE = "针对无线传感器网络中节点能量有限的问题,提出一种基于分簇的能量均衡路由协议,仿真结果表明该协议延长了网络寿命."
 

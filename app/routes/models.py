@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.dependencies import get_metrics, get_registry
-from app.errors import error_body
+from app.errors import ErrorResponse, documented_errors, error_body
 from app.metrics import Metrics
 from app.registry import ModelRegistry
 
@@ -30,6 +30,10 @@ class ReloadRequest(BaseModel):
     version: int | None = Field(None, gt=0, description="version to serve; default: the highest on disk")
 
 
+class ReloadFailure(ErrorResponse):
+    serving_version: int | None = Field(description="the version still serving")
+
+
 class ReloadResponse(BaseModel):
     task: str
     version: int = Field(description="the version now serving")
@@ -41,8 +45,11 @@ class ReloadResponse(BaseModel):
     summary="Load a version beside the serving one and switch to it if it passes a smoke check",
     response_model=ReloadResponse,
     responses={
-        404: {"description": "no such task or version on disk"},
-        409: {"description": "the version failed to load or to answer its warm-up inputs; the old one still serves"},
+        **documented_errors({404: "no such task or version on disk"}),
+        409: {
+            "model": ReloadFailure,
+            "description": "the version failed to load or to answer its warm-up inputs; the old one still serves",
+        },
     },
 )
 async def reload(

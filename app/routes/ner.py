@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+
 
 import tensorflow as tf
 from fastapi import APIRouter, Depends, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
-from app.validation import check_text
+from app.validation import user_text
 from training.preprocessing.text import spans_from_tag_batch
 
 TASK = "ner"
@@ -21,7 +21,7 @@ router = APIRouter(tags=[TASK])
 _settings = get_settings()
 MAX_CHARS, MAX_TEXTS = _settings.max_text_chars, _settings.max_batch_texts
 
-Text = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_CHARS))]
+Text = user_text(MAX_CHARS)
 
 EXAMPLE = "新华社北京电国务院总理李鹏今天会见了日本客人。"
 
@@ -31,11 +31,15 @@ class NERRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"text": EXAMPLE}, {"texts": [EXAMPLE, "张三在上海工作。"]}]},
+        json_schema_extra={
+            "examples": [{"text": EXAMPLE}, {"texts": [EXAMPLE, "张三在上海工作。"]}],
+            "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
+        },
     )
 
-    text: Text | None = Field(None, description=f"at most {MAX_CHARS} characters")
-    texts: list[Text] | None = Field(None, min_length=1, max_length=MAX_TEXTS, description=f"1 to {MAX_TEXTS} texts")
+    # Not nullable: leave the other field out.
+    text: Text = Field(None, description=f"at most {MAX_CHARS} characters")
+    texts: list[Text] = Field(None, min_length=1, max_length=MAX_TEXTS, description=f"1 to {MAX_TEXTS} texts")
 
     @model_validator(mode="after")
     def exactly_one(self) -> "NERRequest":

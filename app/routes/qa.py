@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.dependencies import get_engine
@@ -13,7 +13,7 @@ from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
-from app.validation import check_text
+from app.validation import user_text
 from training.preprocessing.qa import Answer, Spans, Window, best_answers, prepare, read_windows, segment
 
 TASK = "qa"
@@ -22,8 +22,8 @@ _settings = get_settings()
 MAX_QUESTION, MAX_PASSAGES, MAX_PASSAGE = _settings.max_question_chars, _settings.max_passages, _settings.max_passage_chars
 MAX_CANDIDATES = 10
 
-Question = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_QUESTION))]
-Passage = Annotated[str, AfterValidator(lambda v: check_text(v, MAX_PASSAGE))]
+Question = user_text(MAX_QUESTION)
+Passage = user_text(MAX_PASSAGE)
 
 EXAMPLE = {
     "question": "中国的首都是哪里？",

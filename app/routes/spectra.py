@@ -7,7 +7,17 @@ from typing import Annotated, Union
 import numpy as np
 import tensorflow as tf
 from fastapi import APIRouter, Depends, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
@@ -28,9 +38,9 @@ HEAVY_MASKING = 0.2
 def _check_usable(flux: np.ndarray) -> np.ndarray:
     fraction = masked_fraction(flux)
     if fraction >= 1.0:
-        raise ValueError("has no usable flux (all values are 0, NaN or infinite)")
+        raise ValueError("has no usable flux (all values are 0, NaN, infinite or beyond float32's ±3.4e38)")
     if fraction > MAX_MASKED:
-        raise ValueError(f"{fraction:.0%} of the pixels are masked (0, NaN or infinite); the limit is {MAX_MASKED:.0%}")
+        raise ValueError(f"{fraction:.0%} of the pixels are masked (0, NaN, infinite or beyond float32's ±3.4e38); the limit is {MAX_MASKED:.0%}")
     return flux
 
 
@@ -40,7 +50,11 @@ def _on_grid(values: list[float]) -> np.ndarray:
     return _check_usable(on_model_grid(np.asarray(values, dtype=np.float64)))
 
 
-GriddedFlux = Annotated[list[float], AfterValidator(_on_grid)]
+GriddedFlux = Annotated[
+    list[float],
+    AfterValidator(_on_grid),
+    WithJsonSchema({"type": "array", "items": {"type": "number"}, "minItems": LAMOST.npix, "maxItems": LAMOST.npix}),
+]
 
 
 class SpectrumWithWavelength(BaseModel):
@@ -48,7 +62,9 @@ class SpectrumWithWavelength(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    wavelength: list[float] = Field(min_length=2, max_length=MAX_POINTS, description="Å, strictly increasing")
+    wavelength: list[Annotated[float, Field(gt=0)]] = Field(
+        min_length=2, max_length=MAX_POINTS, description="Å, strictly increasing"
+    )
     flux: list[float] = Field(min_length=2, max_length=MAX_POINTS)
     ivar: list[float] | None = Field(None, description="inverse variance; 0 marks a bad pixel")
 

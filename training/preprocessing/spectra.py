@@ -77,10 +77,17 @@ def masked_fraction(flux: np.ndarray) -> float:
     return float(np.mean(~np.isfinite(flux) | (flux == 0)))
 
 
+def _as_float32(flux: np.ndarray) -> np.ndarray:
+    """``flux`` as the model's float32, with pixels that are not finite there (NaN, ±inf, or
+    beyond float32's range) set to 0, i.e. masked."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        flux = np.asarray(flux).astype(np.float32)
+    return np.where(np.isfinite(flux), flux, np.float32(0))
+
+
 def on_model_grid(flux: np.ndarray) -> np.ndarray:
     """Flux already on :data:`LAMOST`: non-finite pixels become 0 (masked)."""
-    flux = np.asarray(flux, dtype=np.float64)
-    return np.where(np.isfinite(flux), flux, 0.0).astype(np.float32)
+    return _as_float32(flux)
 
 
 def resample_to_model_grid(
@@ -98,4 +105,4 @@ def resample_to_model_grid(
         ivar = np.asarray(ivar, dtype=np.float64)
         good &= np.isfinite(ivar) & (ivar > 0)
     mean, coverage = rebin(edges_from_centres(wavelength), np.where(good, flux, 0.0), grid.edges, good)
-    return np.where(coverage >= 0.5, mean, 0.0).astype(np.float32)
+    return _as_float32(np.where(coverage >= 0.5, mean, 0.0))

@@ -16,7 +16,7 @@ from app.logging import configure_logging  # noqa: E402
 from app.metrics import Metrics  # noqa: E402
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # noqa: E402
 from app.registry import ModelRegistry  # noqa: E402
-from app.routes import headline, health, models, ner, qa, spectra  # noqa: E402
+from app.routes import demo, headline, health, models, ner, qa, spectra  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
 
 TASK_ROUTES = (ner, qa, spectra, headline)  # each has TASK, router and run_batch(model, items); warm_up() optional
@@ -61,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     for module in TASK_ROUTES:
         app.include_router(module.router)
+    app.include_router(demo.router)
+    app.mount("/demo", demo.static_files, name="demo")
     return app
 
 

@@ -20,6 +20,7 @@ class TaskParsers:
     train: argparse.ArgumentParser
     export: argparse.ArgumentParser
     evaluate: argparse.ArgumentParser
+    commands: argparse._SubParsersAction  # for a task's own further commands
 
 
 def add_task_commands(
@@ -57,7 +58,7 @@ def add_task_commands(
     p_evaluate = commands.add_parser("evaluate", parents=[shared], help="test-split metrics of an exported model")
     p_evaluate.add_argument("--version", type=int, default=None, help="default: the highest present")
     p_evaluate.set_defaults(func=evaluate)
-    return TaskParsers(p_train, p_export, p_evaluate)
+    return TaskParsers(p_train, p_export, p_evaluate, commands)
 
 
 def export_version(

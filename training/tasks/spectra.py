@@ -206,6 +206,27 @@ def evaluate(args: argparse.Namespace) -> None:
     print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}))
 
 
+def write_examples(args: argparse.Namespace) -> None:
+    """One simulated spectrum per astrophysical class, written as LAMOST-style FITS files (flux and
+    inverse variance rows, log-linear wavelength in COEFF0/COEFF1) for the demo page."""
+    from astropy.io import fits
+
+    flux, labels = simulate(Templates.load(Path(args.data_dir) / "templates", "test"), 1, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for row, label in zip(flux, labels):
+        name = CLASSES[label]
+        if name == "UNKNOWN":
+            continue
+        header = fits.Header()
+        header["COEFF0"], header["COEFF1"] = LAMOST.loglam0, LAMOST.dloglam
+        header["CLASS"] = name
+        header["COMMENT"] = f"simulated by `python -m training spectra examples --seed {args.seed}` (not an observation)"
+        ivar = np.where(row != 0, 1.0, 0.0).astype(np.float32)
+        fits.PrimaryHDU(np.stack([row, ivar]), header).writeto(out / f"simulated_{name.lower()}.fits", overwrite=True)
+        print(out / f"simulated_{name.lower()}.fits")
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--test-per-class", type=int, default=2000)
@@ -214,6 +235,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         parser, TASK, train=train, export=export, evaluate=evaluate, common=common,
         defaults={"epochs": 10, "batch_size": 64, "learning_rate": 3e-3, "patience": 4, "seed": 7},
     )
+    examples = parsers.commands.add_parser("examples", help="write one simulated FITS spectrum per class (demo page)")
+    examples.add_argument("--data-dir", default=f"../shared/data/{TASK}")
+    examples.add_argument("--out", default="app/demo/examples")
+    examples.add_argument("--seed", type=int, default=11)
+    examples.set_defaults(func=write_examples)
     p = parsers.train
     p.add_argument("--train-per-class", type=int, default=8000)
     p.add_argument("--dev-per-class", type=int, default=1000)

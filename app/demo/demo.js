@@ -1,0 +1,236 @@
+// The demo page: one tab per task, each calling the service's JSON endpoint. No build step.
+
+const $ = (selector) => document.querySelector(selector);
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const payload = await response.json();
+  if (!response.ok) {
+    const fields = (payload.error?.fields || []).map((f) => `${f.field}: ${f.message}`).join("; ");
+    throw new Error(fields || payload.error?.message || `HTTP ${response.status}`);
+  }
+  return payload;
+}
+
+// Runs a form's request, showing errors in its result box and disabling the button meanwhile.
+function handle(form, result, run) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    try {
+      result.replaceChildren(...(await run()));
+    } catch (error) {
+      result.replaceChildren(element("p", { class: "error" }, error.message));
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+}
+
+// The API's offsets count Unicode code points; JavaScript strings count UTF-16 units.
+function highlight(text, spans) {
+  const chars = Array.from(text);
+  const nodes = [];
+  let position = 0;
+  for (const span of [...spans].sort((a, b) => a.start - b.start)) {
+    nodes.push(chars.slice(position, span.start).join(""));
+    const mark = element("mark", { class: span.className, "data-type": span.label }, chars.slice(span.start, span.end).join(""));
+    if (span.label) mark.append(element("small", {}, span.label));
+    nodes.push(mark);
+    position = span.end;
+  }
+  nodes.push(chars.slice(position).join(""));
+  return nodes;
+}
+
+function table(headings, rows) {
+  return element(
+    "table", {},
+    element("thead", {}, element("tr", {}, ...headings.map((h) => element("th", {}, h)))),
+    element("tbody", {}, ...rows.map((row) => element("tr", {}, ...row.map((cell) => element("td", {}, String(cell)))))),
+  );
+}
+
+// Tabs
+for (const tab of document.querySelectorAll("[role=tab]")) {
+  tab.addEventListener("click", () => {
+    for (const other of document.querySelectorAll("[role=tab]")) {
+      other.setAttribute("aria-selected", String(other === tab));
+      $(`#${other.dataset.tab}`).hidden = other !== tab;
+    }
+  });
+}
+
+// Entities
+handle($("#ner-form"), $("#ner-result"), async () => {
+  const text = $("#ner-text").value;
+  const { entities, confidence, model_version } = await post("/v1/ner", { text });
+  const spans = entities.map((e) => ({ ...e, label: e.type, className: e.type }));
+  return [
+    element("p", { id: "ner-marked" }, ...highlight(text, spans)),
+    element("p", { class: "muted" }, `${entities.length} entities · path probability ${confidence.toFixed(3)} · model version ${model_version}`),
+  ];
+});
+
+// Question answering
+handle($("#qa-form"), $("#qa-result"), async () => {
+  const question = $("#qa-question").value;
+  const passages = $("#qa-passages").value.split(/\n\s*\n/).map((p) => p.trim()).filter(Boolean);
+  const answer = await post("/v1/qa", { question, passages });
+  const shown = passages.map((passage, i) => {
+    const spans = answer.answer !== null && answer.passage_index === i
+      ? [{ start: answer.start, end: answer.end, className: "answer" }] : [];
+    return element("p", { class: "passage", "data-passage": String(i) }, ...highlight(passage, spans));
+  });
+  const headline = answer.answer === null
+    ? element("p", { id: "qa-answer" }, "No answer found (best score below the threshold).")
+    : element("p", { id: "qa-answer" }, element("strong", {}, answer.answer), ` · score ${answer.score.toFixed(3)} · passage ${answer.passage_index + 1}`);
+  return [
+    headline,
+    ...shown,
+    table(["candidate", "score", "passage"], answer.candidates.map((c) => [c.answer, c.score.toFixed(3), c.passage_index + 1])),
+  ];
+});
+
+// Headline
+handle($("#headline-form"), $("#headline-result"), async () => {
+  const body = {
+    text: $("#headline-text").value,
+    beam_width: Number($("#headline-beam").value),
+    num_candidates: Number($("#headline-n").value),
+  };
+  const result = await post("/v1/headline", body);
+  return [
+    element("p", { id: "headline-best", class: "label" }, result.headline),
+    table(["candidate", "score", "log-probability"], result.candidates.map((c) => [c.text, c.score.toFixed(3), c.log_prob.toFixed(3)])),
+    element("p", { class: "muted" }, `read ${result.chars_read} characters${result.truncated ? " (the text was truncated)" : ""} · model version ${result.model_version}`),
+  ];
+});
+
+// Spectra: a FITS primary image (LAMOST's layout: row 0 flux, row 1 inverse variance).
+function readFits(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const header = {};
+  let offset = 0;
+  for (let done = false; !done; offset += 2880) {
+    if (offset + 2880 > bytes.length) throw new Error("not a FITS file (no END card)");
+    for (let card = 0; card < 36; card++) {
+      const text = String.fromCharCode(...bytes.subarray(offset + card * 80, offset + card * 80 + 80));
+      const key = text.slice(0, 8).trim();
+      if (key === "END") { done = true; break; }
+      if (text.slice(8, 10) !== "= ") continue;
+      const raw = text.slice(10).trim();
+      header[key] = raw.startsWith("'") ? raw.slice(1, raw.indexOf("'", 1)).trim() : Number(raw.split("/")[0]);
+    }
+  }
+  if (header.SIMPLE === undefined && !("NAXIS" in header)) throw new Error("not a FITS file");
+  const width = header.NAXIS1, rows = header.NAXIS >= 2 ? header.NAXIS2 : 1;
+  const readers = { "-32": [4, "getFloat32"], "-64": [8, "getFloat64"], "16": [2, "getInt16"], "32": [4, "getInt32"], "8": [1, "getUint8"] };
+  const [size, method] = readers[String(header.BITPIX)] || [];
+  if (!size) throw new Error(`unsupported BITPIX ${header.BITPIX}`);
+  if (offset + width * rows * size > bytes.length) throw new Error("the FITS data is shorter than its header says");
+  const view = new DataView(buffer, offset);
+  const scale = header.BSCALE ?? 1, zero = header.BZERO ?? 0;
+  const row = (r) => Array.from({ length: width }, (_, i) => view[method]((r * width + i) * size, false) * scale + zero);
+  let wavelength;
+  if ("COEFF0" in header) {
+    wavelength = Array.from({ length: width }, (_, i) => 10 ** (header.COEFF0 + header.COEFF1 * i));
+  } else if ("CRVAL1" in header) {
+    const step = header.CDELT1 ?? header.CD1_1;
+    wavelength = Array.from({ length: width }, (_, i) => header.CRVAL1 + step * i);
+    if (header["DC-FLAG"] === 1) wavelength = wavelength.map((w) => 10 ** w);
+  } else {
+    throw new Error("the FITS header has no wavelength solution (COEFF0/COEFF1 or CRVAL1/CDELT1)");
+  }
+  const flux = row(0);
+  const ivar = rows > 1 ? row(1) : flux.map(() => 1);
+  const good = flux.map((f, i) => Number.isFinite(f) && Number.isFinite(ivar[i]) && ivar[i] > 0);
+  return {
+    header,
+    wavelength,
+    flux: flux.map((f, i) => (good[i] ? f : 0)),
+    ivar: ivar.map((v, i) => (good[i] ? v : 0)),
+  };
+}
+
+function plot(canvas, wavelength, flux) {
+  const context = canvas.getContext("2d");
+  const { width, height } = canvas;
+  const margin = { left: 60, right: 12, top: 12, bottom: 36 };
+  context.clearRect(0, 0, width, height);
+  const shown = flux.filter((f) => f !== 0).sort((a, b) => a - b);
+  const low = shown[Math.floor(shown.length * 0.01)] ?? 0, high = shown[Math.floor(shown.length * 0.99)] ?? 1;
+  const x = (w) => margin.left + ((w - wavelength[0]) / (wavelength.at(-1) - wavelength[0])) * (width - margin.left - margin.right);
+  const y = (f) => height - margin.bottom - ((f - low) / (high - low || 1)) * (height - margin.top - margin.bottom);
+  context.strokeStyle = "#8a93a6";
+  context.fillStyle = "#4a5468";
+  context.font = "12px system-ui";
+  context.strokeRect(margin.left, margin.top, width - margin.left - margin.right, height - margin.top - margin.bottom);
+  for (let w = Math.ceil(wavelength[0] / 1000) * 1000; w <= wavelength.at(-1); w += 1000) {
+    context.fillText(`${w}`, x(w) - 14, height - margin.bottom + 16);
+  }
+  context.fillText("wavelength (Å)", width / 2 - 40, height - 4);
+  context.save();
+  context.translate(14, height / 2 + 14);
+  context.rotate(-Math.PI / 2);
+  context.fillText("flux", 0, 0);
+  context.restore();
+  context.strokeStyle = "#3b6fd8";
+  context.beginPath();
+  let drawing = false;
+  flux.forEach((f, i) => {
+    if (f === 0) { drawing = false; return; }
+    const py = Math.min(Math.max(y(f), margin.top), height - margin.bottom);
+    if (drawing) context.lineTo(x(wavelength[i]), py); else context.moveTo(x(wavelength[i]), py);
+    drawing = true;
+  });
+  context.stroke();
+}
+
+async function classify(buffer, name) {
+  const result = $("#spectra-result");
+  try {
+    const spectrum = readFits(buffer);
+    plot($("#spectra-plot"), spectrum.wavelength, spectrum.flux);
+    const { results, model_version } = await post("/v1/spectra", {
+      spectra: [{ wavelength: spectrum.wavelength, flux: spectrum.flux, ivar: spectrum.ivar }],
+    });
+    const [first] = results;
+    const rows = Object.entries(first.probabilities).map(([label, p]) => element(
+      "tr", {}, element("td", {}, label),
+      element("td", {}, element("span", { class: "bar", style: `width:${Math.round(p * 200)}px` }), ` ${p.toFixed(3)}`),
+    ));
+    const catalogue = spectrum.header.CLASS ? ` · the file's header says ${spectrum.header.CLASS}` : "";
+    result.replaceChildren(
+      element("p", { id: "spectra-label", class: "label" }, first.label),
+      element("table", {}, element("tbody", {}, ...rows)),
+      element("p", { class: "muted" }, `${name} · ${(first.masked_fraction * 100).toFixed(1)} % of pixels masked${catalogue} · model version ${model_version}`),
+    );
+  } catch (error) {
+    result.replaceChildren(element("p", { class: "error" }, error.message));
+  }
+}
+
+$("#spectra-file").addEventListener("change", async (event) => {
+  const [file] = event.target.files;
+  if (file) await classify(await file.arrayBuffer(), file.name);
+});
+
+$("#spectra-example").addEventListener("change", async (event) => {
+  const name = event.target.value;
+  if (!name) return;
+  const response = await fetch(`/demo/examples/${name}`);
+  await classify(await response.arrayBuffer(), name);
+});

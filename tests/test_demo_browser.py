@@ -1,0 +1,138 @@
+"""The demo page in a real browser: Debian's Chromium driven by Playwright against the real server
+on loopback. Screenshots go to ``test-artifacts/`` (or ``$TEST_ARTIFACTS``).
+
+Without Chromium (``/usr/bin/chromium``, or ``$CHROMIUM``) these tests skip, unless
+``REQUIRE_BROWSER=1`` (set by ``.ci/run``, which installs it) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.serve import Server
+from tests.conftest import REPO, SHARED_DATA
+
+pytestmark = [pytest.mark.server, pytest.mark.browser]
+
+EXAMPLES = REPO / "app" / "demo" / "examples"
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))
+# Headless in a closed network: no sandbox (CI runs as root), no GPU, no background connections.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+def _chromium() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not path:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("REQUIRE_BROWSER=1 but Chromium is not installed")
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    with Server({}) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server_url, request):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server_url + "/")
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    page.close()
+    assert not errors, errors  # no uncaught JavaScript errors
+
+
+def test_entities_are_highlighted_by_type(page):
+    page.fill("#ner-text", "新华社北京电国务院总理李鹏今天会见了日本客人。")
+    page.click("#ner-form button[type=submit]")
+    page.wait_for_selector("#ner-marked mark")
+    marks = page.eval_on_selector_all("#ner-marked mark", "ms => ms.map(m => [m.dataset.type, m.firstChild.textContent])")
+    assert ["PER", "李鹏"] in marks and ["LOC", "北京"] in marks
+    # The highlighted text still reads as the original sentence (labels aside).
+    assert page.eval_on_selector(
+        "#ner-marked", "p => Array.from(p.childNodes).map(n => n.nodeType === 3 ? n.textContent : n.firstChild.textContent).join('')"
+    ) == "新华社北京电国务院总理李鹏今天会见了日本客人。"
+
+
+def test_offsets_stay_right_after_characters_outside_the_bmp(page):
+    page.fill("#ner-text", "😀😀李鹏在北京。")
+    page.click("#ner-form button[type=submit]")
+    page.wait_for_selector("#ner-marked mark")
+    marks = page.eval_on_selector_all("#ner-marked mark", "ms => ms.map(m => m.firstChild.textContent)")
+    assert "李鹏" in marks
+
+
+def test_a_bad_request_shows_the_field(page):
+    page.fill("#ner-text", "   ")
+    page.click("#ner-form button[type=submit]")
+    assert "text:" in page.wait_for_selector("#ner-result .error").inner_text()
+
+
+def test_the_answer_is_highlighted_in_its_passage(page):
+    page.click("[data-tab=qa]")
+    page.click("#qa-form button[type=submit]")
+    assert page.wait_for_selector("#qa-answer strong").inner_text() == "北京"
+    assert page.inner_text("[data-passage='0'] mark.answer") == "北京"
+
+
+def test_headline_candidates_are_listed(page):
+    page.click("[data-tab=headline]")
+    page.click("#headline-form button[type=submit]")
+    assert page.wait_for_selector("#headline-best").inner_text().strip()
+    assert page.locator("#headline-result tbody tr").count() == 3
+
+
+def _plotted_pixels(page) -> int:
+    return page.evaluate(
+        "() => { const c = document.querySelector('#spectra-plot');"
+        " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((v, i) => i % 4 === 3 && v > 0).length; }"
+    )
+
+
+def test_an_uploaded_fits_spectrum_is_plotted_and_classified(page):
+    page.click("[data-tab=spectra]")
+    page.set_input_files("#spectra-file", str(EXAMPLES / "simulated_galaxy.fits"))
+    assert page.wait_for_selector("#spectra-label").inner_text() == "GALAXY"
+    assert _plotted_pixels(page) > 1000
+
+
+def test_a_bundled_example_can_be_picked(page):
+    page.click("[data-tab=spectra]")
+    page.select_option("#spectra-example", "simulated_qso.fits")
+    assert page.wait_for_selector("#spectra-label").inner_text() == "QSO"
+
+
+def test_a_real_lamost_file(page):
+    files = sorted((SHARED_DATA / "spectra" / "lamost_real_stars").glob("*.fits"))
+    if not files:
+        pytest.skip("no LAMOST files in ../shared/data (data-dependent test)")
+    page.click("[data-tab=spectra]")
+    page.set_input_files("#spectra-file", str(files[0]))
+    label = page.wait_for_selector("#spectra-label").inner_text()
+    assert label in {"STAR", "GALAXY", "QSO", "UNKNOWN"}
+    assert "header says STAR" in page.inner_text("#spectra-result")
+    assert _plotted_pixels(page) > 1000

@@ -132,7 +132,7 @@ async def drive(url: str, load: Workload, concurrency: int, max_requests: int, m
     return Level(concurrency, len(latencies), failed, seconds, np.array(latencies))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -146,7 +146,7 @@ class Server:
     """
 
     def __init__(self, env: dict[str, str]):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = tempfile.TemporaryFile()
         self.process = subprocess.Popen(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,6 +29,17 @@ async def until(condition, polls: int = 30_000) -> None:
             return
         await asyncio.sleep(0.001)
     raise AssertionError("condition never held")
+
+
+def system_tool(name: str, package: str) -> str:
+    """The path of a program from a Debian package, or skip the test without it; with
+    ``REQUIRE_SYSTEM_PACKAGES=1`` (set by ``.ci/run``, which installs them) a missing one fails."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path:
+        return path
+    if os.environ.get("REQUIRE_SYSTEM_PACKAGES") == "1":
+        pytest.fail(f"REQUIRE_SYSTEM_PACKAGES=1 but {name} is missing (apt-get install {package})")
+    pytest.skip(f"{name} is not installed (apt-get install {package}); .ci/run installs it")
 
 
 def shared_data(task: str) -> Path:

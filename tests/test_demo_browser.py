@@ -1,20 +1,19 @@
 """The demo page in a real browser: Debian's Chromium driven by Playwright against the real server
 on loopback. Screenshots go to ``test-artifacts/`` (or ``$TEST_ARTIFACTS``).
 
-Without Chromium (``/usr/bin/chromium``, or ``$CHROMIUM``) these tests skip, unless
-``REQUIRE_BROWSER=1`` (set by ``.ci/run``, which installs it) makes that a failure.
+Needs Debian's Chromium (``apt-get install chromium``); skips without it unless
+``REQUIRE_SYSTEM_PACKAGES=1`` (set by ``.ci/run``, which installs it).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from bench.serve import Server
-from tests.conftest import REPO, SHARED_DATA
+from tests.conftest import REPO, SHARED_DATA, system_tool
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -27,15 +26,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _chromium() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium")
-    if not path:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("REQUIRE_BROWSER=1 but Chromium is not installed")
-        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
-    return path
-
-
 @pytest.fixture(scope="module")
 def server_url():
     with Server({}) as server:
@@ -44,7 +34,7 @@ def server_url():
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = _chromium()
+    executable = system_tool("chromium", "chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

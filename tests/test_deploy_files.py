@@ -47,3 +47,20 @@ def test_compose_reserves_an_nvidia_gpu_and_has_a_cpu_fallback():
 def test_dockerignore_keeps_the_models_and_drops_the_venv():
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".venv" in ignored and "models" not in ignored
+
+
+def test_compose_runs_replicas_behind_nginx_with_the_tested_template():
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    api, lb = services["api"], services["lb"]
+    assert api["profiles"] == lb["profiles"] == ["lb"]
+    assert api["deploy"]["replicas"] >= 2 and "ports" not in api  # only nginx is published
+    assert lb["image"].startswith("nginx:") and lb["depends_on"]["api"]["condition"] == "service_healthy"
+    (volume,) = lb["volumes"]
+    source, target = volume.split(":")[:2]
+    assert (REPO / source).resolve() == REPO / "deploy" / "nginx" / "api.conf.template"
+    assert target.startswith("/etc/nginx/templates/") and target.endswith(".template")
+    # nginx's limit is the app's, and the template uses every variable compose sets.
+    assert lb["environment"]["NGINX_MAX_BODY_BYTES"] == api["environment"]["APP_MAX_BODY_BYTES"]
+    template = (REPO / source).read_text()
+    assert all("${" + name + "}" in template for name in lb["environment"])
+    assert "server api:8000" in lb["environment"]["NGINX_UPSTREAM_SERVERS"]

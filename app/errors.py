@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.batching import Closed, DeadlineExceeded, QueueFull
 from app.engine import ClientDisconnected, ModelUnavailable
+from app.tfserving import TFServingError
 
 log = logging.getLogger("app.errors")
 
@@ -53,6 +54,7 @@ def error_responses(model: str, invalid: str = "invalid request; `error.fields` 
     return documented_errors({
         422: invalid,
         503: f"no {model} model is loaded, or its queue is full (see `Retry-After`)",
+        502: "the model's TensorFlow Serving backend failed or could not be reached (backend tfserving only)",
         504: "no answer within the request timeout",
     })
 
@@ -106,6 +108,7 @@ ENGINE_ERRORS = {
     Closed: (503, "shutting_down"),
     ModelUnavailable: (503, "unavailable"),
     DeadlineExceeded: (504, "deadline_exceeded"),
+    TFServingError: (502, "model_server_error"),
     ClientDisconnected: (499, "client_closed_request"),
 }
 

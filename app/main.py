@@ -18,6 +18,7 @@ from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # 
 from app.registry import ModelRegistry  # noqa: E402
 from app.routes import demo, headline, health, models, ner, qa, spectra  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
+from app.tfserving import TFServingClient  # noqa: E402
 
 TASK_ROUTES = (ner, qa, spectra, headline)  # each has TASK, router and run_batch(model, items); warm_up() optional
 
@@ -25,7 +26,12 @@ TASK_ROUTES = (ner, qa, spectra, headline)  # each has TASK, router and run_batc
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    registry = ModelRegistry(settings.model_root)
+    tfserving = (
+        TFServingClient(settings.tfserving_url, settings.tfserving_timeout_s, settings.tfserving_retries)
+        if "tfserving" in settings.backends.values()
+        else None
+    )
+    registry = ModelRegistry(settings.model_root, settings.backends, tfserving)
     metrics = Metrics()
     engine = InferenceEngine(registry, settings.batching, settings.request_timeout_s, metrics)
     for module in TASK_ROUTES:
@@ -43,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # uvicorn stops taking connections and waits for open requests before this
         # point; stopping the engine then answers anything still queued.
         await engine.stop()
+        if tfserving is not None:
+            tfserving.close()
 
     app = FastAPI(
         title="Model serving",

@@ -6,11 +6,14 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import tensorflow as tf
 
+from app.tfserving import RemoteSavedModel, TFServingClient
 from training import model_store
+
+Backend = Literal["inprocess", "tfserving"]
 
 log = logging.getLogger("app.registry")
 
@@ -21,7 +24,8 @@ class LoadedModel:
     version: int
     path: Path
     manifest: dict[str, Any]
-    saved_model: Any = field(repr=False)
+    saved_model: Any = field(repr=False)  # a loaded SavedModel, or a RemoteSavedModel
+    backend: Backend = "inprocess"
 
     @property
     def predict(self) -> Callable[..., dict[str, tf.Tensor]]:
@@ -45,6 +49,7 @@ class LoadedModel:
             "metrics": self.manifest.get("metrics", {}),
             "signature": self.manifest.get("signature", {}),
             "created": self.manifest.get("created"),
+            "backend": self.backend,
         }
 
 
@@ -61,10 +66,18 @@ class ModelRegistry:
     Loading a version builds it beside the one serving, warms it up (the smoke
     check), and only then swaps it in; if any step fails, the old version
     keeps serving untouched.
+
+    A task whose entry in ``backends`` is ``tfserving`` is not loaded here: its signatures
+    call the same version on TensorFlow Serving through ``tfserving`` (warm-up included, so
+    a version TensorFlow Serving lacks fails to load like a broken one).
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, backends: dict[str, Backend] | None = None, tfserving: TFServingClient | None = None):
         self.root = Path(root)
+        self.backends = backends or {}
+        self.tfserving = tfserving
+        if "tfserving" in self.backends.values() and tfserving is None:
+            raise ValueError("a task uses the tfserving backend but no TensorFlow Serving client was given")
         self._models: dict[str, LoadedModel] = {}
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()  # guards the two dicts; held only for the swap
@@ -107,18 +120,24 @@ class ModelRegistry:
 
     def _load(self, task: str, version: int | None) -> LoadedModel:
         path = model_store.resolve_version(self.root / task, version)
+        backend = self.backends.get(task, "inprocess")
         model = LoadedModel(
             task=task,
             version=int(path.name),
             path=path,
             manifest=model_store.read_manifest(path),
-            saved_model=tf.saved_model.load(str(path)),
+            saved_model=(
+                RemoteSavedModel(self.tfserving, task, int(path.name))
+                if backend == "tfserving"
+                else tf.saved_model.load(str(path))
+            ),
+            backend=backend,
         )
         model.warm_up()
         with self._lock:
             self._models[task] = model
             self._errors.pop(task, None)
-        log.info("model loaded", extra={"task": task, "version": model.version, "path": str(path)})
+        log.info("model loaded", extra={"task": task, "version": model.version, "path": str(path), "backend": backend})
         return model
 
     def get(self, task: str) -> LoadedModel | None:

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.batching import BatchPolicy
+from app.registry import Backend
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,13 @@ class Settings(BaseSettings):
         description="micro-batching overrides per task; a task not listed gets the BatchPolicy defaults",
     )
     request_timeout_s: float = Field(30.0, gt=0, description="a request not answered by then gets 504")
+    backends: dict[str, Backend] = Field(
+        default_factory=dict,
+        description='where each task\'s model runs: "inprocess" (default) or "tfserving", e.g. APP_BACKENDS__QA=tfserving',
+    )
+    tfserving_url: str = Field("http://127.0.0.1:8501", description="TensorFlow Serving's REST address")
+    tfserving_timeout_s: float = Field(30.0, gt=0, description="per call to TensorFlow Serving")
+    tfserving_retries: int = Field(2, ge=0, description="retries of a call whose connection to TensorFlow Serving failed")
     log_level: str = "INFO"
 
 

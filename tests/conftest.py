@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,6 +21,15 @@ def bundled_version(task: str) -> Path:
     from training import model_store
 
     return model_store.resolve_version(BUNDLED_MODELS / task)
+
+
+def wait_until(condition, timeout: float) -> None:
+    """Poll ``condition()`` (e.g. a server answering) until it holds, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition did not hold within {timeout} s")
+        time.sleep(0.1)
 
 
 async def until(condition, polls: int = 30_000) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
@@ -64,3 +65,18 @@ def test_compose_runs_replicas_behind_nginx_with_the_tested_template():
     template = (REPO / source).read_text()
     assert all("${" + name + "}" in template for name in lb["environment"])
     assert "server api:8000" in lb["environment"]["NGINX_UPSTREAM_SERVERS"]
+
+
+def test_compose_tfserving_profile_serves_every_bundled_model_through_tensorflow_serving():
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    tfserving, api = services["tfserving"], services["api-tfserving"]
+    assert tfserving["image"].startswith("tensorflow/serving:") and "8501" in " ".join(tfserving["command"])
+    (device,) = tfserving["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia"
+    assert api["environment"]["APP_TFSERVING_URL"] == "http://tfserving:8501"
+    backends = json.loads(api["environment"]["APP_BACKENDS"])
+    bundled = {p.name for p in (REPO / "models").iterdir() if p.is_dir()}
+    assert backends == {task: "tfserving" for task in bundled}
+    config = (REPO / "deploy" / "tfserving" / "models.config").read_text()
+    assert set(re.findall(r'name: "(\w+)" base_path: "/models/\1"', config)) == bundled
+    assert "./models:/models:ro" in tfserving["volumes"]

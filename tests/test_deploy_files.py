@@ -80,3 +80,32 @@ def test_compose_tfserving_profile_serves_every_bundled_model_through_tensorflow
     config = (REPO / "deploy" / "tfserving" / "models.config").read_text()
     assert set(re.findall(r'name: "(\w+)" base_path: "/models/\1"', config)) == bundled
     assert "./models:/models:ro" in tfserving["volumes"]
+
+
+def _k8s() -> dict[str, dict]:
+    documents = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "k8s").glob("*.yaml"))]
+    return {d["kind"]: d for d in documents}
+
+
+def test_k8s_deployment_probes_the_health_endpoints_and_requests_a_gpu():
+    manifests = _k8s()
+    deployment = manifests["Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["ports"][0]["containerPort"] == 8000
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == labels == manifests["Service"]["spec"]["selector"]
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001  # the Dockerfile's user
+
+
+def test_k8s_autoscaler_targets_the_deployment():
+    manifests = _k8s()
+    hpa = manifests["HorizontalPodAutoscaler"]
+    assert hpa["spec"]["scaleTargetRef"]["name"] == manifests["Deployment"]["metadata"]["name"]
+    assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"

@@ -53,8 +53,8 @@ def error_responses(model: str, invalid: str = "invalid request; `error.fields` 
     """The OpenAPI ``responses`` entries for the errors every task route can give."""
     return documented_errors({
         422: invalid,
-        503: f"no {model} model is loaded, or its queue is full (see `Retry-After`)",
         502: "the model's TensorFlow Serving backend failed or could not be reached (backend tfserving only)",
+        503: f"no {model} model is loaded, or its queue is full (see `Retry-After`)",
         504: "no answer within the request timeout",
     })
 

@@ -20,7 +20,8 @@ def check_text(value: str, max_chars: int) -> str:
     return value
 
 
-# What str.strip() removes, spelt out: JSON Schema's \s (ECMAScript's) is a slightly different set.
+# What str.strip() removes (all of it below U+3001), spelt out: JSON Schema's \s (ECMAScript's)
+# is a slightly different set.
 _WHITESPACE = "".join(f"\\u{i:04x}" for i in range(0x3001) if chr(i).isspace())
 NOT_BLANK = f"[^{_WHITESPACE}]"
 

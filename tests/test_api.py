@@ -144,3 +144,15 @@ def test_openapi_documents_examples(client):
     assert operation["responses"]["200"]["content"]["application/json"]["example"]["entities"]
     schema_name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert spec["components"]["schemas"][schema_name]["examples"]
+
+
+def test_the_schema_and_the_server_agree_on_blank_text():
+    """The OpenAPI pattern for "not blank" rejects exactly what the server strips away."""
+    import re
+
+    from app.validation import NOT_BLANK
+
+    for codepoint in range(0x110000):
+        if 0xD800 <= codepoint < 0xE000:
+            continue
+        assert (re.search(NOT_BLANK, chr(codepoint)) is None) == chr(codepoint).isspace(), hex(codepoint)

@@ -128,14 +128,15 @@ def test_export_of_a_second_version_can_prune_the_first(tiny_ner_run, tmp_path):
     assert model_store.versions(tmp_path / "ner") == [2]
 
 
-def test_bioes_tagger_with_weight_averaging_still_outputs_bio(tmp_path):
+def test_bioes_tagger_with_weight_averaging_and_two_layers_still_outputs_bio(tmp_path):
     """``--tag-scheme BIOES`` changes what the CRF predicts, not what the model returns."""
     run_dir, root = tmp_path / "run", tmp_path / "models"
     data = ["--data-dir", str(FIXTURES / "ner")]
     main(["ner", "train", *data, "--run-dir", str(run_dir), "--epochs", "1", "--tag-scheme", "BIOES", "--ema", "0.9",
-          *TINY_HYPERPARAMETERS])
+          "--encoder-layers", "2", *TINY_HYPERPARAMETERS])
     config = ner.Config.load(run_dir / "config.json")
     assert {"E-PER", "S-PER"} <= set(config.tags)
+    assert ner.build_model(config).get_layer("encoder_2")
     main(["ner", "export", *data, "--run-dir", str(run_dir), "--model-root", str(root)])
     version_dir = model_store.resolve_version(root / "ner")
     assert model_store.read_manifest(version_dir)["tags"] == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]

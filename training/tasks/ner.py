@@ -72,6 +72,7 @@ class Config:
     char_dim: int = 128
     bigram_dim: int = 64
     hidden: int = 192
+    encoder_layers: int = 1  # stacked BiLSTMs
     dropout: float = 0.3
     char_dropout: float = 0.0  # word dropout on character ids (training only)
     bigram_dropout: float = 0.0  # ... and on bigram ids
@@ -127,8 +128,12 @@ def build_model(config: Config) -> keras.Model:
     x = keras.layers.Dropout(config.dropout)(x)
     if config.encoder == "bilstm":
         # Named so that weight paths do not depend on how many models this process built (warm starts match by path).
-        lstm = keras.layers.LSTM(config.hidden, return_sequences=True, name="lstm")
-        x = keras.layers.Bidirectional(lstm, name="encoder")(x, mask=mask)
+        for layer in range(config.encoder_layers):
+            suffix = f"_{layer + 1}" if layer else ""
+            if layer:
+                x = keras.layers.Dropout(config.dropout, name=f"encoder_dropout{suffix}")(x)
+            lstm = keras.layers.LSTM(config.hidden, return_sequences=True, name=f"lstm{suffix}")
+            x = keras.layers.Bidirectional(lstm, name=f"encoder{suffix}")(x, mask=mask)
     else:
         x = _iterated_dilated_cnn(x, mask, config.hidden)
     x = keras.layers.Dropout(config.dropout)(x)
@@ -272,6 +277,7 @@ def train(args: argparse.Namespace) -> None:
             char_dim=args.char_dim,
             bigram_dim=args.bigram_dim,
             hidden=args.hidden,
+            encoder_layers=args.encoder_layers,
             dropout=args.dropout,
             char_dropout=args.char_dropout,
             bigram_dropout=args.bigram_dropout,
@@ -406,6 +412,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--char-dim", type=int, default=Config.char_dim)
     p.add_argument("--bigram-dim", type=int, default=Config.bigram_dim)
     p.add_argument("--hidden", type=int, default=Config.hidden, help="LSTM units per direction, or ID-CNN filters")
+    p.add_argument("--encoder-layers", type=int, default=Config.encoder_layers, help="stacked BiLSTM layers")
     p.add_argument("--dropout", type=float, default=Config.dropout)
     p.add_argument("--char-dropout", type=float, default=Config.char_dropout, help="share of character ids shown as unknown")
     p.add_argument("--bigram-dropout", type=float, default=Config.bigram_dropout, help="share of bigram ids shown as unknown")

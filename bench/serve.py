@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import httpcore
 import httpx
@@ -56,26 +57,86 @@ def _spectra_bodies(count: int = 8) -> list[bytes]:
     return bodies
 
 
+QA_BODIES = [
+    {"question": "中国的首都是哪里？", "passages": ["北京是中华人民共和国的首都，也是全国的政治中心和文化中心。"]},
+    {"question": "长江全长多少公里？", "passages": ["长江是中国第一长河，全长约6300公里，流经青海、西藏、四川等省区。"]},
+    {"question": "谁发明了电话？", "passages": ["1876年，贝尔发明了电话，并获得了专利，电话很快在世界各地普及。"]},
+    {"question": "珠穆朗玛峰有多高？", "passages": ["珠穆朗玛峰是世界最高峰，海拔8848.86米，位于中国和尼泊尔边界。"]},
+]
+
+HEADLINE_TEXTS = [
+    "针对无线传感器网络中节点能量有限的问题,提出一种基于分簇的能量均衡路由协议,仿真结果表明该协议延长了网络寿命.",
+    "提出了一种新的保细节的变形算法,可以使网格模型进行尽量刚性的变形,以减少变形中几何细节的扭曲.",
+    "为了提高图像检索的准确率,提出一种结合颜色和纹理特征的检索方法,实验表明该方法优于传统方法.",
+    "研究了云计算环境下的任务调度问题,提出一种基于遗传算法的调度策略,有效缩短了任务完成时间.",
+]
+
+TASKS = ("ner", "spectra", "qa", "headline")
+
+
 @dataclass
 class Workload:
+    task: str
     path: str
-    bodies: list[bytes]  # one item each
+    bodies: list[bytes]  # one item each (a QA request has one short passage: one window)
 
-    def raw_inputs(self, batch: int) -> dict:
-        """The SavedModel's inputs for a batch of ``batch`` items like the request bodies."""
+    def raw_call(self, serve: Callable, batch: int) -> Callable[[], dict]:
+        """A call of the SavedModel signature ``serve`` on a batch of ``batch`` items like the
+        request bodies, with its inputs prepared in advance (as the server's batch functions do)."""
         import tensorflow as tf
 
-        if self.path == "/v1/ner":
-            texts = [json.loads(b)["text"].encode() for b in self.bodies]
-            return {"text": tf.constant([texts[i % len(texts)] for i in range(batch)])}
-        rows = [json.loads(b)["spectra"][0] for b in self.bodies]
-        return {"flux": tf.constant(np.array([rows[i % len(rows)] for i in range(batch)], dtype=np.float32))}
+        requests = [json.loads(self.bodies[i % len(self.bodies)]) for i in range(batch)]
+        if self.task == "ner":
+            inputs = {"text": tf.constant([r["text"].encode() for r in requests])}
+        elif self.task == "spectra":
+            inputs = {"flux": tf.constant(np.array([r["spectra"][0] for r in requests], dtype=np.float32))}
+        elif self.task == "qa":
+            inputs = self._qa_inputs(requests)
+        else:
+            from training.decoding import call_generator
+
+            decoding = _manifest(self.task)["decoding"]
+            texts = [r["text"] for r in requests]
+            return lambda: call_generator(serve, texts, decoding["beam_width"], decoding["max_length"], decoding)
+        return lambda: serve(**inputs)
+
+    def _qa_inputs(self, requests: list[dict]) -> dict:
+        import tensorflow as tf
+
+        from training.preprocessing.qa import pad_tokens, prepare
+
+        cut = _manifest(self.task)["preprocessing"]
+        rows = []
+        for r in requests:
+            question, [(_, window)] = prepare(
+                r["question"], r["passages"], cut["window_chars"], cut["window_stride"], cut["max_question_chars"]
+            )
+            rows.append((question, window.tokens))
+        return {
+            "question_tokens": tf.constant(pad_tokens([q for q, _ in rows])),
+            "passage_tokens": tf.constant(pad_tokens([w for _, w in rows])),
+        }
+
+
+def _manifest(task: str) -> dict:
+    from training import model_store
+
+    return model_store.read_manifest(model_store.resolve_version(REPO / "models" / task))
+
+
+def _bodies(requests: list[dict]) -> list[bytes]:
+    return [json.dumps(r, ensure_ascii=False).encode() for r in requests]
 
 
 def workload(task: str) -> Workload:
-    if task == "ner":
-        return Workload("/v1/ner", [json.dumps({"text": t}, ensure_ascii=False).encode() for t in NER_TEXTS])
-    return Workload("/v1/spectra", _spectra_bodies())
+    """Requests of one item each for ``task``, of typical length."""
+    bodies = {
+        "ner": lambda: _bodies([{"text": t} for t in NER_TEXTS]),
+        "spectra": _spectra_bodies,
+        "qa": lambda: _bodies(QA_BODIES),
+        "headline": lambda: _bodies([{"text": t} for t in HEADLINE_TEXTS]),
+    }[task]()
+    return Workload(task, f"/v1/{task}", bodies)
 
 
 @dataclass
@@ -198,11 +259,11 @@ def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: fl
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     results = {}
     for batch in batch_sizes:
-        inputs = load.raw_inputs(batch)
-        serve(**inputs)  # warm-up
+        call = load.raw_call(serve, batch)
+        call()  # warm-up
         calls, started = 0, time.perf_counter()
         while calls < 5 or (time.perf_counter() - started < max_seconds and calls < 200):
-            serve(**inputs)
+            call()
             calls += 1
         seconds = time.perf_counter() - started
         results[batch] = (batch * calls / seconds, 1000 * seconds / calls)
@@ -256,7 +317,7 @@ def print_table(task: str, result: dict, policy) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=["ner", "spectra"], choices=["ner", "spectra"])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32, 128])
     parser.add_argument("--requests", type=int, default=600, help="most requests per level")
     parser.add_argument("--max-seconds", type=float, default=20, help="most seconds per level")

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from bench.serve import Server, drive, workload
+from bench.serve import TASKS, Server, drive, workload
 from tests.conftest import bundled_version
 
 pytestmark = pytest.mark.server
@@ -63,7 +63,7 @@ def test_qa_readme_example_over_real_http(server_url):
     assert body["candidates"][0]["answer"] == "北京" and body["model_version"] == int(bundled_version("qa").name)
 
 
-@pytest.mark.parametrize("task", ["ner", "spectra"])
+@pytest.mark.parametrize("task", TASKS)
 def test_the_benchmark_load_generator_against_the_real_server(server_url, task):
     """bench/serve.py's client on a tiny budget: every request answered, none failed (no timing checked)."""
     level = asyncio.run(drive(server_url, workload(task), concurrency=4, max_requests=12, max_seconds=60))
@@ -75,3 +75,11 @@ def test_metrics_over_real_http(server_url):
     text = httpx.get(f"{server_url}/metrics", timeout=5).text
     assert f'model_version_info{{task="ner",version="{bundled_version("ner").name}"}} 1.0' in text
     assert "model_batch_size_bucket" in text
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_benchmark_calls_each_raw_signature_like_the_server(client, task):
+    """bench/serve.py's column (c): one batch of two items through the loaded signature."""
+    predict = client.app.state.registry.get(task).predict
+    outputs = workload(task).raw_call(predict, 2)()
+    assert all(value.shape[0] == 2 for value in outputs.values() if value.shape.rank)

@@ -16,10 +16,7 @@ async function post(path, body) {
     body: JSON.stringify(body),
   });
   const payload = await response.json();
-  if (!response.ok) {
-    const fields = (payload.error?.fields || []).map((f) => `${f.field}: ${f.message}`).join("; ");
-    throw new Error(fields || payload.error?.message || `HTTP ${response.status}`);
-  }
+  if (!response.ok) throw new Error(payload.error?.message || `HTTP ${response.status}`);  // the API's own words
   return payload;
 }
 

@@ -10,23 +10,38 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.layers import CRF, CRFNegativeLogLikelihood
+from training.preprocessing.text import tag_constraints
 
 
-def _crf(num_tags: int, seed: int) -> CRF:
-    crf = CRF(num_tags)
-    crf.build((None, None, num_tags))
+def _crf(num_tags: int, seed: int, constrained: bool = False) -> CRF:
     rng = np.random.default_rng(seed)
+    constraints = {}
+    if constrained:  # random constraints; tag 0 may always start, follow anything and end
+        transitions = rng.random((num_tags, num_tags)) < 0.6
+        transitions[:, 0] = True
+        constraints = {
+            "allowed_transitions": transitions.tolist(),
+            "allowed_starts": [True] + (rng.random(num_tags - 1) < 0.6).tolist(),
+            "allowed_ends": [True] + (rng.random(num_tags - 1) < 0.6).tolist(),
+        }
+    crf = CRF(num_tags, **constraints)
+    crf.build((None, None, num_tags))
     for weight in crf.weights:
         weight.assign(rng.normal(scale=2.0, size=weight.shape).astype("float32"))
     return crf
 
 
 def _brute_force(crf: CRF, emissions: np.ndarray, length: int) -> tuple[tuple[int, ...], float, float]:
-    """Best path, its score and log Σ exp(score) by enumerating all paths of one sequence."""
+    """Best path, its score and log Σ exp(score) by enumerating all allowed paths of one sequence."""
     trans = crf.transitions.numpy()
     start, end = crf.start_transitions.numpy(), crf.end_transitions.numpy()
+    allowed = np.array(crf.allowed_transitions) if crf.allowed_transitions else np.ones_like(trans, bool)
+    starts = crf.allowed_starts or [True] * crf.num_tags
+    ends = crf.allowed_ends or [True] * crf.num_tags
     scores = {}
     for path in itertools.product(range(crf.num_tags), repeat=length):
+        if not (starts[path[0]] and ends[path[-1]] and all(allowed[a, b] for a, b in zip(path, path[1:]))):
+            continue
         score = start[path[0]] + end[path[-1]] + sum(emissions[t, tag] for t, tag in enumerate(path))
         score += sum(trans[a, b] for a, b in zip(path, path[1:]))
         scores[path] = score
@@ -41,6 +56,7 @@ problems = st.builds(
     num_tags=st.integers(1, 4),
     lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3),
     seed=st.integers(0, 2**31 - 1),
+    constrained=st.booleans(),
 )
 
 
@@ -48,7 +64,7 @@ problems = st.builds(
 @given(problems)
 def test_viterbi_and_partition_match_brute_force(problem):
     num_tags, lengths, seed = problem["num_tags"], problem["lengths"], problem["seed"]
-    crf = _crf(num_tags, seed)
+    crf = _crf(num_tags, seed, problem["constrained"])
     max_len = max(lengths)
     rng = np.random.default_rng(seed + 1)
     emissions = rng.normal(scale=2.0, size=(len(lengths), max_len, num_tags)).astype("float32")
@@ -65,6 +81,7 @@ def test_viterbi_and_partition_match_brute_force(problem):
         assert decoded_score == pytest.approx(best_score, rel=1e-4, abs=1e-4), (decoded, best)
         assert log_z[i] == pytest.approx(expected_log_z, rel=1e-4, abs=1e-4)
         assert (paths[i, length:].numpy() == 0).all()
+        assert decoded_score > -1000  # an allowed path (all-zeros always is)
 
 
 @settings(max_examples=20, deadline=None)
@@ -101,6 +118,24 @@ def test_loss_is_negative_log_likelihood_and_masks_padding():
 
 
 def test_config_round_trip():
-    crf = CRF(5, name="crf")
+    constraints = tag_constraints(["O", "B-PER", "I-PER"])
+    crf = CRF(3, name="crf", **constraints)
     clone = CRF.from_config(crf.get_config())
-    assert clone.num_tags == 5 and clone.name == "crf"
+    assert clone.num_tags == 3 and clone.name == "crf"
+    assert clone.allowed_transitions == constraints["allowed_transitions"]
+
+
+def test_bio_and_bioes_constraints():
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    bio = tag_constraints(tags)
+    allowed = {(a, b) for i, a in enumerate(tags) for j, b in enumerate(tags) if bio["allowed_transitions"][i][j]}
+    assert ("O", "I-PER") not in allowed and ("B-LOC", "I-PER") not in allowed
+    assert {("B-PER", "I-PER"), ("I-PER", "I-PER"), ("I-PER", "B-LOC"), ("B-PER", "O")} <= allowed
+    assert bio["allowed_starts"] == [True, True, False, True, False] and all(bio["allowed_ends"])
+
+    tags = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    bioes = tag_constraints(tags)
+    allowed = {(a, b) for i, a in enumerate(tags) for j, b in enumerate(tags) if bioes["allowed_transitions"][i][j]}
+    assert ("B-PER", "O") not in allowed and ("I-PER", "S-PER") not in allowed and ("E-PER", "I-PER") not in allowed
+    assert {("B-PER", "E-PER"), ("B-PER", "I-PER"), ("E-PER", "S-PER"), ("S-PER", "B-PER"), ("O", "O")} <= allowed
+    assert bioes["allowed_ends"] == [True, False, False, True, True]

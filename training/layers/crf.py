@@ -9,6 +9,11 @@ inside an exported SavedModel.
 
 Masks are boolean ``[batch, time]`` and must be prefixes (padding at the end),
 which is what padded batches look like. Every sequence has at least one step.
+
+Optional constraints (``allowed_transitions``, ``allowed_starts``, ``allowed_ends``) rule tag
+paths out entirely, e.g. ``O → I-PER`` in BIO: they get a score of -10,000 in training and
+decoding alike, so the partition function sums over allowed paths only and Viterbi never
+returns a forbidden one (as long as the sequence has an allowed path at all).
 """
 
 from __future__ import annotations
@@ -16,14 +21,26 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+FORBIDDEN = -1e4  # finite, so that log-sum-exp over a row of forbidden moves stays finite
+
 
 @keras.saving.register_keras_serializable(package="training")
 class CRF(keras.layers.Layer):
     """Transition, start and end scores of a linear-chain CRF over ``num_tags`` tags."""
 
-    def __init__(self, num_tags: int, **kwargs):
+    def __init__(
+        self,
+        num_tags: int,
+        allowed_transitions: list[list[bool]] | None = None,
+        allowed_starts: list[bool] | None = None,
+        allowed_ends: list[bool] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_tags = num_tags
+        self.allowed_transitions = allowed_transitions
+        self.allowed_starts = allowed_starts
+        self.allowed_ends = allowed_ends
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -45,7 +62,26 @@ class CRF(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "num_tags": self.num_tags}
+        return {
+            **super().get_config(),
+            "num_tags": self.num_tags,
+            "allowed_transitions": self.allowed_transitions,
+            "allowed_starts": self.allowed_starts,
+            "allowed_ends": self.allowed_ends,
+        }
+
+    def potentials(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Transition ``[from, to]``, start and end scores with the constraints applied."""
+
+        def constrain(scores, allowed):
+            scores = tf.convert_to_tensor(scores)
+            return scores if allowed is None else tf.where(tf.constant(allowed), scores, FORBIDDEN)
+
+        return (
+            constrain(self.transitions, self.allowed_transitions),
+            constrain(self.start_transitions, self.allowed_starts),
+            constrain(self.end_transitions, self.allowed_ends),
+        )
 
     # -- scores ---------------------------------------------------------------
 
@@ -53,34 +89,35 @@ class CRF(keras.layers.Layer):
         """Unnormalised score ``[batch]`` of the given tag paths."""
         emissions, mask = tf.cast(emissions, tf.float32), tf.cast(mask, tf.float32)
         tags = tf.cast(tags, tf.int32)
+        transitions, starts, ends = self.potentials()
         emitted = tf.gather(emissions, tags, batch_dims=2) * mask
-        moved = tf.gather_nd(self.transitions, tf.stack([tags[:, :-1], tags[:, 1:]], axis=-1)) * mask[:, 1:]
+        moved = tf.gather_nd(transitions, tf.stack([tags[:, :-1], tags[:, 1:]], axis=-1)) * mask[:, 1:]
         last = tf.cast(tf.reduce_sum(mask, axis=1), tf.int32) - 1
         last_tags = tf.gather(tags, last, batch_dims=1)
         return (
-            tf.gather(self.start_transitions, tags[:, 0])
+            tf.gather(starts, tags[:, 0])
             + tf.reduce_sum(emitted, axis=1)
             + tf.reduce_sum(moved, axis=1)
-            + tf.gather(self.end_transitions, last_tags)
+            + tf.gather(ends, last_tags)
         )
 
     def log_partition(self, emissions: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """``log Σ_paths exp(score(path))`` per sequence ``[batch]`` (forward algorithm)."""
         emissions, steps = self._time_major(emissions, mask)
-        transitions = tf.convert_to_tensor(self.transitions)
+        transitions, starts, ends = self.potentials()
 
         def step(alpha, inputs):
             emission, valid = inputs
             nxt = tf.reduce_logsumexp(alpha[:, :, None] + transitions[None], axis=1) + emission
             return tf.where(valid[:, None], nxt, alpha)
 
-        alpha = tf.foldl(step, (emissions[1:], steps[1:]), initializer=self.start_transitions + emissions[0])
-        return tf.reduce_logsumexp(alpha + self.end_transitions, axis=1)
+        alpha = tf.foldl(step, (emissions[1:], steps[1:]), initializer=starts + emissions[0])
+        return tf.reduce_logsumexp(alpha + ends, axis=1)
 
     def decode(self, emissions: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Viterbi: the best tag path ``[batch, time]`` (0 on padding) and its score ``[batch]``."""
         time_major, steps = self._time_major(emissions, mask)
-        transitions = tf.convert_to_tensor(self.transitions)
+        transitions, starts, ends = self.potentials()
         identity = tf.broadcast_to(tf.range(self.num_tags), tf.shape(time_major[0]))
 
         def step(carry, inputs):
@@ -93,11 +130,11 @@ class CRF(keras.layers.Layer):
             # the backtrack walks through padding unchanged.
             return tf.where(valid[:, None], nxt, delta), tf.where(valid[:, None], backpointer, identity)
 
-        first = self.start_transitions + time_major[0]
+        first = starts + time_major[0]
         deltas, backpointers = tf.scan(
             step, (time_major[1:], steps[1:]), initializer=(first, identity)
         )
-        final = tf.concat([first[None], deltas], axis=0)[-1] + self.end_transitions
+        final = tf.concat([first[None], deltas], axis=0)[-1] + ends
         best_last = tf.argmax(final, axis=1, output_type=tf.int32)
         earlier = tf.scan(
             lambda tag, pointers: tf.gather(pointers, tag, batch_dims=1),

@@ -110,6 +110,30 @@ def spans_to_tags(length: int, spans: Iterable[Span], scheme: str = "BIO") -> li
     return tags
 
 
+def tag_constraints(tags: Sequence[str]) -> dict[str, list]:
+    """Which tag sequences are well-formed, as a CRF's ``allowed_transitions`` / ``_starts`` /
+    ``_ends``: I-X and E-X only continue a B-X or I-X; in BIOES a B-X or I-X must be continued
+    (so it cannot be followed by O, B or S, nor end the text)."""
+    def prefix(tag):
+        return tag.partition("-")[0]
+
+    def label(tag):
+        return tag.partition("-")[2]
+
+    open_needs_close = any(prefix(t) in ("E", "S") for t in tags)  # BIOES
+
+    def allowed(before: str, after: str) -> bool:
+        if prefix(after) in ("I", "E"):
+            return prefix(before) in ("B", "I") and label(before) == label(after)
+        return not (open_needs_close and prefix(before) in ("B", "I"))
+
+    return {
+        "allowed_transitions": [[allowed(a, b) for b in tags] for a in tags],
+        "allowed_starts": [prefix(t) not in ("I", "E") for t in tags],
+        "allowed_ends": [not (open_needs_close and prefix(t) in ("B", "I")) for t in tags],
+    }
+
+
 def as_bio(tag: str) -> str:
     """A BIOES tag in BIO (E-X → I-X, S-X → B-X); BIO tags are returned unchanged."""
     prefix, _, label = tag.partition("-")

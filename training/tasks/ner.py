@@ -29,7 +29,15 @@ from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf
-from training.preprocessing.text import Span, as_bio, codepoints_of, encode_texts, spans_from_tag_batch, spans_to_tags
+from training.preprocessing.text import (
+    Span,
+    as_bio,
+    codepoints_of,
+    encode_texts,
+    spans_from_tag_batch,
+    spans_to_tags,
+    tag_constraints,
+)
 
 TASK = "ner"
 WARMUP_TEXT = "新华社北京电国务院总理李鹏今天会见了日本客人。"
@@ -78,6 +86,7 @@ class Config:
     bigram_dropout: float = 0.0  # ... and on bigram ids
     lexicon_max_word_length: int = 6  # 0: no jieba lexicon features
     tag_scheme: str = "BIO"  # what the CRF predicts; the outputs are always BIO
+    constrained_crf: bool = True  # ill-formed tag sequences (O → I-PER) are impossible
     chars: list[int] = field(default_factory=list)
     bigrams: list[int] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -105,7 +114,7 @@ def build_vocabularies(
     config.tags = ["O"] + [f"{prefix}-{label}" for label in labels for prefix in prefixes]
 
 
-def build_model(config: Config) -> keras.Model:
+def build_model(config: Config, name: str = "ner_tagger") -> keras.Model:
     """Code points ``[B, L]`` (0 = padding) → CRF emissions ``[B, L, num_tags]``."""
     codepoints = keras.Input(shape=(None,), dtype="int32", name="codepoints")
     mask = keras.ops.not_equal(codepoints, 0)
@@ -138,8 +147,9 @@ def build_model(config: Config) -> keras.Model:
         x = _iterated_dilated_cnn(x, mask, config.hidden)
     x = keras.layers.Dropout(config.dropout)(x)
     emissions = keras.layers.Dense(len(config.tags), name="emissions")(x)
-    emissions = CRF(len(config.tags), name="crf")(emissions)
-    return keras.Model(codepoints, emissions, name="ner_tagger")
+    constraints = tag_constraints(config.tags) if config.constrained_crf else {}
+    emissions = CRF(len(config.tags), name="crf", **constraints)(emissions)
+    return keras.Model(codepoints, emissions, name=name)
 
 
 def _iterated_dilated_cnn(x, mask, filters: int, dilations=(1, 1, 2), blocks: int = 4):

@@ -145,6 +145,32 @@ def test_bioes_tagger_with_weight_averaging_and_two_layers_still_outputs_bio(tmp
     assert tags <= {b"", b"O", b"B-LOC", b"I-LOC", b"B-ORG", b"I-ORG", b"B-PER", b"I-PER"}
 
 
+def test_an_ensemble_with_int8_embeddings_exports_as_one_tagger(tiny_ner_run, tmp_path):
+    """Two runs exported as one SavedModel (mean emissions and CRF scores, one Viterbi), int8
+    embedding tables: the exported model answers like the same ensemble built in process."""
+    data = ["--data-dir", str(FIXTURES / "ner")]
+    other = tmp_path / "other"
+    main(["ner", "train", *data, "--run-dir", str(other), "--epochs", "1", "--seed", "5", *TINY_HYPERPARAMETERS])
+    main(["ner", "export", *data, "--run-dir", str(tiny_ner_run), "--ensemble", str(other), "--int8-embeddings",
+          "--model-root", str(tmp_path / "models")])
+    version_dir = model_store.resolve_version(tmp_path / "models" / "ner")
+    manifest = model_store.read_manifest(version_dir)
+    assert manifest["int8_embeddings"] is True
+    assert [m["run_dir"] for m in manifest["ensemble"]] == [str(tiny_ner_run), str(other)]
+    assert all(m["training_commands"] for m in manifest["ensemble"])
+
+    shared = ner.lexicon_layer(ner.Config.load(tiny_ner_run / "config.json"))
+    members = [ner.load_tagger(d, f"member_{i}", shared)[0] for i, d in enumerate([tiny_ner_run, other])]
+    ensemble = ner.build_ensemble(members)
+    ner.quantize_embeddings(ensemble)
+    tags = ner.Config.load(tiny_ner_run / "config.json").tags
+    in_process = ner.predict_spans(ner._in_process_predictor(ensemble, tags), TEXTS)
+    assert ner.predict_spans(ner.saved_model_predictor(version_dir), TEXTS) == in_process
+    crf = ensemble.get_layer("crf")
+    expected = np.mean([m.get_layer("crf").transitions.numpy() for m in members], axis=0)
+    np.testing.assert_allclose(crf.transitions.numpy(), expected, rtol=1e-6)
+
+
 def test_cluener_reader(tmp_path):
     path = tmp_path / "train.json"
     path.write_text(

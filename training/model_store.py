@@ -59,8 +59,8 @@ def write_saved_model(
     archive = keras.export.ExportArchive()
     # add_endpoint tracks the variables the endpoint uses; lookup tables need tracking by hand.
     # Only weightless layers are tracked: tracking the whole model stores every variable a
-    # second time (Keras 3.15).
-    for layer in model.layers:
+    # second time (Keras 3.15). Nested models (an ensemble's members) are searched too.
+    for layer in leaf_layers(model):
         if not layer.weights:
             archive.track(layer)
     archive.add_endpoint("serving_default", endpoint)
@@ -68,6 +68,17 @@ def write_saved_model(
         archive.add_endpoint(name, function)
     archive.write_out(str(staging), verbose=False)
     return staging
+
+
+def leaf_layers(model):
+    """The layers of ``model`` and of the models nested in it (an ensemble's members)."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from leaf_layers(layer)
+        else:
+            yield layer
 
 
 def publish(staging: Path, version: int | None = None) -> Path:

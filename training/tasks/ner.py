@@ -114,8 +114,12 @@ def build_vocabularies(
     config.tags = ["O"] + [f"{prefix}-{label}" for label in labels for prefix in prefixes]
 
 
-def build_model(config: Config, name: str = "ner_tagger") -> keras.Model:
-    """Code points ``[B, L]`` (0 = padding) → CRF emissions ``[B, L, num_tags]``."""
+def build_model(config: Config, name: str = "ner_tagger", lexicon: LexiconFeatures | None = None) -> keras.Model:
+    """Code points ``[B, L]`` (0 = padding) → CRF emissions ``[B, L, num_tags]``.
+
+    ``lexicon``: a lexicon-feature layer to use instead of a new one (the members of an
+    ensemble share one, so the exported graph holds one copy of the word list).
+    """
     codepoints = keras.Input(shape=(None,), dtype="int32", name="codepoints")
     mask = keras.ops.not_equal(codepoints, 0)
     char_ids = keras.layers.IntegerLookup(vocabulary=config.chars, mask_token=0, name="char_lookup")(
@@ -131,8 +135,9 @@ def build_model(config: Config, name: str = "ner_tagger") -> keras.Model:
     bigrams = keras.layers.Reshape((-1, 2 * config.bigram_dim))(bigrams)
     features = [chars, bigrams]
     if config.lexicon_max_word_length:
-        lexicon = jieba_lexicon(config.lexicon_max_word_length)
-        features.append(LexiconFeatures(lexicon, config.lexicon_max_word_length, name="lexicon")(codepoints))
+        if lexicon is None:
+            lexicon = lexicon_layer(config)
+        features.append(lexicon(codepoints))
     x = keras.layers.Concatenate()(features)
     x = keras.layers.Dropout(config.dropout)(x)
     if config.encoder == "bilstm":
@@ -150,6 +155,38 @@ def build_model(config: Config, name: str = "ner_tagger") -> keras.Model:
     constraints = tag_constraints(config.tags) if config.constrained_crf else {}
     emissions = CRF(len(config.tags), name="crf", **constraints)(emissions)
     return keras.Model(codepoints, emissions, name=name)
+
+
+def lexicon_layer(config: Config) -> LexiconFeatures:
+    return LexiconFeatures(jieba_lexicon(config.lexicon_max_word_length), config.lexicon_max_word_length, name="lexicon")
+
+
+def load_tagger(run_dir: Path, name: str = "ner_tagger", lexicon: LexiconFeatures | None = None) -> tuple[keras.Model, Config]:
+    """A trained run's tagger with its best (held-out) weights, and its config."""
+    config = Config.load(run_dir / "config.json")
+    model = build_model(config, name, lexicon)
+    model.load_weights(run_dir / "best.weights.h5")
+    return model, config
+
+
+def build_ensemble(members: list[keras.Model]) -> keras.Model:
+    """Trained taggers with the same tags → one tagger whose emissions and CRF scores are the
+    members' means (a product of experts: Viterbi runs once, over the averaged potentials)."""
+    codepoints = keras.Input(shape=(None,), dtype="int32", name="codepoints")
+    emissions = keras.layers.Average(name="mean_emissions")([member(codepoints) for member in members])
+    crf = CRF.from_config({**members[0].get_layer("crf").get_config(), "name": "crf"})
+    ensemble = keras.Model(codepoints, crf(emissions), name="ner_ensemble")
+    for weight, *member_weights in zip(crf.weights, *(m.get_layer("crf").weights for m in members)):
+        weight.assign(keras.ops.mean(keras.ops.stack([w.value for w in member_weights]), axis=0))
+    return ensemble
+
+
+def quantize_embeddings(model: keras.Model) -> None:
+    """Store the character and bigram tables as int8 with a scale per row (Keras' own
+    quantization): a quarter of the size, for an F1 change of +0.0003 on MSRA test (measured)."""
+    for layer in model_store.leaf_layers(model):
+        if isinstance(layer, keras.layers.Embedding):
+            layer.quantize("int8")
 
 
 def _iterated_dilated_cnn(x, mask, filters: int, dilations=(1, 1, 2), blocks: int = 4):
@@ -339,10 +376,19 @@ def train(args: argparse.Namespace) -> None:
 
 
 def export(args: argparse.Namespace) -> None:
-    run_dir = Path(args.run_dir)
-    config = Config.load(run_dir / "config.json")
-    model = build_model(config)
-    model.load_weights(run_dir / "best.weights.h5")
+    run_dirs = [Path(args.run_dir), *map(Path, args.ensemble)]
+    if len(run_dirs) == 1:
+        model, config = load_tagger(run_dirs[0])
+        members = [(model, config)]
+    else:
+        shared = lexicon_layer(Config.load(run_dirs[0] / "config.json"))
+        members = [load_tagger(d, f"member_{i}", shared) for i, d in enumerate(run_dirs)]
+        config = members[0][1]
+        if any(c.tags != config.tags or c.lexicon_max_word_length != config.lexicon_max_word_length for _, c in members):
+            raise ValueError("ensemble members must share their tags and lexicon settings")
+        model = build_ensemble([m for m, _ in members])
+    if args.int8_embeddings:
+        quantize_embeddings(model)
     tagger = make_tagger(model)
     tag_names = tf.constant([as_bio(t) for t in config.tags])
 
@@ -372,8 +418,25 @@ def export(args: argparse.Namespace) -> None:
             "tag_scheme": config.tag_scheme,
             "signature": SIGNATURE,
             "warmup_inputs": {"text": [WARMUP_TEXT, WARMUP_TEXT * 4]},
+            "int8_embeddings": args.int8_embeddings,
+            **({"ensemble": [_member_record(d, c) for d, (_, c) in zip(run_dirs, members)]} if len(members) > 1 else {}),
         },
     )
+
+
+def _member_record(run_dir: Path, config: Config) -> dict:
+    """What the manifest says of one ensemble member: how it was trained."""
+    def read(name: str, default):
+        path = run_dir / name
+        return path.read_text() if path.exists() else default
+
+    return {
+        "run_dir": str(run_dir),
+        "training_commands": read("command.txt", "").splitlines(),
+        "training_time": json.loads(read("timing.json", "{}")),
+        "tag_scheme": config.tag_scheme,
+        "encoder_layers": config.encoder_layers,
+    }
 
 
 def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) -> dict:
@@ -451,6 +514,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="select, export and evaluate the exponential moving average of the weights (e.g. 0.999; 0: off)",
     )
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
+    parsers.export.add_argument(
+        "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
+        help="more trained runs (same tags) to export with --run-dir as one tagger: emissions and CRF scores averaged",
+    )
+    parsers.export.add_argument(
+        "--int8-embeddings", action="store_true", help="store the character and bigram tables as int8 (a quarter of the size)"
+    )
     parsers.evaluate.add_argument(
         "--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 
 def check_text(value: str, max_chars: int) -> str:
@@ -34,3 +34,18 @@ def user_text(max_chars: int) -> type[str]:
         AfterValidator(lambda v: check_text(v, max_chars)),
         WithJsonSchema({"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": NOT_BLANK}),
     ]
+
+
+def _whole_number(value):
+    # Lax int parsing would take true as 1 and "4" as 4; JSON Schema's integer is a number
+    # without a fractional part, 3.0 included.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number")
+    return int(value)
+
+
+def integer(**bounds) -> type[int]:
+    """A request's integer field with ``ge``/``le``/``gt`` bounds, stated in its OpenAPI schema."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_whole_number)]  # bounds first: on the int itself

@@ -90,6 +90,8 @@ def test_concurrent_requests_with_different_settings_each_get_their_own(headline
         ({"text": ABSTRACT, "beam_width": "wide"}, "beam_width"),
         ({"text": ABSTRACT, "max_length": 0}, "max_length"),
         ({"text": ABSTRACT, "max_length": SETTINGS.max_headline_tokens + 1}, "max_length"),
+        ({"text": ABSTRACT, "max_length": True}, "max_length"),  # not 1 (found by schemathesis)
+        ({"text": ABSTRACT, "beam_width": "4"}, "beam_width"),
         ({"text": ABSTRACT, "temperature": 1.0}, "temperature"),
     ],
 )

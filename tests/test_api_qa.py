@@ -105,6 +105,7 @@ def test_the_largest_request_allowed_is_answered(always_answering_client):
         ({"question": QUESTION, "passages": ["ok", ""]}, "passages.1"),
         ({"question": QUESTION, "passages": PASSAGES, "num_candidates": 0}, "num_candidates"),
         ({"question": QUESTION, "passages": PASSAGES, "num_candidates": 11}, "num_candidates"),
+        ({"question": QUESTION, "passages": PASSAGES, "num_candidates": True}, "num_candidates"),
         ({"question": QUESTION, "passages": PASSAGES, "top": 1}, "top"),
     ],
 )

@@ -2,10 +2,13 @@
 app's OpenAPI schema and checks that none gets a 5xx and every response matches its schema.
 
 The requests go to the app with the bundled models loaded (the session's ``client``); the
-number of examples per operation is bounded so the suite stays fast.
+number of examples per operation is bounded so the suite stays fast (``FUZZ_EXAMPLES=300`` for a
+deeper run).
 """
 
 from __future__ import annotations
+
+import os
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -24,7 +27,7 @@ RULES_BEYOND_THE_SCHEMA = {
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 30)), deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case, client):
     response = client.request(**case.as_transport_kwargs())
     excluded = [positive_data_acceptance] if case.operation.path in RULES_BEYOND_THE_SCHEMA else []

@@ -13,7 +13,7 @@ from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
-from app.validation import user_text
+from app.validation import integer, user_text
 from training.decoding import call_generator
 
 TASK = "headline"
@@ -33,14 +33,16 @@ class HeadlineRequest(BaseModel):
         description=f"the abstract, at most {MAX_CHARS} characters; the model reads its first characters "
         "(see `chars_read` in the response and `preprocessing.max_source_chars` in `GET /v1/models`)"
     )
-    beam_width: int | None = Field(
-        None, ge=1, le=MAX_BEAM_WIDTH,
+    beam_width: integer(ge=1, le=MAX_BEAM_WIDTH) | None = Field(
+        None,
         description="beam search width (1 = greedy); default: the model's, or num_candidates if larger",
     )
-    num_candidates: int = Field(
-        1, ge=1, le=MAX_BEAM_WIDTH, description="how many ranked headlines to return; at most beam_width"
+    num_candidates: integer(ge=1, le=MAX_BEAM_WIDTH) = Field(
+        1, description="how many ranked headlines to return; at most beam_width"
     )
-    max_length: int | None = Field(None, ge=1, le=MAX_LENGTH, description="most characters generated; default: the model's")
+    max_length: integer(ge=1, le=MAX_LENGTH) | None = Field(
+        None, description="most characters generated; default: the model's"
+    )
 
     @field_validator("num_candidates")
     @classmethod

@@ -14,6 +14,7 @@ from app.dependencies import get_metrics, get_registry
 from app.errors import ErrorResponse, documented_errors, error_body
 from app.metrics import Metrics
 from app.registry import ModelRegistry
+from app.validation import integer
 
 router = APIRouter(tags=["models"])
 log = logging.getLogger("app.models")
@@ -27,7 +28,7 @@ def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, An
 class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"version": 2}]})
 
-    version: int | None = Field(None, gt=0, description="version to serve; default: the highest on disk")
+    version: integer(gt=0) | None = Field(None, description="version to serve; default: the highest on disk")
 
 
 class ReloadFailure(ErrorResponse):

@@ -13,7 +13,7 @@ from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
-from app.validation import user_text
+from app.validation import integer, user_text
 from training.preprocessing.qa import Answer, Spans, Window, best_answers, prepare, read_windows, segment
 
 TASK = "qa"
@@ -38,7 +38,7 @@ class QARequest(BaseModel):
     passages: list[Passage] = Field(
         min_length=1, max_length=MAX_PASSAGES, description=f"1 to {MAX_PASSAGES} passages of at most {MAX_PASSAGE} characters"
     )
-    num_candidates: int = Field(5, ge=1, le=MAX_CANDIDATES, description="how many ranked candidates to return")
+    num_candidates: integer(ge=1, le=MAX_CANDIDATES) = Field(5, description="how many ranked candidates to return")
 
 
 class Candidate(BaseModel):

@@ -104,7 +104,7 @@ def test_killing_a_replica_under_load_loses_no_request(nginx_url, replicas):
     once a third of the requests are answered. Every request must still get its 200."""
     total, killed_after, concurrency = 90, 30, 6
     answers: list[tuple[int, str]] = []  # (status, upstream), in the order they came back
-    entities: dict[str, set[str]] = {}  # text → the distinct answers it got
+    entities: dict[str, set[str]] = {}  # text → the distinct entity lists it got
     lock = threading.Lock()
     victim = replicas[0]
 
@@ -114,7 +114,9 @@ def test_killing_a_replica_under_load_loses_no_request(nginx_url, replicas):
                 response = _ner(http, text)
                 with lock:
                     answers.append((response.status_code, response.headers.get("x-upstream", "")))
-                    entities.setdefault(text, set()).add(json.dumps(response.json(), sort_keys=True))
+                    if response.status_code == 200:
+                        # Entities, not the confidence: its last digits vary with what a text is batched with.
+                        entities.setdefault(text, set()).add(json.dumps(response.json()["entities"], sort_keys=True))
                     if len(answers) == killed_after:
                         victim.process.send_signal(signal.SIGKILL)
 
@@ -123,8 +125,8 @@ def test_killing_a_replica_under_load_loses_no_request(nginx_url, replicas):
         list(pool.map(worker, [texts[i::concurrency] for i in range(concurrency)]))
 
     assert victim.process.wait(timeout=10) == -signal.SIGKILL
-    assert [status for status, _ in answers] == [200] * total
-    assert all(len(distinct) == 1 for distinct in entities.values())  # both replicas answer alike
+    assert [status for status, _ in answers] == [200] * total, answers
+    assert all(len(distinct) == 1 for distinct in entities.values()), entities  # both replicas answer alike
     # Once the requests in flight at the kill are through, the survivor answers alone (a retried
     # request lists both addresses, the survivor last).
     survivor = f"127.0.0.1:{replicas[1].port}"

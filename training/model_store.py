@@ -102,15 +102,19 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
+def read_run_file(run_dir: Path, name: str, default):
+    """A run directory's JSON file parsed, or its text file stripped; ``default`` if absent."""
+    path = Path(run_dir) / name
+    if not path.exists():
+        return default
+    return json.loads(path.read_text()) if name.endswith(".json") else path.read_text().strip()
+
+
 def write_manifest(
     version_dir: Path, *, task: str, run_dir: Path, metrics: dict, data_source: str, params: int, extra: dict
 ) -> None:
     """Record what the model is, how it was trained and how well it does on the test split."""
-    def read(name: str, default):
-        path = run_dir / name
-        return (json.loads(path.read_text()) if name.endswith(".json") else path.read_text().strip()) if path.exists() else default
-
-    warm_start = read(WARM_START, None)
+    warm_start = read_run_file(run_dir, WARM_START, None)
     manifest = {
         "task": task,
         "version": None,  # set by publish()
@@ -118,8 +122,8 @@ def write_manifest(
         "git_commit": _git_commit(),
         "data_source": data_source,
         # In order: those of the version it was warm-started from, then each (resumed) stage of this run.
-        "training_commands": (warm_start or {}).get("training_commands", []) + read("command.txt", "").splitlines(),
-        "training_time": read("timing.json", {}),  # this run only; a warm start's own is under warm_started_from
+        "training_commands": (warm_start or {}).get("training_commands", []) + read_run_file(run_dir, "command.txt", "").splitlines(),
+        "training_time": read_run_file(run_dir, "timing.json", {}),  # this run only; a warm start's own is under warm_started_from
         **({"warm_started_from": warm_start} if warm_start else {}),
         "params": params,
         "metrics": metrics,

@@ -341,7 +341,7 @@ def train(args: argparse.Namespace) -> None:
 
     model = build_model(config)
     model.compile(
-        optimizer=keras.optimizers.Adam(
+        optimizer=keras.optimizers.Adam(  # (Keras wants a valid momentum even with the EMA off)
             args.learning_rate, clipnorm=5.0, use_ema=args.ema > 0, ema_momentum=args.ema or 0.99
         ),
         loss=CRFNegativeLogLikelihood(model.get_layer("crf")),
@@ -426,14 +426,10 @@ def export(args: argparse.Namespace) -> None:
 
 def _member_record(run_dir: Path, config: Config) -> dict:
     """What the manifest says of one ensemble member: how it was trained."""
-    def read(name: str, default):
-        path = run_dir / name
-        return path.read_text() if path.exists() else default
-
     return {
         "run_dir": str(run_dir),
-        "training_commands": read("command.txt", "").splitlines(),
-        "training_time": json.loads(read("timing.json", "{}")),
+        "training_commands": model_store.read_run_file(run_dir, "command.txt", "").splitlines(),
+        "training_time": model_store.read_run_file(run_dir, "timing.json", {}),
         "tag_scheme": config.tag_scheme,
         "encoder_layers": config.encoder_layers,
     }

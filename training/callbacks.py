@@ -52,6 +52,12 @@ class TrainingState(keras.callbacks.Callback):
         self.path.write_text(json.dumps(self.state, indent=2))
 
 
+def ema_options(momentum: float) -> dict:
+    """Optimizer arguments for ``--ema MOMENTUM`` (0: off); pair with ``standard_callbacks(swap_ema=...)``."""
+    # Keras checks the momentum even when the average is off.
+    return {"use_ema": momentum > 0, "ema_momentum": momentum or 0.99}
+
+
 def standard_callbacks(
     run_dir: Path,
     held_out: Callable[[], dict[str, float]],

@@ -47,6 +47,10 @@ def add_task_commands(
     p_train.add_argument("--patience", type=int, default=defaults["patience"], help="early stopping")
     p_train.add_argument("--seed", type=int, default=defaults["seed"])
     p_train.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p_train.add_argument(
+        "--ema", type=float, default=0.0, metavar="MOMENTUM",
+        help="select, checkpoint and export the exponential moving average of the weights (e.g. 0.999; 0: off)",
+    )
     p_train.set_defaults(func=train)
 
     p_export = commands.add_parser("export", parents=[shared], help=f"write models/{task}/<version>/ and its manifest")

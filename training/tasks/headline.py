@@ -25,7 +25,7 @@ from keras import ops
 from tqdm import tqdm
 
 from training import model_store
-from training.callbacks import standard_callbacks
+from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.headline import Pair, test_sets, training_pairs
 from training.decoding import beam_search, call_generator, greedy_search
@@ -331,7 +331,7 @@ def train(args: argparse.Namespace) -> None:
     inputs, targets = training_arrays(model, pairs)
     print(f"train {len(pairs)} pairs, held-out {len(held_out)}; vocabulary {config.vocab_size}", flush=True)
     model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
         loss=sequence_loss(config.label_smoothing),
     )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
@@ -365,7 +365,7 @@ def train(args: argparse.Namespace) -> None:
         # the learning rate and early stopping follow the held-out likelihood instead.
         callbacks=standard_callbacks(
             run_dir, held_out_metrics, monitor="val_rouge_l", patience=args.patience,
-            plateau_patience=2, schedule_monitor="val_log_likelihood",
+            plateau_patience=2, schedule_monitor="val_log_likelihood", swap_ema=args.ema > 0,
         ),
         verbose=2 if args.quiet else 1,
     )

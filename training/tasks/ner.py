@@ -22,7 +22,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from training import model_store
-from training.callbacks import standard_callbacks
+from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.lexicon import jieba_lexicon
 from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_cluener, split_long
@@ -341,9 +341,7 @@ def train(args: argparse.Namespace) -> None:
 
     model = build_model(config)
     model.compile(
-        optimizer=keras.optimizers.Adam(  # (Keras wants a valid momentum even with the EMA off)
-            args.learning_rate, clipnorm=5.0, use_ema=args.ema > 0, ema_momentum=args.ema or 0.99
-        ),
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
         loss=CRFNegativeLogLikelihood(model.get_layer("crf")),
     )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
@@ -504,10 +502,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--init-from", metavar="VERSION_DIR", default=None,
         help="start from an exported version's weights (e.g. models/ner/2) to train it further; "
         "give the hyper-parameters it was trained with, so the vocabularies and shapes match",
-    )
-    p.add_argument(
-        "--ema", type=float, default=0.0, metavar="MOMENTUM",
-        help="select, export and evaluate the exponential moving average of the weights (e.g. 0.999; 0: off)",
     )
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
     parsers.export.add_argument(

@@ -25,7 +25,7 @@ from keras import ops
 from tqdm import tqdm
 
 from training import model_store
-from training.callbacks import standard_callbacks
+from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.qa import QAExample, read_squad, read_webqa, traditional_to_simplified
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
@@ -363,7 +363,9 @@ def train(args: argparse.Namespace) -> None:
         flush=True,
     )
     model = build_model(config)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0), loss=span_loss)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)), loss=span_loss
+    )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
     predict = _in_process_predictor(model, config)
 
@@ -375,7 +377,9 @@ def train(args: argparse.Namespace) -> None:
     model.fit(
         _dataset(rows, args.batch_size, shuffle=True),
         epochs=args.epochs,
-        callbacks=standard_callbacks(run_dir, held_out, monitor="val_f1", patience=args.patience),
+        callbacks=standard_callbacks(
+            run_dir, held_out, monitor="val_f1", patience=args.patience, swap_ema=args.ema > 0
+        ),
         shuffle=False,
         verbose=2 if args.quiet else 1,
     )

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from training import model_store
 from training.augment import mixup
-from training.callbacks import standard_callbacks
+from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.spectra import CLASSES, Templates, read_lamost_fits, simulate
 from training.layers.residual_conv1d import ResidualConv1D
@@ -118,7 +118,10 @@ def train(args: argparse.Namespace) -> None:
     print(f"train {len(train_y)} spectra, dev {len(dev_y)}; mixup alpha {config.mixup_alpha}", flush=True)
 
     model = build_model(config)
-    model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=1e-4), loss="categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=1e-4, **ema_options(args.ema)),
+        loss="categorical_crossentropy",
+    )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
 
     def held_out() -> dict[str, float]:
@@ -129,7 +132,9 @@ def train(args: argparse.Namespace) -> None:
     model.fit(
         _dataset(train_x, train_y, args.batch_size, config.mixup_alpha, args.seed),
         epochs=args.epochs,
-        callbacks=standard_callbacks(run_dir, held_out, monitor="val_macro_f1", patience=args.patience),
+        callbacks=standard_callbacks(
+            run_dir, held_out, monitor="val_macro_f1", patience=args.patience, swap_ema=args.ema > 0
+        ),
         shuffle=False,
         verbose=2 if args.quiet else 1,
     )

@@ -14,13 +14,12 @@ import signal
 import string
 import subprocess
 import threading
-import time
 
 import httpx
 import pytest
 
 from bench.serve import Server, free_port
-from tests.conftest import REPO, system_tool
+from tests.conftest import REPO, system_tool, wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.lb]
 
@@ -68,15 +67,16 @@ http {{
     command = [nginx, "-p", str(root), "-e", str(root / "error.log"), "-c", str(root / "nginx.conf")]
     process = subprocess.Popen(command, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
+    def answering() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {process.stderr.read().decode()}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        for _ in range(100):
-            if process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {process.stderr.read().decode()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until(answering, timeout=30)
         yield url
     finally:
         process.send_signal(signal.SIGQUIT)

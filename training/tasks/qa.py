@@ -72,6 +72,7 @@ class Config:
     max_question_chars: int = 64
     max_answer_chars: int = 64
     top_k: int = 5
+    span_loss: str = "sigmoid"  # a key of SPAN_LOSSES; older runs were all sigmoid
     chars: list[int] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
 
@@ -152,16 +153,51 @@ def _unit(x):
     return x / (ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)) + 1e-6)
 
 
-def span_loss(targets, logits):
+def sigmoid_span_loss(targets, logits):
     """Sigmoid cross-entropy for start and end at every real position (targets are -1 on padding).
 
-    Independent sigmoids rather than a softmax over the window keep scores comparable across
-    windows and passages, and let a window that holds no answer say so.
+    Independent sigmoids keep scores comparable across windows and passages, and let a window that
+    holds no answer say so.
     """
     valid = ops.cast(targets >= 0, logits.dtype)
     losses = ops.binary_crossentropy(ops.maximum(targets, 0.0), logits, from_logits=True)  # [B, L, 2]
     # Per position [B, L]: Keras averages it over the positions of the passage mask it carries.
     return ops.sum(losses * valid, axis=-1)
+
+
+def softmax_span_loss(targets, logits):
+    """Cross-entropy of one softmax per pointer over the window's positions plus a "no answer"
+    slot whose logit is fixed at 0 (targets all 0 in a window without the answer, -1 on padding).
+
+    The positions compete, so the reader learns where the answer starts rather than how
+    answer-like each character is; the null slot keeps a window without the answer able to say so,
+    and its probabilities (:func:`span_probabilities`) comparable across windows.
+    """
+    valid = targets >= 0
+    masked = ops.where(valid, logits, -1e9)
+    null = ops.zeros_like(masked[:, :1])  # [B, 1, 2]
+    log_z = ops.logsumexp(ops.concatenate([null, masked], axis=1), axis=1)  # [B, 2]
+    target_logit = ops.sum(ops.where(valid, targets * logits, 0.0), axis=1)  # 0: the null slot
+    per_window = ops.sum(log_z - target_logit, axis=-1)  # [B]
+    # Keras averages a [B, L] loss over the valid positions of the mask the logits carry; putting
+    # each window's loss on its first position, scaled by valid positions per window, makes that
+    # average the mean over windows.
+    valid_count = ops.sum(ops.cast(valid[..., 0], logits.dtype))
+    scale = valid_count / ops.cast(ops.shape(logits)[0], logits.dtype)
+    first = ops.cast(ops.arange(ops.shape(logits)[1]) == 0, logits.dtype)[None, :]
+    return per_window[:, None] * scale * first
+
+
+SPAN_LOSSES = {"sigmoid": sigmoid_span_loss, "softmax": softmax_span_loss}
+
+
+def span_probabilities(logits: tf.Tensor, valid: tf.Tensor, span_loss: str) -> tf.Tensor:
+    """P(start), P(end) at each position ``[N, L, 2]`` under the loss the reader was trained with."""
+    if span_loss == "sigmoid":
+        return tf.sigmoid(logits)
+    masked = tf.where(valid[..., None], logits, -1e9)
+    null = tf.zeros_like(masked[:, :1])
+    return tf.nn.softmax(tf.concat([null, masked], axis=1), axis=1)[:, 1:]
 
 
 def decode_spans(
@@ -182,14 +218,14 @@ def decode_spans(
     return {"start": index // length, "end": index % length + 1, "score": best}
 
 
-def make_reader(model: keras.Model, max_answer_chars: int, top_k: int):
+def make_reader(model: keras.Model, config: Config):
     """Model inputs → the ``top_k`` spans ``(start, end, score)`` of each window, decoded in the graph."""
 
     @tf.function(reduce_retracing=True)
     def read(inputs: dict[str, tf.Tensor]):
-        probabilities = tf.sigmoid(model(inputs, training=False))
         valid = inputs["passage_chars"] != 0
-        return decode_spans(probabilities[..., 0], probabilities[..., 1], valid, max_answer_chars, top_k)
+        probabilities = span_probabilities(model(inputs, training=False), valid, config.span_loss)
+        return decode_spans(probabilities[..., 0], probabilities[..., 1], valid, config.max_answer_chars, config.top_k)
 
     return read
 
@@ -199,7 +235,7 @@ WindowPredictor = Callable[[list[tuple[tuple[str, ...], Window]]], list[Spans]]
 
 
 def _in_process_predictor(model: keras.Model, config: Config) -> WindowPredictor:
-    read = make_reader(model, config.max_answer_chars, config.top_k)
+    read = make_reader(model, config)
 
     def reader(question_tokens, passage_tokens):
         return read(model_inputs(question_tokens, passage_tokens))
@@ -353,6 +389,7 @@ def train(args: argparse.Namespace) -> None:
             window_chars=args.window_chars,
             window_stride=args.window_stride,
             max_answer_chars=args.max_answer_chars,
+            span_loss=args.span_loss,
         )
         build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
         config.save(config_path)
@@ -364,7 +401,8 @@ def train(args: argparse.Namespace) -> None:
     )
     model = build_model(config)
     model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)), loss=span_loss
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
+        loss=SPAN_LOSSES[config.span_loss],
     )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
     predict = _in_process_predictor(model, config)
@@ -392,7 +430,7 @@ def export(args: argparse.Namespace) -> None:
     config = Config.load(run_dir / "config.json")
     model = build_model(config)
     model.load_weights(run_dir / "best.weights.h5")
-    read = make_reader(model, config.max_answer_chars, config.top_k)
+    read = make_reader(model, config)
 
     @tf.function(
         input_signature=[
@@ -478,6 +516,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--window-chars", type=int, default=Config.window_chars, help="passage window length")
     p.add_argument("--window-stride", type=int, default=Config.window_stride)
     p.add_argument("--max-answer-chars", type=int, default=Config.max_answer_chars)
+    p.add_argument(
+        "--span-loss", choices=sorted(SPAN_LOSSES), default=Config.span_loss,
+        help="independent sigmoids per position, or a softmax over the window's positions and a null slot",
+    )
     p.add_argument("--negative-rate", type=float, default=0.3, help="share of answerless windows trained on")
     p.add_argument(
         "--crop-rate", type=float, default=0.0,

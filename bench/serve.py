@@ -146,6 +146,7 @@ class Level:
     failed: int
     seconds: float
     latencies_ms: np.ndarray
+    usage: "Usage | None" = None  # where the time went, when measured against a Server
 
     @property
     def throughput(self) -> float:
@@ -191,6 +192,58 @@ async def drive(url: str, load: Workload, concurrency: int, max_requests: int, m
     await asyncio.gather(*(client_loop(i) for i in range(concurrency)))
     seconds = time.perf_counter() - started
     return Level(concurrency, len(latencies), failed, seconds, np.array(latencies))
+
+
+@dataclass
+class Usage:
+    """Per answered request over one level: CPU of the server process and of this (client)
+    process, and what the server's ``/metrics`` says of its model calls."""
+
+    server_cpu_ms: float
+    client_cpu_ms: float
+    mean_batch: float
+    model_ms: float  # wall time inside batched model calls
+
+
+@dataclass
+class _Counters:
+    server_cpu: float
+    client_cpu: float
+    batches: float
+    batch_items: float
+    model_seconds: float
+
+    @classmethod
+    def read(cls, server: "Server", task: str) -> "_Counters":
+        from prometheus_client.parser import text_string_to_metric_families
+
+        values = {}
+        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=10).text):
+            for sample in family.samples:
+                if sample.labels.get("task") == task:
+                    values[sample.name] = sample.value
+        return cls(
+            server.cpu_seconds(), time.process_time(), values.get("model_batch_size_count", 0.0),
+            values.get("model_batch_size_sum", 0.0), values.get("model_inference_seconds_sum", 0.0),
+        )
+
+    def usage_until(self, later: "_Counters", requests: int) -> Usage:
+        n = max(requests, 1)
+        batches = later.batches - self.batches
+        return Usage(
+            server_cpu_ms=1000 * (later.server_cpu - self.server_cpu) / n,
+            client_cpu_ms=1000 * (later.client_cpu - self.client_cpu) / n,
+            mean_batch=(later.batch_items - self.batch_items) / batches if batches else float("nan"),
+            model_ms=1000 * (later.model_seconds - self.model_seconds) / n,
+        )
+
+
+def measured_level(server: "Server", load: Workload, concurrency: int, max_requests: int, max_seconds: float) -> Level:
+    """:func:`drive` one level against ``server``, with the :class:`Usage` it cost."""
+    before = _Counters.read(server, load.task)
+    level = asyncio.run(drive(server.url, load, concurrency, max_requests, max_seconds))
+    level.usage = before.usage_until(_Counters.read(server, load.task), level.requests)
+    return level
 
 
 def free_port() -> int:
@@ -244,6 +297,14 @@ class Server:
             self.process.kill()
         self.output.close()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used (Linux ``/proc``; NaN elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _output_tail(self, chars: int = 4000) -> str:
         self.output.seek(0)
         return self.output.read().decode(errors="replace")[-chars:]
@@ -285,9 +346,7 @@ def run_task(task: str, policy, args: argparse.Namespace) -> dict:
         print(f"## {task}: server, {mode}", file=sys.stderr, flush=True)
         with Server(_batching_env(task, mode_policy)) as server:
             asyncio.run(drive(server.url, load, 8, 50, 10))  # warm the connection pool and the model
-            modes[mode] = {
-                c: asyncio.run(drive(server.url, load, c, args.requests, args.max_seconds)) for c in args.concurrency
-            }
+            modes[mode] = {c: measured_level(server, load, c, args.requests, args.max_seconds) for c in args.concurrency}
     return {"raw": raw, **modes}
 
 
@@ -295,16 +354,21 @@ def print_table(task: str, result: dict, policy) -> None:
     raw, on, off = result["raw"], result["batching"], result["no-batching"]
     best_raw = max(throughput for throughput, _ in raw.values())
     print(f"\n### {task} (max batch {policy.max_batch_size}, max wait {policy.max_wait_ms:g} ms)\n")
-    print("| mode | concurrency | requests | failed | req/s | p50 ms | p95 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| mode | concurrency | requests | failed | req/s | p50 ms | p95 ms | p99 ms "
+        "| mean batch | model ms/req | server CPU ms/req | client CPU ms/req |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, levels in (("(a) batching", on), ("(b) no batching", off)):
         for c, level in levels.items():
+            u = level.usage
             print(
                 f"| {name} | {c} | {level.requests} | {level.failed} | {level.throughput:.1f} | "
-                f"{level.percentile(50):.1f} | {level.percentile(95):.1f} | {level.percentile(99):.1f} |"
+                f"{level.percentile(50):.1f} | {level.percentile(95):.1f} | {level.percentile(99):.1f} | "
+                f"{u.mean_batch:.1f} | {u.model_ms:.2f} | {u.server_cpu_ms:.2f} | {u.client_cpu_ms:.2f} |"
             )
     for c, (throughput, ms) in raw.items():
-        print(f"| (c) raw SavedModel, batch {c} | – | – | – | {throughput:.1f} items/s | {ms:.1f} per call | | |")
+        print(f"| (c) raw SavedModel, batch {c} | – | – | – | {throughput:.1f} items/s | {ms:.1f} per call | | | | | | |")
     print("\n| concurrency | (a)/(b) throughput | (a)/(best c) throughput | p99 (a) ms | bound: wait + 2 × raw call at this batch ms |")
     print("|---:|---:|---:|---:|---:|")
     for c in on:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
-from bench.serve import TASKS, Server, drive, workload
+from bench.serve import TASKS, Server, measured_level, workload
 from tests.conftest import bundled_version
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
-def server_url():
+def server():
     with Server({}) as server:
-        yield server.url
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server_url(server):
+    return server.url
 
 
 def test_ner_over_real_http(server_url):
@@ -64,11 +67,15 @@ def test_qa_readme_example_over_real_http(server_url):
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_the_benchmark_load_generator_against_the_real_server(server_url, task):
-    """bench/serve.py's client on a tiny budget: every request answered, none failed (no timing checked)."""
-    level = asyncio.run(drive(server_url, workload(task), concurrency=4, max_requests=12, max_seconds=60))
+def test_the_benchmark_load_generator_against_the_real_server(server, task):
+    """bench/serve.py's client on a tiny budget: every request answered, none failed, and the level's
+    resource accounting read from the server (no timing checked)."""
+    level = measured_level(server, workload(task), concurrency=4, max_requests=12, max_seconds=60)
     assert (level.requests, level.failed) == (12, 0)
     assert len(level.latencies_ms) == 12
+    usage = level.usage
+    assert 1 <= usage.mean_batch <= 4  # four clients, one item each
+    assert usage.model_ms > 0 and usage.server_cpu_ms > 0 and usage.client_cpu_ms > 0
 
 
 def test_metrics_over_real_http(server_url):

@@ -7,7 +7,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from starlette.requests import Request
 
-from app.batching import BatcherMetrics, BatchPolicy, MicroBatcher
+from app.batching import Arrivals, BatcherMetrics, BatchPolicy, MicroBatcher
 from app.registry import LoadedModel, ModelRegistry
 
 T = TypeVar("T")
@@ -42,6 +42,8 @@ class InferenceEngine:
         self.policies = policies
         self.request_timeout_s = request_timeout_s
         self.metrics = metrics
+        # Fed by the HTTP middleware; without it (no server in front) batches wait their full max_wait_ms.
+        self.arrivals = Arrivals()
         self._batchers: dict[str, MicroBatcher] = {}
 
     def register(self, task: str, function: TaskFunction) -> None:
@@ -54,7 +56,7 @@ class InferenceEngine:
             return function(model, items), model.version
 
         policy = self.policies.get(task, BatchPolicy())
-        self._batchers[task] = MicroBatcher(task, run_batch, policy, self.metrics)
+        self._batchers[task] = MicroBatcher(task, run_batch, policy, self.metrics, self.arrivals)
 
     async def start(self) -> None:
         for batcher in self._batchers.values():

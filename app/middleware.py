@@ -10,6 +10,7 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.batching import Arrivals
 from app.errors import BODY_FIELD, error_body
 from app.metrics import Metrics
 
@@ -19,12 +20,14 @@ access_log = logging.getLogger("app.access")
 class RequestContextMiddleware:
     """Assigns a request id (or keeps the caller's ``X-Request-ID``), echoes it, logs one line per request.
 
-    With ``metrics``, it also counts and times each request by route template and status.
+    With ``metrics``, it also counts and times each request by route template and status; with
+    ``arrivals``, it tells the batchers which requests are in the server (see :class:`Arrivals`).
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None):
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None, arrivals: Arrivals | None = None):
         self.app = app
         self.metrics = metrics
+        self.arrivals = arrivals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,9 +46,13 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
             await send(message)
 
+        if self.arrivals is not None:
+            self.arrivals.server_began()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if self.arrivals is not None:
+                self.arrivals.server_ended()
             seconds = time.perf_counter() - started
             access_log.info(
                 "request",

@@ -11,7 +11,7 @@ import threading
 import pytest
 from starlette.requests import Request
 
-from app.batching import BatchPolicy, Closed, DeadlineExceeded, MicroBatcher, QueueFull
+from app.batching import Arrivals, BatchPolicy, Closed, DeadlineExceeded, MicroBatcher, QueueFull
 from app.engine import ClientDisconnected, _unless_disconnected
 from tests.conftest import until
 
@@ -39,8 +39,8 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-async def started(function, **policy) -> MicroBatcher:
-    batcher = MicroBatcher("test", function, BatchPolicy(**policy))
+async def started(function, arrivals: Arrivals | None = None, **policy) -> MicroBatcher:
+    batcher = MicroBatcher("test", function, BatchPolicy(**policy), arrivals=arrivals)
     await batcher.start()
     return batcher
 
@@ -69,6 +69,50 @@ def test_concurrent_requests_share_a_batch_and_get_their_own_results_in_order():
     assert [results for results, _ in answers] == [[2 * x for x in r] for r in requests]
     assert all(meta == "v1" for _, meta in answers)
     assert len(recorder.batches) == 1 and sorted(recorder.batches[0]) == sorted(x for r in requests for x in r)
+
+
+def test_with_arrivals_a_batch_waits_only_while_another_request_is_in_the_server():
+    """The server has begun two requests: the first one's batch waits (max_wait_ms is a minute) until
+    the second is queued too, then both run together; a lone request runs at once."""
+    async def scenario():
+        recorder, arrivals = Recorder(), Arrivals()
+        batcher = await started(recorder, arrivals, max_batch_size=10, max_wait_ms=60_000)
+        arrivals.server_began()
+        arrivals.server_began()
+        first = asyncio.ensure_future(batcher.submit([1]))
+        await until(lambda: batcher.queued_items == 1)
+        for _ in range(20):  # the worker gets every chance to run, and waits
+            await asyncio.sleep(0)
+        waited = not recorder.batches and not first.done()
+        second = asyncio.ensure_future(batcher.submit([2]))
+        await asyncio.wait_for(asyncio.gather(first, second), 10)  # no minute-long wait
+        arrivals.server_ended()
+        arrivals.server_ended()
+        arrivals.server_began()  # a lone request
+        lone = await asyncio.wait_for(batcher.submit([3]), 10)
+        arrivals.server_ended()
+        await batcher.stop()
+        return waited, recorder.batches, lone
+
+    waited, batches, lone = run(scenario())
+    assert waited and batches == [[1, 2], [3]] and lone[0] == [6]
+
+
+def test_with_arrivals_a_request_that_leaves_without_joining_releases_the_wait():
+    async def scenario():
+        recorder, arrivals = Recorder(), Arrivals()
+        batcher = await started(recorder, arrivals, max_batch_size=10, max_wait_ms=60_000)
+        arrivals.server_began()
+        arrivals.server_began()
+        first = asyncio.ensure_future(batcher.submit([1]))
+        await until(lambda: batcher.queued_items == 1)
+        arrivals.server_ended()  # e.g. a request to another endpoint, or one refused by validation
+        answer = await asyncio.wait_for(first, 10)
+        await batcher.stop()
+        return answer, recorder.batches
+
+    answer, batches = run(scenario())
+    assert answer[0] == [2] and batches == [[1]]
 
 
 def test_batches_never_exceed_the_limit_and_a_large_request_runs_alone():

@@ -122,6 +122,7 @@ class _Job:
     items: list
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
+    taken: bool = False  # popped from the queue into a batch
 
 
 class MicroBatcher(Generic[Item, Result]):
@@ -203,11 +204,10 @@ class MicroBatcher(Generic[Item, Result]):
 
     def _forget(self, job: _Job) -> None:
         """Drop a job that is still queued (its caller gave up), freeing its slot."""
-        try:
+        # Checked first: a failed deque.remove formats the job's repr, results and all.
+        if not job.taken:
             self._pending.remove(job)
-        except ValueError:
-            return  # already taken into a batch
-        self._queued_items -= len(job.items)
+            self._queued_items -= len(job.items)
 
     def _retry_after(self) -> int:
         batches_ahead = math.ceil(self._queued_items / self.policy.max_batch_size)
@@ -222,6 +222,7 @@ class MicroBatcher(Generic[Item, Result]):
             if jobs and size + len(job.items) > self.policy.max_batch_size:
                 break
             self._pending.popleft()
+            job.taken = True
             self._queued_items -= len(job.items)
             if job.future.done():  # cancelled or timed out while queued
                 continue

@@ -75,3 +75,11 @@ def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys):
     assert result["task"] == "qa"
     assert result["f1"] == result["cmrc_dev"]["f1"] and result["em"] == result["cmrc_dev"]["em"]
     assert {"accuracy", "f1", "score"} <= set(result["webqa_max"]) and result["webqa_sum"]["questions"] == 4
+
+
+def test_evaluate_reports_the_answer_threshold_trade_off_on_trial(qa_data, tiny_qa_store, capsys):
+    main(["qa", "evaluate", "--data-dir", str(qa_data), "--model-root", str(tiny_qa_store), "--thresholds"])
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trial_thresholds"]
+    assert [row["threshold"] for row in rows] == list(qa.THRESHOLDS)
+    answered = [row["answered"] for row in rows]
+    assert all(0 <= a <= 1 for a in answered) and answered == sorted(answered, reverse=True)

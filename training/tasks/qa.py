@@ -29,7 +29,7 @@ from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.qa import QAExample, read_squad, read_webqa, traditional_to_simplified
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
-from training.metrics import cmrc_scores, webqa_score
+from training.metrics import cmrc_f1, cmrc_scores, webqa_score
 from training.preprocessing.qa import (
     Answer, Spans, Window, best_answers, model_inputs, normalize_tokens, pad_tokens, prepare, question_tokens,
     read_windows, segment, windows,
@@ -487,6 +487,34 @@ def evaluate_saved_model(version_dir: Path, data_dir: Path, config: Config, limi
     return results
 
 
+THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def threshold_table(version_dir: Path, data_dir: Path, config: Config, limit: int | None = None) -> list[dict]:
+    """On the trial questions (the selection set): for each candidate answer threshold, the share of
+    questions whose best span scores at least that much, and the mean F1 of those answered and of
+    those withheld; what the service's ``APP_QA_ANSWER_THRESHOLD`` is chosen from."""
+    trial = read_squad(data_dir / SELECT)[:limit]
+    answers = answer_all(
+        saved_model_predictor(version_dir), config, [e.question for e in trial], [[e.context] for e in trial], desc="trial"
+    )
+    scored = [
+        (a[0].score if a else 0.0, cmrc_f1(a[0].text if a else "", [t for t, _ in e.answers]))
+        for a, e in zip(answers, trial)
+    ]
+    table = []
+    for threshold in THRESHOLDS:
+        answered = [f1 for score, f1 in scored if score >= threshold]
+        withheld = [f1 for score, f1 in scored if score < threshold]
+        table.append({
+            "threshold": threshold,
+            "answered": round(len(answered) / max(len(scored), 1), 4),
+            "f1_answered": round(100 * sum(answered) / len(answered), 2) if answered else None,
+            "f1_withheld": round(100 * sum(withheld) / len(withheld), 2) if withheld else None,
+        })
+    return table
+
+
 def _headline(metrics: dict) -> dict:
     dev = metrics.get("cmrc_dev")
     return {"em": dev["em"], "f1": dev["f1"]} if dev else {}
@@ -494,7 +522,15 @@ def _headline(metrics: dict) -> dict:
 
 def evaluate(args: argparse.Namespace) -> None:
     version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
-    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), config_of_export(version_dir), args.limit)
+    config = config_of_export(version_dir)
+    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), config, args.limit)
+    if args.thresholds:
+        metrics["trial_thresholds"] = threshold_table(version_dir, Path(args.data_dir), config, args.limit)
+        for row in metrics["trial_thresholds"]:
+            print(
+                f"trial, threshold {row['threshold']}: answers {row['answered']:.1%} "
+                f"(F1 {row['f1_answered']} answered, {row['f1_withheld']} withheld)"
+            )
     dev = metrics["cmrc_dev"]
     print(f"\nCMRC 2018 dev ({dev['questions']} questions): EM {dev['em']:.2f}  F1 {dev['f1']:.2f}")
     for aggregate in ("max", "sum"):
@@ -536,3 +572,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--t2s", action="store_true", help="convert the extra files from Traditional to Simplified Chinese")
     p.add_argument("--max-select-questions", type=int, default=0, help="trial questions for model selection (0: all)")
     parsers.evaluate.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")
+    parsers.evaluate.add_argument(
+        "--thresholds", action="store_true", help="also the answer-threshold trade-off on the trial questions"
+    )

@@ -148,7 +148,7 @@ def tiny_qa_run(qa_data, tmp_path_factory) -> Path:
     return _train(
         tmp_path_factory, "qa", qa_data, "--epochs", "2", "--hidden", "16", "--word-dim", "8", "--dilations", "1,2",
         "--window-chars", "24", "--window-stride", "12", "--max-answer-chars", "12", "--min-char-count", "1",
-        "--min-word-count", "1", "--batch-size", "8", "--span-loss", "softmax",
+        "--min-word-count", "1", "--batch-size", "8", "--span-loss", "softmax", "--word2vec-epochs", "2",
     )
 
 

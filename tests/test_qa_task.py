@@ -83,3 +83,13 @@ def test_evaluate_reports_the_answer_threshold_trade_off_on_trial(qa_data, tiny_
     assert [row["threshold"] for row in rows] == list(qa.THRESHOLDS)
     answered = [row["answered"] for row in rows]
     assert all(0 <= a <= 1 for a in answered) and answered == sorted(answered, reverse=True)
+
+
+def test_word2vec_rows_follow_the_word_lookup():
+    sentences = [["北京", "是", "首都"], ["上海", "是", "城市"]] * 50
+    table = qa.word2vec_table(sentences, ["是", "北京", "未见"], dim=8, epochs=2, seed=1)
+    assert table.shape == (5, 8) and table.dtype == np.float32
+    # Rows 0 (padding), 1 (out of vocabulary) and the unseen word keep Keras-like small random values.
+    assert np.abs(table[[0, 1, 4]]).max() <= 0.05
+    model_vectors = table[[2, 3]]  # 是, 北京: word2vec's, not the random start
+    assert not np.allclose(model_vectors, np.random.default_rng(1).uniform(-0.05, 0.05, (5, 8))[[2, 3]])

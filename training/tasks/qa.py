@@ -86,13 +86,36 @@ class Config:
 
 def build_vocabularies(
     config: Config, examples: Sequence[QAExample], min_char_count: int, min_word_count: int, max_words: int
-) -> None:
+) -> list[list[str]]:
+    """Fill ``config.chars`` and ``config.words`` from the examples' passages and questions; returns
+    the normalised jieba tokens of each passage and question (the corpus for :func:`word2vec_table`)."""
     texts = sorted({e.context for e in examples}) + [e.question for e in examples]
     chars = Counter(codepoints_of(texts).flat_values.numpy().tolist())
     config.chars = [c for c, n in chars.most_common() if n >= min_char_count]
-    tokens = [t for text in tqdm(texts, desc="jieba", unit="text", file=sys.stderr) for t in segment(text)]
-    words = Counter(w.decode() for w in normalize_tokens(tf.constant(tokens)).numpy())
+    segmented = [segment(text) for text in tqdm(texts, desc="jieba", unit="text", file=sys.stderr)]
+    flat = [w.decode() for w in normalize_tokens(tf.constant([t for tokens in segmented for t in tokens])).numpy()]
+    sentences = [flat[i - len(tokens) : i] for tokens, i in zip(segmented, accumulate(map(len, segmented)))]
+    words = Counter(flat)
     config.words = [w for w, n in words.most_common(max_words) if n >= min_word_count and w.strip()]
+    return sentences
+
+
+def word2vec_table(sentences: Sequence[Sequence[str]], words: Sequence[str], dim: int, epochs: int, seed: int):
+    """Skip-gram word2vec (gensim) over ``sentences``, as rows of the word embedding: row 0 is the
+    padding token, row 1 out-of-vocabulary, row ``i + 2`` is ``words[i]``. Words word2vec did
+    not keep (whitespace) start from small random vectors like Keras' own initialiser."""
+    import numpy as np
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(
+        [list(s) for s in sentences], vector_size=dim, window=5, min_count=1, sg=1, negative=5,
+        workers=2, epochs=epochs, seed=seed,
+    )
+    table = np.random.default_rng(seed).uniform(-0.05, 0.05, (len(words) + 2, dim)).astype("float32")
+    for i, word in enumerate(words):
+        if word in model.wv.key_to_index:
+            table[i + 2] = model.wv[word]
+    return table
 
 
 def build_model(config: Config) -> keras.Model:
@@ -378,7 +401,8 @@ def train(args: argparse.Namespace) -> None:
     select = read_squad(data_dir / SELECT)[: args.max_select_questions or None]
 
     config_path = run_dir / "config.json"
-    if config_path.exists():  # resuming: the vocabulary must match the checkpoint
+    word_vectors = None
+    if config_path.exists():  # resuming: the vocabulary must match the checkpoint (and holds the weights)
         config = Config.load(config_path)
     else:
         config = Config(
@@ -391,7 +415,9 @@ def train(args: argparse.Namespace) -> None:
             max_answer_chars=args.max_answer_chars,
             span_loss=args.span_loss,
         )
-        build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
+        sentences = build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
+        if args.word2vec_epochs and config.word_dim:
+            word_vectors = word2vec_table(sentences, config.words, config.word_dim, args.word2vec_epochs, args.seed)
         config.save(config_path)
     rows = _training_windows(train_examples, config, args.negative_rate, args.crop_rate, args.seed)
     print(
@@ -400,6 +426,8 @@ def train(args: argparse.Namespace) -> None:
         flush=True,
     )
     model = build_model(config)
+    if word_vectors is not None:  # a starting point: the reader fine-tunes them
+        model.get_layer("word_embedding").set_weights([word_vectors])
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
         loss=SPAN_LOSSES[config.span_loss],
@@ -560,6 +588,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--crop-rate", type=float, default=0.0,
         help="share of questions that also train on short sentence crops of their passage (with and without the answer)",
+    )
+    p.add_argument(
+        "--word2vec-epochs", type=int, default=0,
+        help="start the word embeddings from skip-gram word2vec over the training passages and questions "
+        "(this many epochs; 0: learned from scratch)",
     )
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-word-count", type=int, default=3)

@@ -71,16 +71,22 @@ def test_concurrent_requests_share_a_batch_and_get_their_own_results_in_order():
     assert len(recorder.batches) == 1 and sorted(recorder.batches[0]) == sorted(x for r in requests for x in r)
 
 
+async def one_of_two_queued() -> tuple[Recorder, Arrivals, MicroBatcher, asyncio.Future]:
+    """The server has begun two requests and the first is queued (max_wait_ms is a minute)."""
+    recorder, arrivals = Recorder(), Arrivals()
+    batcher = await started(recorder, arrivals, max_batch_size=10, max_wait_ms=60_000)
+    arrivals.server_began()
+    arrivals.server_began()
+    first = asyncio.ensure_future(batcher.submit([1]))
+    await until(lambda: batcher.queued_items == 1)
+    return recorder, arrivals, batcher, first
+
+
 def test_with_arrivals_a_batch_waits_only_while_another_request_is_in_the_server():
-    """The server has begun two requests: the first one's batch waits (max_wait_ms is a minute) until
-    the second is queued too, then both run together; a lone request runs at once."""
+    """The first request's batch waits until the second is queued too, then both run together;
+    a lone request runs at once."""
     async def scenario():
-        recorder, arrivals = Recorder(), Arrivals()
-        batcher = await started(recorder, arrivals, max_batch_size=10, max_wait_ms=60_000)
-        arrivals.server_began()
-        arrivals.server_began()
-        first = asyncio.ensure_future(batcher.submit([1]))
-        await until(lambda: batcher.queued_items == 1)
+        recorder, arrivals, batcher, first = await one_of_two_queued()
         for _ in range(20):  # the worker gets every chance to run, and waits
             await asyncio.sleep(0)
         waited = not recorder.batches and not first.done()
@@ -100,12 +106,7 @@ def test_with_arrivals_a_batch_waits_only_while_another_request_is_in_the_server
 
 def test_with_arrivals_a_request_that_leaves_without_joining_releases_the_wait():
     async def scenario():
-        recorder, arrivals = Recorder(), Arrivals()
-        batcher = await started(recorder, arrivals, max_batch_size=10, max_wait_ms=60_000)
-        arrivals.server_began()
-        arrivals.server_began()
-        first = asyncio.ensure_future(batcher.submit([1]))
-        await until(lambda: batcher.queued_items == 1)
+        recorder, arrivals, batcher, first = await one_of_two_queued()
         arrivals.server_ended()  # e.g. a request to another endpoint, or one refused by validation
         answer = await asyncio.wait_for(first, 10)
         await batcher.stop()

@@ -37,13 +37,15 @@ class InferenceEngine:
         policies: dict[str, BatchPolicy],
         request_timeout_s: float,
         metrics: BatcherMetrics | None = None,
+        arrivals: Arrivals | None = None,
     ):
+        """``arrivals``: fed by the server's HTTP middleware; without it a batch waits for company
+        until it is full or ``max_wait_ms`` has passed."""
         self.registry = registry
         self.policies = policies
         self.request_timeout_s = request_timeout_s
         self.metrics = metrics
-        # Fed by the HTTP middleware; without it (no server in front) batches wait their full max_wait_ms.
-        self.arrivals = Arrivals()
+        self.arrivals = arrivals
         self._batchers: dict[str, MicroBatcher] = {}
 
     def register(self, task: str, function: TaskFunction) -> None:

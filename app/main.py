@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fastapi import FastAPI  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 
+from app.batching import Arrivals  # noqa: E402
 from app.engine import InferenceEngine  # noqa: E402
 from app.errors import install_error_handlers  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
@@ -33,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     registry = ModelRegistry(settings.model_root, settings.backends, tfserving)
     metrics = Metrics()
-    engine = InferenceEngine(registry, settings.batching, settings.request_timeout_s, metrics)
+    arrivals = Arrivals()  # the middleware counts requests in the server; the batchers read it
+    engine = InferenceEngine(registry, settings.batching, settings.request_timeout_s, metrics, arrivals)
     for module in TASK_ROUTES:
         engine.register(module.TASK, module.run_batch)
     metrics.watch(registry, engine.queue_depths)
@@ -64,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, arrivals=engine.arrivals)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, arrivals=arrivals)
     app.include_router(health.router)
     app.include_router(models.router)
     for module in TASK_ROUTES:

@@ -17,8 +17,9 @@ import httpx
 import numpy as np
 import pytest
 
-from app.batching import BatchPolicy
+from app.batching import Arrivals, BatchPolicy
 from app.main import create_app
+from app.middleware import RequestContextMiddleware
 from app.routes import ner, spectra
 from app.settings import Settings
 from tests.conftest import bundled_version, until
@@ -154,6 +155,19 @@ def test_a_request_past_its_deadline_gets_504(tmp_path):
     assert health.status_code == 200
 
 
+def test_a_lone_request_does_not_wait_for_company(tmp_path):
+    """max_wait_ms is a minute, yet a request alone in the server is answered: the middleware tells
+    the batcher nobody else is arriving (a liveness check, no timing)."""
+    policy = BatchPolicy(max_batch_size=32, max_wait_ms=60_000)
+    settings = Settings(model_root=store_with(tmp_path, "ner"), batching={"ner": policy})
+
+    async def scenario():
+        async with serving(settings) as (app, client):
+            return await asyncio.wait_for(client.post("/v1/ner", json={"text": NER_TEXTS[0]}), 20)
+
+    assert asyncio.run(scenario()).status_code == 200
+
+
 def test_a_model_error_fails_only_its_own_request(tmp_path):
     policy = BatchPolicy(max_batch_size=2, max_wait_ms=60_000)
     settings = Settings(model_root=store_with(tmp_path, "spectra"), batching={"spectra": policy})
@@ -251,3 +265,22 @@ def test_batching_is_configured_per_task_from_the_environment(monkeypatch):
     batching = Settings().batching
     assert batching["ner"] == BatchPolicy(max_batch_size=1, max_wait_ms=0)
     assert "spectra" not in batching  # other tasks keep the BatchPolicy defaults
+
+
+def test_the_request_middleware_tells_the_batchers_who_is_in_the_server():
+    arrivals = Arrivals()
+    seen = []
+
+    async def endpoint(scope, receive, send):
+        seen.append(arrivals.expected())  # this request is in the server, in no batcher
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def scenario():
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(RequestContextMiddleware(endpoint, arrivals=arrivals)), base_url="http://t"
+        ) as client:
+            await client.get("/")
+
+    asyncio.run(scenario())
+    assert seen == [True] and not arrivals.expected()

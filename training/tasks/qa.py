@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 from tqdm import tqdm
@@ -100,12 +101,13 @@ def build_vocabularies(
     return sentences
 
 
-def word2vec_table(sentences: Sequence[Sequence[str]], words: Sequence[str], dim: int, epochs: int, seed: int):
+def word2vec_table(
+    sentences: Sequence[Sequence[str]], words: Sequence[str], dim: int, epochs: int, seed: int
+) -> np.ndarray:
     """Skip-gram word2vec (gensim) over ``sentences``, as rows of the word embedding: row 0 is the
     padding token, row 1 out-of-vocabulary, row ``i + 2`` is ``words[i]``. Words word2vec did
     not keep (whitespace) start from small random vectors like Keras' own initialiser."""
-    import numpy as np
-    from gensim.models import Word2Vec
+    from gensim.models import Word2Vec  # a training extra: the service never imports it
 
     model = Word2Vec(
         [list(s) for s in sentences], vector_size=dim, window=5, min_count=1, sg=1, negative=5,
@@ -203,8 +205,8 @@ def softmax_span_loss(targets, logits):
     target_logit = ops.sum(ops.where(valid, targets * logits, 0.0), axis=1)  # 0: the null slot
     per_window = ops.sum(log_z - target_logit, axis=-1)  # [B]
     # Keras averages a [B, L] loss over the valid positions of the mask the logits carry; putting
-    # each window's loss on its first position, scaled by valid positions per window, makes that
-    # average the mean over windows.
+    # each window's loss on its first position, scaled by the batch's valid positions per window,
+    # makes that average the mean over windows.
     valid_count = ops.sum(ops.cast(valid[..., 0], logits.dtype))
     scale = valid_count / ops.cast(ops.shape(logits)[0], logits.dtype)
     first = ops.cast(ops.arange(ops.shape(logits)[1]) == 0, logits.dtype)[None, :]
@@ -402,7 +404,7 @@ def train(args: argparse.Namespace) -> None:
 
     config_path = run_dir / "config.json"
     word_vectors = None
-    if config_path.exists():  # resuming: the vocabulary must match the checkpoint (and holds the weights)
+    if config_path.exists():  # resuming: the vocabulary must match the checkpoint, whose weights win
         config = Config.load(config_path)
     else:
         config = Config(
@@ -581,7 +583,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--window-stride", type=int, default=Config.window_stride)
     p.add_argument("--max-answer-chars", type=int, default=Config.max_answer_chars)
     p.add_argument(
-        "--span-loss", choices=sorted(SPAN_LOSSES), default=Config.span_loss,
+        "--span-loss", choices=sorted(SPAN_LOSSES), default="softmax",
         help="independent sigmoids per position, or a softmax over the window's positions and a null slot",
     )
     p.add_argument("--negative-rate", type=float, default=0.3, help="share of answerless windows trained on")
@@ -590,7 +592,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="share of questions that also train on short sentence crops of their passage (with and without the answer)",
     )
     p.add_argument(
-        "--word2vec-epochs", type=int, default=0,
+        "--word2vec-epochs", type=int, default=5,
         help="start the word embeddings from skip-gram word2vec over the training passages and questions "
         "(this many epochs; 0: learned from scratch)",
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -46,15 +47,25 @@ NER_TEXTS = [
 ]
 
 
-def _spectra_bodies(count: int = 8) -> list[bytes]:
+def _spectra_bodies(encoding: str, count: int = 8) -> list[bytes]:
+    """Power-law spectra with noise, as JSON numbers (three decimals) or as base64 float32."""
     from training.preprocessing.spectra import LAMOST
 
     rng = np.random.default_rng(0)
     bodies = []
     for _ in range(count):
-        flux = 100 * (LAMOST.wavelength / 6000) ** rng.uniform(-2.5, 0.5) + rng.normal(0, 2, LAMOST.npix)
-        bodies.append(json.dumps({"spectra": [np.round(flux, 3).tolist()]}).encode())
+        flux = np.round(100 * (LAMOST.wavelength / 6000) ** rng.uniform(-2.5, 0.5) + rng.normal(0, 2, LAMOST.npix), 3)
+        spectrum = (
+            {"flux_b64": base64.b64encode(flux.astype("<f4").tobytes()).decode()} if encoding == "b64" else flux.tolist()
+        )
+        bodies.append(json.dumps({"spectra": [spectrum]}).encode())
     return bodies
+
+
+def _flux_row(spectrum) -> np.ndarray:
+    if isinstance(spectrum, dict):
+        return np.frombuffer(base64.b64decode(spectrum["flux_b64"]), dtype="<f4")
+    return np.asarray(spectrum, dtype=np.float32)
 
 
 QA_BODIES = [
@@ -89,7 +100,7 @@ class Workload:
         if self.task == "ner":
             inputs = {"text": tf.constant([r["text"].encode() for r in requests])}
         elif self.task == "spectra":
-            inputs = {"flux": tf.constant(np.array([r["spectra"][0] for r in requests], dtype=np.float32))}
+            inputs = {"flux": tf.constant(np.stack([_flux_row(r["spectra"][0]) for r in requests]))}
         elif self.task == "qa":
             inputs = self._qa_inputs(requests)
         else:
@@ -128,11 +139,11 @@ def _bodies(requests: list[dict]) -> list[bytes]:
     return [json.dumps(r, ensure_ascii=False).encode() for r in requests]
 
 
-def workload(task: str) -> Workload:
+def workload(task: str, spectra_encoding: str = "json") -> Workload:
     """Requests of one item each for ``task``, of typical length."""
     bodies = {
         "ner": lambda: _bodies([{"text": t} for t in NER_TEXTS]),
-        "spectra": _spectra_bodies,
+        "spectra": lambda: _spectra_bodies(spectra_encoding),
         "qa": lambda: _bodies(QA_BODIES),
         "headline": lambda: _bodies([{"text": t} for t in HEADLINE_TEXTS]),
     }[task]()
@@ -337,7 +348,7 @@ def _batching_env(task: str, policy) -> dict[str, str]:
 
 
 def run_task(task: str, policy, args: argparse.Namespace) -> dict:
-    load = workload(task)
+    load = workload(task, args.spectra_encoding)
     print(f"\n## {task}: raw SavedModel in-process", file=sys.stderr, flush=True)
     raw = raw_model(task, load, args.concurrency, args.max_seconds / 4)
     modes = {}
@@ -350,10 +361,10 @@ def run_task(task: str, policy, args: argparse.Namespace) -> dict:
     return {"raw": raw, **modes}
 
 
-def print_table(task: str, result: dict, policy) -> None:
+def print_table(title: str, result: dict, policy) -> None:
     raw, on, off = result["raw"], result["batching"], result["no-batching"]
     best_raw = max(throughput for throughput, _ in raw.values())
-    print(f"\n### {task} (max batch {policy.max_batch_size}, max wait {policy.max_wait_ms:g} ms)\n")
+    print(f"\n### {title} (max batch {policy.max_batch_size}, max wait {policy.max_wait_ms:g} ms)\n")
     print(
         "| mode | concurrency | requests | failed | req/s | p50 ms | p95 ms | p99 ms "
         "| mean batch | model ms/req | server CPU ms/req | client CPU ms/req |"
@@ -385,6 +396,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32, 128])
     parser.add_argument("--requests", type=int, default=600, help="most requests per level")
     parser.add_argument("--max-seconds", type=float, default=20, help="most seconds per level")
+    parser.add_argument(
+        "--spectra-encoding", choices=("json", "b64"), default="json",
+        help="spectra requests carry JSON numbers, or base64 float32 ({flux_b64})",
+    )
     parser.add_argument("--max-batch-size", type=int, help="override the configured policy for (a)")
     parser.add_argument("--max-wait-ms", type=float, help="override the configured policy for (a)")
     args = parser.parse_args(argv)
@@ -400,7 +415,8 @@ def main(argv: list[str] | None = None) -> None:
         policy = settings.batching.get(task, BatchPolicy())
         overrides = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
         policy = policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-        print_table(task, run_task(task, policy, args), policy)
+        title = f"{task}, {args.spectra_encoding} bodies" if task == "spectra" else task
+        print_table(title, run_task(task, policy, args), policy)
 
 
 if __name__ == "__main__":

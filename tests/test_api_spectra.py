@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -27,6 +28,10 @@ def spectra_client(tiny_spectra_store):
 def _flux(seed: int = 0) -> list[float]:
     wavelength = LAMOST.wavelength
     return (100 * (wavelength / 6000) ** -1.5 + np.random.default_rng(seed).normal(0, 1, NPIX)).tolist()
+
+
+def _b64(values) -> dict:
+    return {"flux_b64": base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode()}
 
 
 def _post_raw(client, body: str):
@@ -73,6 +78,15 @@ def test_a_few_nans_are_masked_and_heavy_masking_is_flagged(spectra_client):
     assert result["heavily_masked"] is True
 
 
+def test_a_base64_flux_array_answers_like_the_json_one(spectra_client):
+    flux = _flux(3)
+    as_numbers = spectra_client.post("/v1/spectra", json={"spectra": [flux]})
+    encoded = spectra_client.post("/v1/spectra", json={"spectra": [_b64(flux), flux]})
+    assert as_numbers.status_code == encoded.status_code == 200
+    results = encoded.json()["results"]
+    assert results[0] == results[1] == as_numbers.json()["results"][0]
+
+
 WAVELENGTH = np.linspace(3600, 9300, 500).tolist()
 
 
@@ -91,6 +105,10 @@ WAVELENGTH = np.linspace(3600, 9300, 500).tolist()
         ([{"wavelength": WAVELENGTH, "flux": [1.0] * 500, "ivar": [1.0]}], "spectra.0.spectrum", "'ivar' has 1"),
         ([{"wavelength": np.linspace(1000, 2000, 50).tolist(), "flux": [1.0] * 50}], "spectra.0.spectrum", "no usable flux"),
         ([{"flux": [1.0] * 10}], "spectra.0.spectrum.wavelength", "required"),
+        ([{"flux_b64": "not base64!"}], "spectra.0.encoded", "not valid base64"),
+        ([_b64([1.0] * 100)], "spectra.0.encoded", "holds 400 bytes"),
+        ([_b64([np.nan] * NPIX)], "spectra.0.encoded", "no usable flux"),
+        ([{"flux_b64": "", "wavelength": [1.0]}], "spectra.0.encoded.wavelength", "not permitted"),
     ],
 )
 def test_bad_spectra_name_the_field(spectra_client, spectra, field, words):

@@ -90,3 +90,13 @@ def test_the_benchmark_calls_each_raw_signature_like_the_server(client, task):
     predict = client.app.state.registry.get(task).predict
     outputs = workload(task).raw_call(predict, 2)()
     assert all(value.shape[0] == 2 for value in outputs.values() if value.shape.rank)
+
+
+def test_the_benchmark_with_base64_spectra(server, client):
+    """bench/serve.py --spectra-encoding b64: the server answers every request; the raw column decodes
+    the same bodies."""
+    load = workload("spectra", "b64")
+    level = measured_level(server, load, concurrency=2, max_requests=6, max_seconds=60)
+    assert (level.requests, level.failed) == (6, 0)
+    outputs = load.raw_call(client.app.state.registry.get("spectra").predict, 2)()
+    assert outputs["probabilities"].shape[0] == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -284,3 +285,17 @@ def test_the_request_middleware_tells_the_batchers_who_is_in_the_server():
 
     asyncio.run(scenario())
     assert seen == [True] and not arrivals.expected()
+
+
+def test_tensorflow_threads_setting(monkeypatch):
+    """The default leaves a core to the event loop; the variable is what sizes TensorFlow's kernel
+    threadpools in a fresh server process (here TensorFlow already runs, which must not fail)."""
+    from app.main import configure_tensorflow
+
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert Settings().tf_intra_op_threads == 7
+    configure_tensorflow(0)  # TensorFlow's own choice: nothing set
+    assert "TF_NUM_INTRAOP_THREADS" not in os.environ
+    configure_tensorflow(3)
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "3"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,12 +38,10 @@ class Settings(BaseSettings):
         description="micro-batching overrides per task; a task not listed gets the BatchPolicy defaults",
     )
     request_timeout_s: float = Field(30.0, gt=0, description="a request not answered by then gets 504")
-    # Measured on 2 cores (README, Serving engine): one TensorFlow thread per op beside the event
-    # loop answered NER faster than two at concurrency 1, 8 and 32; spectra and QA were even.
+    # On 2 cores one thread per op (a core left to the event loop) helped NER and not the other
+    # models (README, Serving engine), so the default stays TensorFlow's own choice.
     tf_intra_op_threads: int = Field(
-        default_factory=lambda: max(1, (os.cpu_count() or 1) - 1),
-        ge=0,
-        description="TensorFlow threads per op; the default leaves one core to the event loop (0: TensorFlow's choice)",
+        0, ge=0, description="TensorFlow threads per op, set before the runtime starts (0: TensorFlow's choice)"
     )
     backends: dict[str, Backend] = Field(
         default_factory=dict,

@@ -288,13 +288,12 @@ def test_the_request_middleware_tells_the_batchers_who_is_in_the_server():
 
 
 def test_tensorflow_threads_setting(monkeypatch):
-    """The default leaves a core to the event loop; the variable is what sizes TensorFlow's kernel
-    threadpools in a fresh server process (here TensorFlow already runs, which must not fail)."""
+    """The variable is what sizes TensorFlow's kernel threadpools in a fresh server process (here
+    TensorFlow already runs, which must not fail)."""
     from app.main import configure_tensorflow
 
     monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert Settings().tf_intra_op_threads == 7
+    assert Settings().tf_intra_op_threads == 0
     configure_tensorflow(0)  # TensorFlow's own choice: nothing set
     assert "TF_NUM_INTRAOP_THREADS" not in os.environ
     configure_tensorflow(3)

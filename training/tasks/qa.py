@@ -199,9 +199,7 @@ def softmax_span_loss(targets, logits):
     and its probabilities (:func:`span_probabilities`) comparable across windows.
     """
     valid = targets >= 0
-    masked = ops.where(valid, logits, -1e9)
-    null = ops.zeros_like(masked[:, :1])  # [B, 1, 2]
-    log_z = ops.logsumexp(ops.concatenate([null, masked], axis=1), axis=1)  # [B, 2]
+    log_z = ops.logsumexp(_with_null_slot(logits, valid), axis=1)  # [B, 2]
     target_logit = ops.sum(ops.where(valid, targets * logits, 0.0), axis=1)  # 0: the null slot
     per_window = ops.sum(log_z - target_logit, axis=-1)  # [B]
     # Keras averages a [B, L] loss over the valid positions of the mask the logits carry; putting
@@ -213,6 +211,12 @@ def softmax_span_loss(targets, logits):
     return per_window[:, None] * scale * first
 
 
+def _with_null_slot(logits, valid):
+    """Logits ``[B, L, 2]`` → ``[B, 1 + L, 2]``: the "no answer" slot (logit 0) first, padding at -1e9."""
+    masked = ops.where(valid, logits, -1e9)
+    return ops.concatenate([ops.zeros_like(masked[:, :1]), masked], axis=1)
+
+
 SPAN_LOSSES = {"sigmoid": sigmoid_span_loss, "softmax": softmax_span_loss}
 
 
@@ -220,9 +224,7 @@ def span_probabilities(logits: tf.Tensor, valid: tf.Tensor, span_loss: str) -> t
     """P(start), P(end) at each position ``[N, L, 2]`` under the loss the reader was trained with."""
     if span_loss == "sigmoid":
         return tf.sigmoid(logits)
-    masked = tf.where(valid[..., None], logits, -1e9)
-    null = tf.zeros_like(masked[:, :1])
-    return tf.nn.softmax(tf.concat([null, masked], axis=1), axis=1)[:, 1:]
+    return tf.nn.softmax(_with_null_slot(logits, valid[..., None]), axis=1)[:, 1:]
 
 
 def decode_spans(
@@ -438,8 +440,8 @@ def train(args: argparse.Namespace) -> None:
     predict = _in_process_predictor(model, config)
 
     def held_out() -> dict[str, float]:
-        answers = answer_all(predict, config, [e.question for e in select], [[e.context] for e in select])
-        scores = cmrc_scores([a[0].text if a else "" for a in answers], [[t for t, _ in e.answers] for e in select])
+        answers = answer_in_context(predict, config, select)
+        scores = cmrc_scores([best_text(a) for a in answers], [references(e) for e in select])
         return {"f1": scores["f1"], "em": scores["em"]}
 
     model.fit(
@@ -476,7 +478,7 @@ def export(args: argparse.Namespace) -> None:
         task=TASK,
         model=model,
         serve=serve,
-        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), config),
+        evaluate=lambda staged: evaluate_saved_model(saved_model_predictor(staged), Path(args.data_dir), config),
         headline=_headline,
         data_source=DATA_SOURCE,
         extra={
@@ -502,36 +504,45 @@ def config_of_export(version_dir: Path) -> Config:
     return Config(**model_store.read_manifest(version_dir).get("preprocessing", {}))
 
 
-def evaluate_saved_model(version_dir: Path, data_dir: Path, config: Config, limit: int | None = None) -> dict:
+def answer_in_context(
+    predict: WindowPredictor, config: Config, examples: Sequence[QAExample], desc: str | None = None
+) -> list[list[Answer]]:
+    """The best answers to SQuAD-style examples, each read in its own context passage."""
+    return answer_all(predict, config, [e.question for e in examples], [[e.context] for e in examples], desc=desc)
+
+
+def best_text(answers: Sequence[Answer]) -> str:
+    return answers[0].text if answers else ""
+
+
+def references(example: QAExample) -> list[str]:
+    return [text for text, _ in example.answers]
+
+
+def evaluate_saved_model(predict: WindowPredictor, data_dir: Path, config: Config, limit: int | None = None) -> dict:
     """CMRC 2018 dev EM/F1 and the WebQA sample score (max and sum over passages)."""
-    predict = saved_model_predictor(version_dir)
     dev = read_squad(data_dir / TESTS)[:limit]
-    answers = answer_all(predict, config, [e.question for e in dev], [[e.context] for e in dev], desc="cmrc dev")
-    results = {"cmrc_dev": cmrc_scores([a[0].text if a else "" for a in answers], [[t for t, _ in e.answers] for e in dev])}
+    answers = answer_in_context(predict, config, dev, desc="cmrc dev")
+    results = {"cmrc_dev": cmrc_scores([best_text(a) for a in answers], [references(e) for e in dev])}
     webqa = read_webqa(data_dir / WEBQA)[:limit]
     for aggregate in ("max", "sum"):
         answers = answer_all(
             predict, config, [q.question for q in webqa], [q.passages for q in webqa], aggregate, desc=f"webqa {aggregate}"
         )
-        results[f"webqa_{aggregate}"] = webqa_score([a[0].text if a else "" for a in answers], [q.answers for q in webqa])
+        results[f"webqa_{aggregate}"] = webqa_score([best_text(a) for a in answers], [q.answers for q in webqa])
     return results
 
 
 THRESHOLDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
-def threshold_table(version_dir: Path, data_dir: Path, config: Config, limit: int | None = None) -> list[dict]:
+def threshold_table(predict: WindowPredictor, data_dir: Path, config: Config, limit: int | None = None) -> list[dict]:
     """On the trial questions (the selection set): for each candidate answer threshold, the share of
     questions whose best span scores at least that much, and the mean F1 of those answered and of
     those withheld; what the service's ``APP_QA_ANSWER_THRESHOLD`` is chosen from."""
     trial = read_squad(data_dir / SELECT)[:limit]
-    answers = answer_all(
-        saved_model_predictor(version_dir), config, [e.question for e in trial], [[e.context] for e in trial], desc="trial"
-    )
-    scored = [
-        (a[0].score if a else 0.0, cmrc_f1(a[0].text if a else "", [t for t, _ in e.answers]))
-        for a, e in zip(answers, trial)
-    ]
+    answers = answer_in_context(predict, config, trial, desc="trial")
+    scored = [(a[0].score if a else 0.0, cmrc_f1(best_text(a), references(e))) for a, e in zip(answers, trial)]
     table = []
     for threshold in THRESHOLDS:
         answered = [f1 for score, f1 in scored if score >= threshold]
@@ -553,9 +564,10 @@ def _headline(metrics: dict) -> dict:
 def evaluate(args: argparse.Namespace) -> None:
     version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
     config = config_of_export(version_dir)
-    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), config, args.limit)
+    predict = saved_model_predictor(version_dir)  # loaded once for every set below
+    metrics = evaluate_saved_model(predict, Path(args.data_dir), config, args.limit)
     if args.thresholds:
-        metrics["trial_thresholds"] = threshold_table(version_dir, Path(args.data_dir), config, args.limit)
+        metrics["trial_thresholds"] = threshold_table(predict, Path(args.data_dir), config, args.limit)
         for row in metrics["trial_thresholds"]:
             print(
                 f"trial, threshold {row['threshold']}: answers {row['answered']:.1%} "

@@ -46,7 +46,7 @@ def _check_usable(flux: np.ndarray) -> np.ndarray:
     return flux
 
 
-def _on_grid(values: list[float]) -> np.ndarray:
+def _on_grid(values: list[float] | np.ndarray) -> np.ndarray:
     if len(values) != LAMOST.npix:
         raise ValueError(f"has {len(values)} values; a flux array on the model grid has exactly {LAMOST.npix}")
     return _check_usable(on_model_grid(np.asarray(values, dtype=np.float64)))
@@ -118,7 +118,7 @@ class EncodedFlux(BaseModel):
             raise ValueError(
                 f"'flux_b64' holds {len(raw)} bytes; {LAMOST.npix} float32 values on the model grid are {4 * LAMOST.npix}"
             )
-        self._flux = _check_usable(on_model_grid(np.frombuffer(raw, dtype="<f4")))
+        self._flux = _on_grid(np.frombuffer(raw, dtype="<f4"))
         return self
 
 

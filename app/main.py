@@ -18,7 +18,7 @@ from app.errors import install_error_handlers  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
 from app.metrics import Metrics  # noqa: E402
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # noqa: E402
-from app.registry import ModelRegistry  # noqa: E402
+from app.registry import ModelRegistry, settle_heap  # noqa: E402
 from app.routes import demo, headline, health, models, ner, qa, spectra  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
 from app.tfserving import TFServingClient  # noqa: E402
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for module in TASK_ROUTES:  # and the Python side of preprocessing (jieba's dictionary)
             if hasattr(module, "warm_up"):
                 await run_in_threadpool(module.warm_up)
+        settle_heap()
         await engine.start()
         yield
         # uvicorn stops taking connections and waits for open requests before this

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,21 @@ from training import model_store
 Backend = Literal["inprocess", "tfserving"]
 
 log = logging.getLogger("app.registry")
+
+
+def settle_heap() -> None:
+    """Exempt what is alive now (loaded models, TensorFlow, the libraries) from the cyclic
+    garbage collector's full passes.
+
+    Call once the process's long-lived objects exist: at startup after loading, and after a
+    reload. A loaded service holds some 400,000 tracked objects, and each full collection walked
+    all of them, stopping every thread for 140–250 ms (measured): the one-in-a-hundred
+    request that took 270 ms in the benchmark. Unfreezing first lets the collection free the
+    version a reload replaced.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.dependencies import get_metrics, get_registry
 from app.errors import ErrorResponse, documented_errors, error_body
 from app.metrics import Metrics
-from app.registry import ModelRegistry
+from app.registry import ModelRegistry, settle_heap
 from app.validation import integer
 
 router = APIRouter(tags=["models"])
@@ -76,4 +76,5 @@ async def reload(
         content["serving_version"] = serving.version if serving else None
         return JSONResponse(status_code=409, content=content)
     metrics.reloads.labels(task, "succeeded").inc()
+    await run_in_threadpool(settle_heap)
     return ReloadResponse(task=task, version=model.version, previous_version=previous.version if previous else None)

@@ -6,8 +6,9 @@
 (b) the server with batching off (``max_batch_size`` 1),
 (c) the raw SavedModel called in-process at batch sizes equal to each concurrency,
 
-and prints one table per task (throughput, p50/p95/p99 latency, failures) with the
-ratios (a)/(b) and (a)/(best c). Every level is bounded in requests and seconds, and
+and prints one table per task (throughput, p50/p95/p99 latency, failures, where the CPU
+went) with the ratios (a)/(b) and (a)/(best c) and what the shared CPU cores allow them
+to be (:func:`print_table`). Every level is bounded in requests and seconds, and
 the load generator (httpcore, see :func:`drive`) talks only to 127.0.0.1. One request carries one item, so
 requests/s and items/s coincide.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import socket
@@ -175,6 +177,18 @@ async def drive(url: str, load: Workload, concurrency: int, max_requests: int, m
     3–5 ms of CPU per request (measured), more than the server it was measuring, while
     httpcore spends about 1 ms.
     """
+    # This process may hold TensorFlow and a SavedModel (column (c)): a full garbage collection
+    # walking them stalls the clients for ~200 ms, which would count as server latency; frozen
+    # for the level, the collector leaves them alone.
+    gc.collect()
+    gc.freeze()
+    try:
+        return await _closed_loop(url, load, concurrency, max_requests, max_seconds)
+    finally:
+        gc.unfreeze()
+
+
+async def _closed_loop(url: str, load: Workload, concurrency: int, max_requests: int, max_seconds: float) -> Level:
     latencies: list[float] = []
     failed = 0
     issued = 0
@@ -321,8 +335,17 @@ class Server:
         return self.output.read().decode(errors="replace")[-chars:]
 
 
-def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: float) -> dict[int, tuple[float, float]]:
-    """Items/s and ms per call of the SavedModel's signature at each batch size, in this process."""
+@dataclass
+class RawLevel:
+    """The SavedModel's signature called in this process at one batch size."""
+
+    items_per_s: float
+    ms_per_call: float
+    cpu_ms_per_item: float  # this process's CPU, all threads
+
+
+def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: float) -> dict[int, RawLevel]:
+    """Each batch size's :class:`RawLevel`, in this process."""
     import tensorflow as tf
 
     from training import model_store
@@ -333,12 +356,12 @@ def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: fl
     for batch in batch_sizes:
         call = load.raw_call(serve, batch)
         call()  # warm-up
-        calls, started = 0, time.perf_counter()
+        calls, started, cpu_started = 0, time.perf_counter(), time.process_time()
         while calls < 5 or (time.perf_counter() - started < max_seconds and calls < 200):
             call()
             calls += 1
-        seconds = time.perf_counter() - started
-        results[batch] = (batch * calls / seconds, 1000 * seconds / calls)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        results[batch] = RawLevel(batch * calls / seconds, 1000 * seconds / calls, 1000 * cpu_seconds / (batch * calls))
     return results
 
 
@@ -361,9 +384,21 @@ def run_task(task: str, policy, args: argparse.Namespace) -> dict:
     return {"raw": raw, **modes}
 
 
-def print_table(title: str, result: dict, policy) -> None:
+def cpu_per_request_ms(level: Level) -> float:
+    """Server plus load-generator CPU per answered request: on one machine they share the cores."""
+    return level.usage.server_cpu_ms + level.usage.client_cpu_ms
+
+
+def print_table(title: str, result: dict, policy, cores: int) -> None:
+    """The task's levels, then per concurrency the ratios, with what the CPU allows them to be.
+
+    When server and load generator share ``cores`` and the cores are the limit, (a) can answer
+    at most ``cores / CPU per request`` requests per second; divided by the best raw throughput
+    that is the most (a)/(best c) can be on this machine however the batching is tuned, and the
+    CPU per request of (b) over that of (a) is what (a)/(b) comes to.
+    """
     raw, on, off = result["raw"], result["batching"], result["no-batching"]
-    best_raw = max(throughput for throughput, _ in raw.values())
+    best_raw = max(level.items_per_s for level in raw.values())
     print(f"\n### {title} (max batch {policy.max_batch_size}, max wait {policy.max_wait_ms:g} ms)\n")
     print(
         "| mode | concurrency | requests | failed | req/s | p50 ms | p95 ms | p99 ms "
@@ -378,14 +413,23 @@ def print_table(title: str, result: dict, policy) -> None:
                 f"{level.percentile(50):.1f} | {level.percentile(95):.1f} | {level.percentile(99):.1f} | "
                 f"{u.mean_batch:.1f} | {u.model_ms:.2f} | {u.server_cpu_ms:.2f} | {u.client_cpu_ms:.2f} |"
             )
-    for c, (throughput, ms) in raw.items():
-        print(f"| (c) raw SavedModel, batch {c} | – | – | – | {throughput:.1f} items/s | {ms:.1f} per call | | | | | | |")
-    print("\n| concurrency | (a)/(b) throughput | (a)/(best c) throughput | p99 (a) ms | bound: wait + 2 × raw call at this batch ms |")
-    print("|---:|---:|---:|---:|---:|")
-    for c in on:
-        bound = policy.max_wait_ms + 2 * raw[min(c, policy.max_batch_size)][1] if min(c, policy.max_batch_size) in raw else float("nan")
+    for c, level in raw.items():
         print(
-            f"| {c} | {on[c].throughput / off[c].throughput:.2f}× | {on[c].throughput / best_raw:.2f} | "
+            f"| (c) raw SavedModel, batch {c} | – | – | – | {level.items_per_s:.1f} items/s | "
+            f"{level.ms_per_call:.1f} per call | | | | | {level.cpu_ms_per_item:.2f} per item | |"
+        )
+    print(
+        "\n| concurrency | (a)/(b) throughput | CPU per request (b)/(a) | (a)/(best c) throughput "
+        f"| most (a)/(best c) on {cores} cores | p99 (a) ms | bound: wait + 2 × raw call at this batch ms |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for c in on:
+        batch = min(c, policy.max_batch_size)
+        bound = policy.max_wait_ms + 2 * raw[batch].ms_per_call if batch in raw else float("nan")
+        cpu_on = cpu_per_request_ms(on[c])
+        print(
+            f"| {c} | {on[c].throughput / off[c].throughput:.2f}× | {cpu_per_request_ms(off[c]) / cpu_on:.2f}× | "
+            f"{on[c].throughput / best_raw:.2f} | {1000 * cores / cpu_on / best_raw:.2f} | "
             f"{on[c].percentile(99):.1f} | {bound:.1f} |"
         )
 
@@ -394,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32, 128])
-    parser.add_argument("--requests", type=int, default=600, help="most requests per level")
+    parser.add_argument("--requests", type=int, default=2000, help="most requests per level")
     parser.add_argument("--max-seconds", type=float, default=20, help="most seconds per level")
     parser.add_argument(
         "--spectra-encoding", choices=("json", "b64"), default="json",
@@ -410,13 +454,14 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings()
     command = " ".join(["python -m bench.serve", *(sys.argv[1:] if argv is None else argv)])
-    print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, `{command}`")
+    cores = len(os.sched_getaffinity(0))
+    print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {cores} CPUs, `{command}`")
     for task in args.tasks:
         policy = settings.batching.get(task, BatchPolicy())
         overrides = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
         policy = policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         title = f"{task}, {args.spectra_encoding} bodies" if task == "spectra" else task
-        print_table(title, run_task(task, policy, args), policy)
+        print_table(title, run_task(task, policy, args), policy, cores)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import httpcore
 import httpx
@@ -284,7 +285,8 @@ class Server:
     full), whose tail explains a server that fails to start.
     """
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], cpus: set[int] | None = None):
+        """``cpus``: the cores the server may run on (default: this process's)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = tempfile.TemporaryFile()
@@ -295,6 +297,7 @@ class Server:
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "APP_LOG_LEVEL": "WARNING", **env},
             stdout=self.output,
             stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
 
     def __enter__(self) -> "Server":
@@ -370,33 +373,61 @@ def _batching_env(task: str, policy) -> dict[str, str]:
     return {f"APP_BATCHING__{task.upper()}__{name.upper()}": str(value) for name, value in policy.model_dump().items()}
 
 
+@contextmanager
+def pinned(cpus: set[int] | None) -> Iterator[None]:
+    """Run this thread, and the threads it starts meanwhile, on ``cpus`` (None: leave as is)."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def run_task(task: str, policy, args: argparse.Namespace) -> dict:
+    """(c) on the server's cores, then (a) and (b) with the load generator on the other cores
+    when ``args.server_cpus`` splits them, or on the same ones."""
     load = workload(task, args.spectra_encoding)
+    server_cpus, client_cpus = split_cpus(args.server_cpus)
     print(f"\n## {task}: raw SavedModel in-process", file=sys.stderr, flush=True)
-    raw = raw_model(task, load, args.concurrency, args.max_seconds / 4)
+    with pinned(server_cpus):  # TensorFlow's threads keep the cores they start on
+        raw = raw_model(task, load, args.concurrency, args.max_seconds / 4)
     modes = {}
     unbatched = policy.model_copy(update={"max_batch_size": 1, "max_wait_ms": 0})
     for mode, mode_policy in (("batching", policy), ("no-batching", unbatched)):
         print(f"## {task}: server, {mode}", file=sys.stderr, flush=True)
-        with Server(_batching_env(task, mode_policy)) as server:
+        with Server(_batching_env(task, mode_policy), server_cpus) as server, pinned(client_cpus):
             asyncio.run(drive(server.url, load, 8, 50, 10))  # warm the connection pool and the model
             modes[mode] = {c: measured_level(server, load, c, args.requests, args.max_seconds) for c in args.concurrency}
     return {"raw": raw, **modes}
 
 
-def cpu_per_request_ms(level: Level) -> float:
-    """Server plus load-generator CPU per answered request: on one machine they share the cores."""
-    return level.usage.server_cpu_ms + level.usage.client_cpu_ms
+def split_cpus(server_cpus: list[int] | None) -> tuple[set[int] | None, set[int] | None]:
+    """The server's cores and the load generator's (the rest); (None, None) shares them all."""
+    if not server_cpus:
+        return None, None
+    available = os.sched_getaffinity(0)
+    server, client = set(server_cpus), available - set(server_cpus)
+    if not server <= available or not client:
+        raise SystemExit(f"--server-cpus {sorted(server)} must be a proper subset of the usable CPUs {sorted(available)}")
+    return server, client
 
 
-def print_table(title: str, result: dict, policy, cores: int) -> None:
+def print_table(title: str, result: dict, policy, cores: int, client_shares_cores: bool) -> None:
     """The task's levels, then per concurrency the ratios, with what the CPU allows them to be.
 
-    When server and load generator share ``cores`` and the cores are the limit, (a) can answer
-    at most ``cores / CPU per request`` requests per second; divided by the best raw throughput
-    that is the most (a)/(best c) can be on this machine however the batching is tuned, and the
-    CPU per request of (b) over that of (a) is what (a)/(b) comes to.
+    When the server's ``cores`` are the limit, (a) can answer at most ``cores / CPU per request``
+    requests per second (counting the load generator's CPU too when it runs on the same cores);
+    divided by the best raw throughput that is the most (a)/(best c) can be however the
+    batching is tuned, and the CPU per request of (b) over that of (a) is what (a)/(b) comes to.
     """
+
+    def cpu_per_request_ms(level: Level) -> float:
+        return level.usage.server_cpu_ms + (level.usage.client_cpu_ms if client_shares_cores else 0.0)
+
     raw, on, off = result["raw"], result["batching"], result["no-batching"]
     best_raw = max(level.items_per_s for level in raw.values())
     print(f"\n### {title} (max batch {policy.max_batch_size}, max wait {policy.max_wait_ms:g} ms)\n")
@@ -444,6 +475,10 @@ def main(argv: list[str] | None = None) -> None:
         "--spectra-encoding", choices=("json", "b64"), default="json",
         help="spectra requests carry JSON numbers, or base64 float32 ({flux_b64})",
     )
+    parser.add_argument(
+        "--server-cpus", nargs="+", type=int,
+        help="run the server (and (c)) on these CPUs and the load generator on the others (default: all share all)",
+    )
     parser.add_argument("--max-batch-size", type=int, help="override the configured policy for (a)")
     parser.add_argument("--max-wait-ms", type=float, help="override the configured policy for (a)")
     args = parser.parse_args(argv)
@@ -454,14 +489,16 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings()
     command = " ".join(["python -m bench.serve", *(sys.argv[1:] if argv is None else argv)])
-    cores = len(os.sched_getaffinity(0))
-    print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {cores} CPUs, `{command}`")
+    server_cpus, _ = split_cpus(args.server_cpus)
+    cores = len(server_cpus or os.sched_getaffinity(0))
+    where = f"server on CPUs {sorted(server_cpus)}, load generator on the others" if server_cpus else "server and load generator sharing them"
+    print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {len(os.sched_getaffinity(0))} CPUs ({where}), `{command}`")
     for task in args.tasks:
         policy = settings.batching.get(task, BatchPolicy())
         overrides = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
         policy = policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         title = f"{task}, {args.spectra_encoding} bodies" if task == "spectra" else task
-        print_table(title, run_task(task, policy, args), policy, cores)
+        print_table(title, run_task(task, policy, args), policy, cores, client_shares_cores=server_cpus is None)
 
 
 if __name__ == "__main__":

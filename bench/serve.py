@@ -387,11 +387,12 @@ def pinned(cpus: set[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def run_task(task: str, policy, args: argparse.Namespace) -> dict:
-    """(c) on the server's cores, then (a) and (b) with the load generator on the other cores
-    when ``args.server_cpus`` splits them, or on the same ones."""
+def run_task(
+    task: str, policy, args: argparse.Namespace, server_cpus: set[int] | None, client_cpus: set[int] | None
+) -> dict:
+    """(c) on the server's cores, then (a) and (b) with the load generator on its own cores when
+    :func:`split_cpus` gave it some, or on the same ones (None: all)."""
     load = workload(task, args.spectra_encoding)
-    server_cpus, client_cpus = split_cpus(args.server_cpus)
     print(f"\n## {task}: raw SavedModel in-process", file=sys.stderr, flush=True)
     with pinned(server_cpus):  # TensorFlow's threads keep the cores they start on
         raw = raw_model(task, load, args.concurrency, args.max_seconds / 4)
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings()
     command = " ".join(["python -m bench.serve", *(sys.argv[1:] if argv is None else argv)])
-    server_cpus, _ = split_cpus(args.server_cpus)
+    server_cpus, client_cpus = split_cpus(args.server_cpus)
     cores = len(server_cpus or os.sched_getaffinity(0))
     where = f"server on CPUs {sorted(server_cpus)}, load generator on the others" if server_cpus else "server and load generator sharing them"
     print(f"# serving benchmark — {time.strftime('%Y-%m-%d')}, {len(os.sched_getaffinity(0))} CPUs ({where}), `{command}`")
@@ -498,7 +499,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
         policy = policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         title = f"{task}, {args.spectra_encoding} bodies" if task == "spectra" else task
-        print_table(title, run_task(task, policy, args), policy, cores, client_shares_cores=server_cpus is None)
+        result = run_task(task, policy, args, server_cpus, client_cpus)
+        print_table(title, result, policy, cores, client_shares_cores=server_cpus is None)
 
 
 if __name__ == "__main__":

@@ -196,3 +196,31 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
     count = max(len(predictions), 1)
     bleu = BLEU(tokenize="char").corpus_score(list(predictions), [list(references)]).score / 100 if predictions else 0.0
     return {**{name: round(total / count, 4) for name, total in totals.items()}, "bleu": round(bleu, 4), "pairs": len(predictions)}
+
+
+def recall_report(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> dict:
+    """Per-class recall and precision over the classes present in ``y_true``, their mean recall
+    (balanced recall) and the confusion table ``{true: {predicted: count}}``.
+
+    Predictions outside ``classes`` (e.g. UNKNOWN) count against recall and appear in the table.
+    """
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions")
+    pairs = Counter(zip(y_true, y_pred))
+    present = [c for c in classes if any(t == c for t in y_true)]
+    per_class = {}
+    for name in present:
+        n_true = sum(v for (t, _), v in pairs.items() if t == name)
+        n_pred = sum(v for (_, p), v in pairs.items() if p == name)
+        per_class[name] = {
+            "recall": round(pairs[(name, name)] / n_true, 4),
+            "precision": round(pairs[(name, name)] / n_pred, 4) if n_pred else 0.0,
+            "support": n_true,
+        }
+    predicted_names = sorted({p for _, p in pairs}, key=lambda c: (c not in classes, list(classes).index(c) if c in classes else 0, c))
+    return {
+        "n": len(y_true),
+        "balanced_recall": round(sum(r["recall"] for r in per_class.values()) / len(per_class), 4) if per_class else 0.0,
+        "per_class": per_class,
+        "confusion": {t: {p: pairs[(t, p)] for p in predicted_names if pairs[(t, p)]} for t in present},
+    }

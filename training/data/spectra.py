@@ -156,6 +156,8 @@ def _positive_combinations(basis: np.ndarray, n: int, rng: np.random.Generator, 
 
 
 def _stars(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Stellar templates at radial velocities |v| ≲ 300 km/s; one in twenty-five a cataclysmic
+    variable (the SDSS pipeline calls them STAR, subclass CV)."""
     which = rng.integers(0, len(templates.stars), n)
     out = np.empty((n, LAMOST.npix))
     for k, tset in enumerate(templates.stars):
@@ -163,6 +165,9 @@ def _stars(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray
         picks = rng.integers(0, len(tset.flux), len(rows))
         velocity = rng.normal(0, 100, len(rows)).clip(-300, 300)
         out[rows] = redshift_onto_grid(tset, tset.flux[picks], velocity / C_KM_S)
+    rows = np.flatnonzero(rng.random(n) < 0.04)
+    cv = templates.cataclysmic
+    out[rows] = redshift_onto_grid(cv, _positive_combinations(cv.flux, len(rows), rng), rng.normal(0, 3e-4, len(rows)))
     return out
 
 
@@ -176,12 +181,86 @@ def _from_eigenbases(bases: list[tuple[TemplateSet, float, float]], n: int, rng:
     return out
 
 
+def _emission_lines(wavelength: np.ndarray, z: np.ndarray, continuum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Narrow emission lines of star-forming galaxies and type-2 AGN on an observed grid ``[n, m]``.
+
+    Hα's rest equivalent width is log-uniform in 3–300 Å; the other lines follow
+    from ratios drawn over the range of the BPT diagram (star-forming to Seyfert 2)
+    and a Balmer decrement of 2.86–6 (dust). Widths: σ 50–250 km/s.
+    """
+    n = len(z)
+    ew_halpha = np.exp(rng.uniform(np.log(3.0), np.log(300.0), n))
+    hbeta = 1 / rng.uniform(2.86, 6.0, n)
+    oiii = hbeta * np.exp(rng.uniform(np.log(0.1), np.log(12.0), n))
+    nii = np.exp(rng.uniform(np.log(0.05), np.log(1.5), n))
+    oii = hbeta * np.exp(rng.uniform(np.log(0.5), np.log(6.0), n))
+    sii = np.exp(rng.uniform(np.log(0.1), np.log(0.6), n))
+    lines = [  # rest λ (vacuum Å), strength relative to Hα
+        (6564.6, np.ones(n)), (4862.7, hbeta), (4341.7, 0.47 * hbeta), (5008.2, oiii), (4960.3, oiii / 3),
+        (6585.3, nii), (6549.9, nii / 3), (3728.5, oii), (6718.3, 0.55 * sii), (6732.7, 0.45 * sii),
+    ]
+    sigma_v = rng.uniform(50, 250, (n, 1)) + 70.0  # plus the instrument's ~70 km/s
+    out = np.zeros((n, len(wavelength)))
+    # Hα's flux = EW × the continuum under it; galaxies beyond z ~0.4 lose Hα off the red end,
+    # so the level is taken from the continuum's median instead.
+    level = np.median(continuum, axis=1) * ew_halpha
+    for rest, strength in lines:
+        centre = rest * (1 + z[:, None])
+        sigma = centre * sigma_v / C_KM_S
+        out += (level * strength)[:, None] * np.exp(-0.5 * ((wavelength - centre) / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
+    return out
+
+
 def _galaxies(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray:
-    return _from_eigenbases([(g, 0.0, 0.8) for g in templates.galaxies], n, rng)
+    """Eigenspectrum galaxies at z ∈ [0, 0.8]; three in five with strong narrow emission lines
+    (star-forming, starburst, Seyfert 2: SDSS calls all of them GALAXY), mostly at lower z."""
+    which = rng.integers(0, len(templates.galaxies), n)
+    emitting = rng.random(n) < 0.6
+    z = np.where(emitting, rng.uniform(0, 0.5, n) ** 1.3 / 0.5**0.3, rng.uniform(0, 0.8, n))
+    out = np.empty((n, LAMOST.npix))
+    for k, tset in enumerate(templates.galaxies):
+        rows = np.flatnonzero(which == k)
+        out[rows] = redshift_onto_grid(tset, _positive_combinations(tset.flux, len(rows), rng, (0.5, 0.3, 0.15)), z[rows])
+    rows = np.flatnonzero(emitting)
+    out[rows] += _emission_lines(LAMOST.wavelength, z[rows], out[rows], rng)
+    return out
+
+
+def _smc_extinction(rest_wavelength: np.ndarray, ebv: np.ndarray) -> np.ndarray:
+    """Transmission through SMC-like dust, A(λ)/E(B−V) ≈ 1.39 (λ/µm)^−1.2 (Prevot et al. 1984's fit)."""
+    return 10 ** (-0.4 * ebv[:, None] * 1.39 * (rest_wavelength / 1e4) ** -1.2)
 
 
 def _quasars(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray:
-    return _from_eigenbases(templates.quasars, n, rng)
+    """Quasars from eigenbases, then: SMC-like reddening; below z 0.9 the host galaxy's starlight
+    (up to 80 % of the light); above z 1.6 one in eight with broad absorption troughs (BAL)."""
+    which = rng.integers(0, len(templates.quasars), n)
+    z = np.empty(n)
+    out = np.empty((n, LAMOST.npix))
+    for k, (tset, z_min, z_max) in enumerate(templates.quasars):
+        rows = np.flatnonzero(which == k)
+        z[rows] = rng.uniform(z_min, z_max, len(rows))
+        out[rows] = redshift_onto_grid(tset, _positive_combinations(tset.flux, len(rows), rng), z[rows])
+    wavelength = LAMOST.wavelength
+    rest = wavelength / (1 + z[:, None])
+    out *= _smc_extinction(rest, rng.exponential(0.04, n).clip(0, 0.3))
+
+    host = np.flatnonzero((z < 0.9) & (rng.random(n) < 0.7))
+    galaxy = templates.galaxies[0]
+    starlight = redshift_onto_grid(galaxy, _positive_combinations(galaxy.flux, len(host), rng), z[host])
+    share = rng.uniform(0.05, 0.8, (len(host), 1))
+    scale = np.median(out[host], axis=1, keepdims=True) / np.median(starlight, axis=1, keepdims=True)
+    out[host] = (1 - share) * out[host] + share * starlight * scale
+
+    for i in np.flatnonzero((z > 1.6) & (rng.random(n) < 0.125)):
+        v_min = rng.uniform(1000, 10000)
+        v_max = v_min + rng.uniform(3000, 20000)
+        depth = rng.uniform(0.3, 0.95)
+        for line in (1549.5, 1397.6, 1240.8):  # C IV, Si IV, N V: troughs at the same outflow speeds
+            v = C_KM_S * (1 - rest[i] / line)
+            trough = (v > v_min) & (v < v_max)
+            out[i, trough] *= 1 - depth * np.sin(np.pi * (v[trough] - v_min) / (v_max - v_min)) ** 0.5
+    return out
 
 
 def _instrument(flux: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -201,20 +280,40 @@ def _instrument(flux: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return flux * throughput * tilt * arm * telluric
 
 
+def _sky_spectrum(wavelength: np.ndarray) -> np.ndarray:
+    """Night-sky emission relative to its blue continuum: the bright lines, and a dense OH forest
+    whose strength grows to the red (a fixed draw of 160 lines, 6200–9300 Å)."""
+    lines = np.random.default_rng(0)
+    oh = np.sort(lines.uniform(6200, 9300, 160))
+    strength = lines.exponential(1.0, 160) * ((oh - 6000) / 1500) ** 2
+    sky = np.ones_like(wavelength)
+    for centre, height in zip(np.concatenate([SKY_LINES, oh]), np.concatenate([np.full(len(SKY_LINES), 8.0), strength])):
+        sky += height * np.exp(-0.5 * ((wavelength - centre) / 2.0) ** 2)
+    return sky
+
+
+SKY = _sky_spectrum(LAMOST.wavelength)
+
+
 def _observe(flux: np.ndarray, rng: np.random.Generator, snr: np.ndarray) -> np.ndarray:
-    """Noise at the given median S/N, sky residuals, dead pixels and an arbitrary flux scale."""
+    """Noise at the given median S/N, sky residuals, dead pixels and an arbitrary flux scale.
+
+    The variance mixes the object's photon noise with the sky's (σ² ∝ (1 − s)·flux + s·sky(λ)),
+    the sky's share ``s`` larger for faint objects, as for survey targets near the limit, where
+    the OH forest makes the red half far noisier than the blue; the blue edge is noisier too. The
+    noise is then scaled so the median per-pixel S/N is ``snr``.
+    """
     n = len(flux)
     wavelength = LAMOST.wavelength
     level = np.median(np.abs(flux), axis=1, keepdims=True) + 1e-12
     flux = flux / level
-    sky = np.zeros_like(wavelength)
-    for line in SKY_LINES:
-        sky += np.exp(-0.5 * ((wavelength - line) / 2.5) ** 2)
-    sky_strength = rng.uniform(0.5, 3.0, size=(n, 1))
+    sky_share = np.clip(rng.uniform(0.0, 1.0, (n, 1)) + 0.3 * (snr[:, None] < 3), 0, 1)
     blue_edge = 1 + 3 * np.exp(-(wavelength - wavelength[0]) / 150.0)  # throughput falls off below ~4000 Å
-    variance = (0.3 + 0.7 * np.clip(flux, 0, None) + sky_strength * sky) * blue_edge**2 / snr[:, None] ** 2
-    observed = flux + rng.normal(size=flux.shape) * np.sqrt(variance)
-    observed += rng.normal(0, 0.3, size=(n, 1)) * sky_strength * sky / snr[:, None]  # subtraction residuals
+    variance = ((1 - sky_share) * (0.3 + np.clip(flux, 0, None)) + sky_share * SKY) * blue_edge**2
+    sigma = np.sqrt(variance)
+    sigma *= 1 / (snr[:, None] * np.median(sigma, axis=1, keepdims=True))
+    observed = flux + rng.normal(size=flux.shape) * sigma
+    observed += rng.normal(0, 0.3, size=(n, 1)) * sky_share * (SKY - 1) * sigma / np.sqrt(SKY)  # subtraction residuals
     dichroic = int(np.searchsorted(wavelength, DICHROIC))
     for i in range(n):
         for start in rng.integers(0, LAMOST.npix, rng.poisson(3)):  # dead pixels
@@ -236,20 +335,16 @@ def _any_source(templates: Templates, n: int, rng: np.random.Generator) -> np.nd
 
 
 def _unknown(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Low S/N sources, cataclysmic variables, heavily masked spectra and garbage, in equal parts."""
-    kind = rng.integers(0, 4, n)
+    """What pipelines cannot classify: real sources drowned in noise (half), spectra with most
+    pixels masked, and flat, random-walk or spiky garbage."""
+    kind = rng.choice(3, size=n, p=[0.5, 0.25, 0.25])
     out = np.empty((n, LAMOST.npix), dtype=np.float32)
 
     rows = np.flatnonzero(kind == 0)  # a real source drowned in noise
     flux = _any_source(templates, len(rows), rng)
-    out[rows] = _observe(_instrument(flux, rng), rng, rng.uniform(0.2, 1.5, len(rows)))
+    out[rows] = _observe(_instrument(flux, rng), rng, np.exp(rng.uniform(np.log(0.05), np.log(0.5), len(rows))))
 
-    rows = np.flatnonzero(kind == 1)  # cataclysmic variables
-    cv = templates.cataclysmic
-    flux = redshift_onto_grid(cv, _positive_combinations(cv.flux, len(rows), rng), rng.normal(0, 3e-4, len(rows)))
-    out[rows] = _observe(_instrument(flux, rng), rng, _snr(rng, len(rows)))
-
-    rows = np.flatnonzero(kind == 2)  # most of the spectrum masked
+    rows = np.flatnonzero(kind == 1)  # most of the spectrum masked
     flux = _any_source(templates, len(rows), rng)
     masked = _observe(_instrument(flux, rng), rng, _snr(rng, len(rows)))
     for i in range(len(rows)):
@@ -259,7 +354,7 @@ def _unknown(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarr
         masked[i, start + keep :] = 0.0
     out[rows] = masked
 
-    rows = np.flatnonzero(kind == 3)  # flat, random-walk or spiky garbage
+    rows = np.flatnonzero(kind == 2)  # flat, random-walk or spiky garbage
     style = rng.integers(0, 3, len(rows))
     garbage = np.ones((len(rows), LAMOST.npix))
     walk = np.cumsum(rng.normal(size=(len(rows), LAMOST.npix)), axis=1)
@@ -271,7 +366,9 @@ def _unknown(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarr
 
 
 def _snr(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.exp(rng.uniform(np.log(2.0), np.log(80.0), n))
+    """Median S/N per pixel: a third faint (0.7–3, like most survey quasar targets), the rest 2–80."""
+    faint = rng.random(n) < 1 / 3
+    return np.exp(np.where(faint, rng.uniform(np.log(0.7), np.log(3.0), n), rng.uniform(np.log(2.0), np.log(80.0), n)))
 
 
 def simulate(templates: Templates, n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -286,14 +383,3 @@ def simulate(templates: Templates, n_per_class: int, seed: int) -> tuple[np.ndar
     labels = np.repeat(np.arange(len(CLASSES)), n_per_class)
     order = rng.permutation(len(labels))
     return np.concatenate(parts)[order], labels[order]
-
-
-def read_lamost_fits(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Flux and inverse variance of a LAMOST low-resolution spectrum; flux is 0 where ivar is 0 or masked."""
-    from astropy.io import fits
-
-    with fits.open(path) as hdus:
-        data = np.asarray(hdus[0].data, dtype=np.float64)
-    flux, ivar = data[0], data[1]
-    good = (ivar > 0) & np.isfinite(flux)
-    return np.where(good, flux, 0.0).astype(np.float32), np.where(good, ivar, 0.0).astype(np.float32)

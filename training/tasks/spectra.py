@@ -23,18 +23,47 @@ from training import model_store
 from training.augment import mixup
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
-from training.data.spectra import CLASSES, Templates, read_lamost_fits, simulate
+from training.data.spectra import CLASSES, Templates, simulate
+from training.data.spectra_real import load_lamost_stars, load_real_validation
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
-from training.metrics import classification_report
+from training.metrics import classification_report, recall_report
 from training.preprocessing.spectra import LAMOST
+from training.template_fitting import RedshiftScan, StellarFit, read_eigenbasis, spectrum_weights
 
 TASK = "spectra"
 SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3}
+BRIGHT_SNR = 2.0  # real spectra are reported over all and over median S/N ≥ this
 SIGNATURE = {
     "inputs": {"flux": f"float32 [N, {LAMOST.npix}] on the LAMOST grid, 0 = masked"},
-    "outputs": {"probabilities": f"float32 [N, {len(CLASSES)}] in the order of 'classes'", "label": "string [N]"},
+    "outputs": {
+        "probabilities": f"float32 [N, {len(CLASSES)}] in the order of 'classes'",
+        "label": "string [N]",
+        "z": "float32 [N]: redshift from the template fit of the label's class (of the likeliest astrophysical class for UNKNOWN; a star's is its radial velocity / c)",
+        "z_err": "float32 [N]: 1σ uncertainty of z",
+        "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one",
+        "subtype": "string [N]: MK letter of the best-fitting stellar template ('' for templates without one)",
+        "stellar_template": "string [N]: the best-fitting stellar template's name",
+        "median_snr": "float32 [N]: median flux / noise per pixel, the noise estimated from the spectrum",
+        "zwarning": "int32 [N]: bit mask, names in 'zwarning_bits'",
+    },
 }
+# Like SDSS's ZWARNING and Redrock's ZWARN: 0 means nothing suspicious.
+ZWARNING_BITS = {
+    "LOW_SNR": 1,  # median S/N per pixel below 2
+    "AMBIGUOUS_CLASS": 2,  # the likeliest class has probability below 0.6
+    "SMALL_DELTA_CHI2": 4,  # another redshift fits almost as well (Δχ² < 9)
+    "Z_AT_EDGE": 8,  # the best redshift sits at the edge of the scanned range
+    "HEAVILY_MASKED": 16,  # more than 20 % of the pixels masked
+    "UNCLASSIFIED": 32,  # label UNKNOWN: z and subtype are not answers
+}
+# Rest-frame templates of the fits in the exported graph (under --data-dir's templates/) and
+# the redshift range each scans.
+REDSHIFT_TEMPLATES = {
+    "GALAXY": ("sdss_idlspec2d/spEigenGal-56436.fits", -0.005, 1.5),
+    "QSO": ("sdss_idlspec2d/spEigenQSO-55732.fits", 0.05, 5.0),
+}
+STELLAR_TEMPLATES = "sdss_idlspec2d/spEigenStar-53724.fits"
 
 
 @dataclass
@@ -83,11 +112,6 @@ def load_split(data_dir: Path, cache_dir: Path, split: str, n_per_class: int) ->
     return flux, labels
 
 
-def real_stars(data_dir: Path) -> np.ndarray:
-    """Flux of the real LAMOST stars (evaluation only), masked pixels set to 0."""
-    return np.stack([read_lamost_fits(p)[0] for p in sorted((data_dir / "lamost_real_stars").glob("*.fits"))])
-
-
 def _dataset(flux: np.ndarray, labels: np.ndarray, batch_size: int, alpha: float, seed: int) -> tf.data.Dataset:
     ds = tf.data.Dataset.from_tensor_slices((flux, tf.one_hot(labels, len(CLASSES))))
     ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
@@ -96,13 +120,13 @@ def _dataset(flux: np.ndarray, labels: np.ndarray, batch_size: int, alpha: float
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _predict(predict_probabilities, flux: np.ndarray, batch_size: int = 256, desc: str | None = None) -> np.ndarray:
+def _predict(predict, flux: np.ndarray, batch_size: int = 256, desc: str | None = None):
+    """``predict`` over ``flux`` in batches: one array, or a dict of arrays for a dict-valued ``predict``."""
     batches = range(0, len(flux), batch_size)
-    out = [
-        np.asarray(predict_probabilities(flux[i : i + batch_size]))
-        for i in tqdm(batches, desc=desc, unit="batch", file=sys.stderr, disable=desc is None)
-    ]
-    return np.concatenate(out)
+    out = [predict(flux[i : i + batch_size]) for i in tqdm(batches, desc=desc, unit="batch", file=sys.stderr, disable=desc is None)]
+    if isinstance(out[0], dict):
+        return {key: np.concatenate([np.asarray(o[key]) for o in out]) for key in out[0]}
+    return np.concatenate([np.asarray(o) for o in out])
 
 
 def train(args: argparse.Namespace) -> None:
@@ -124,10 +148,23 @@ def train(args: argparse.Namespace) -> None:
     )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
 
+    # Logged beside the synthetic dev figures so a run shows how it does on the sky; the
+    # checkpoint is still chosen on the synthetic dev split.
+    real = load_real_validation(data_dir) if (data_dir / "real_validation").exists() else []
+
     def held_out() -> dict[str, float]:
-        predicted = _predict(lambda x: model(x, training=False), dev_x).argmax(axis=1)
-        report = classification_report(dev_y, predicted, CLASSES)
-        return {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"]}
+        predict = lambda x: model(x, training=False)  # noqa: E731
+        report = classification_report(dev_y, _predict(predict, dev_x).argmax(axis=1), CLASSES)
+        metrics = {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"]}
+        if real:
+            labels = _predict(predict, np.stack([s.flux for s in real])).argmax(axis=1)
+            bright = [i for i, s in enumerate(real) if s.median_snr >= BRIGHT_SNR]
+            named = [CLASSES[k] for k in labels]
+            metrics["real_balanced_recall"] = recall_report([s.label for s in real], named, CLASSES)["balanced_recall"]
+            metrics["real_bright_balanced_recall"] = recall_report(
+                [real[i].label for i in bright], [named[i] for i in bright], CLASSES
+            )["balanced_recall"]
+        return metrics
 
     model.fit(
         _dataset(train_x, train_y, args.batch_size, config.mixup_alpha, args.seed),
@@ -142,29 +179,146 @@ def train(args: argparse.Namespace) -> None:
         f.write(args.command_line + "\n")
 
 
-def evaluate_saved_model(version_dir: Path, data_dir: Path, test_per_class: int, cache_dir: Path) -> dict:
-    """Accuracy, macro-F1 and per-class F1 on the synthetic test split, and accuracy on real LAMOST stars."""
-    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    predict = lambda x: serve(flux=tf.constant(x, tf.float32))["probabilities"]  # noqa: E731
-    test_x, test_y = load_split(data_dir, cache_dir, "test", test_per_class)
-    report = classification_report(test_y, _predict(predict, test_x, desc="synthetic test").argmax(axis=1), CLASSES)
-    stars = _predict(predict, real_stars(data_dir), desc="real stars").argmax(axis=1)
-    real = {
-        "n": int(len(stars)),
-        "accuracy": round(float(np.mean(stars == CLASSES.index("STAR"))), 4),
-        "predicted": {c: int(np.sum(stars == i)) for i, c in enumerate(CLASSES)},
+MK_ORDER = "OBAFGKM"
+
+
+def redshift_report(true_z: np.ndarray, z: np.ndarray) -> dict:
+    """Share within 6,000 km/s (|Δz| / (1 + z) < 0.02, QuasarNET's criterion), its complement (the
+    catastrophic rate) and the median |Δz| / (1 + z)."""
+    error = np.abs(z - true_z) / (1 + true_z)
+    within = float(np.mean(error < 0.02)) if len(error) else 0.0
+    return {
+        "n": int(len(error)),
+        "within_6000_km_s": round(within, 4),
+        "catastrophic_rate": round(1 - within, 4) if len(error) else 0.0,
+        "median_abs_dz_over_1pz": round(float(np.median(error)), 6) if len(error) else 0.0,
     }
-    return {"synthetic_test": report, "lamost_real_stars": real}
+
+
+def subtype_report(true_subclass: list[str], subtype: list[str]) -> dict:
+    """MK letter right, and within one letter (O B A F G K M), against the catalogue's subclass."""
+    true = [t[:1] for t in true_subclass]
+    right = [t == p for t, p in zip(true, subtype)]
+    near = [t in MK_ORDER and p in MK_ORDER and abs(MK_ORDER.index(t) - MK_ORDER.index(p)) <= 1 for t, p in zip(true, subtype)]
+    confusion: dict[str, dict[str, int]] = {}
+    for t, p in zip(true, subtype):
+        confusion.setdefault(t, {}).setdefault(p or "-", 0)
+        confusion[t][p or "-"] += 1
+    return {
+        "n": len(true),
+        "letter_accuracy": round(float(np.mean(right)), 4),
+        "within_one_letter": round(float(np.mean(near)), 4),
+        "confusion": confusion,
+    }
+
+
+def real_sky_report(spectra: list, outputs: dict) -> dict:
+    """Classification over all real spectra and over median S/N ≥ 2, and redshifts of the real
+    galaxies and quasars: what the service answers for them."""
+    labels = [s.label for s in spectra]
+    predicted = [x.decode() for x in outputs["label"]]
+    bright = np.array([s.median_snr >= BRIGHT_SNR for s in spectra])
+    extragalactic = np.array([s.label in ("GALAXY", "QSO") for s in spectra])
+    true_z = np.array([s.z for s in spectra])
+    pick = lambda mask, values: [v for v, m in zip(values, mask) if m]  # noqa: E731
+    return {
+        "all": {**recall_report(labels, predicted, CLASSES), "unknown": predicted.count("UNKNOWN")},
+        "bright": {**recall_report(pick(bright, labels), pick(bright, predicted), CLASSES), "unknown": pick(bright, predicted).count("UNKNOWN"), "min_median_snr": BRIGHT_SNR},
+        "redshift_all": redshift_report(true_z[extragalactic], outputs["z"][extragalactic]),
+        "redshift_bright": redshift_report(true_z[extragalactic & bright], outputs["z"][extragalactic & bright]),
+    }
+
+
+def evaluate_saved_model(version_dir: Path, data_dir: Path, test_per_class: int, cache_dir: Path) -> dict:
+    """The synthetic test split, the real BOSS/DESI spectra (classes, redshifts) and the real LAMOST
+    stars (classes, MK letters), each through the exported graph."""
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    predict = lambda x: serve(flux=tf.constant(x, tf.float32))  # noqa: E731
+    test_x, test_y = load_split(data_dir, cache_dir, "test", test_per_class)
+    synthetic = _predict(predict, test_x, desc="synthetic test")
+    metrics = {"synthetic_test": classification_report(test_y, synthetic["probabilities"].argmax(axis=1), CLASSES)}
+    stars = load_lamost_stars(data_dir)
+    out = _predict(predict, np.stack([s.flux for s in stars]), desc="real LAMOST stars")
+    labels = out["probabilities"].argmax(axis=1)
+    metrics["lamost_real_stars"] = {
+        "n": len(stars),
+        "accuracy": round(float(np.mean(labels == CLASSES.index("STAR"))), 4),
+        "predicted": {c: int(np.sum(labels == i)) for i, c in enumerate(CLASSES)},
+        "subtype": subtype_report([s.subclass for s in stars], [x.decode() for x in out["subtype"]]),
+    }
+    if (data_dir / "real_validation").exists():
+        real = load_real_validation(data_dir)
+        metrics["real_validation"] = real_sky_report(real, _predict(predict, np.stack([s.flux for s in real]), desc="real BOSS/DESI"))
+    return metrics
 
 
 def _headline(metrics: dict) -> dict:
     if not metrics:
         return {}
-    return {
+    headline = {
         "macro_f1": metrics["synthetic_test"]["macro_f1"],
         "accuracy": metrics["synthetic_test"]["accuracy"],
         "real_star_accuracy": metrics["lamost_real_stars"]["accuracy"],
+        "subtype_letter_accuracy": metrics["lamost_real_stars"]["subtype"]["letter_accuracy"],
+        "subtype_within_one_letter": metrics["lamost_real_stars"]["subtype"]["within_one_letter"],
     }
+    real = metrics.get("real_validation")
+    if real:
+        headline.update(
+            real_balanced_recall=real["all"]["balanced_recall"],
+            real_bright_balanced_recall=real["bright"]["balanced_recall"],
+            real_bright_galaxy_recall=real["bright"]["per_class"]["GALAXY"]["recall"],
+            real_bright_z_within_6000_km_s=real["redshift_bright"]["within_6000_km_s"],
+        )
+    return headline
+
+
+class SpectrumAnalysis(tf.Module):
+    """The classifier's probabilities, with the redshift and stellar fits and the warning bits
+    (everything the exported graph answers)."""
+
+    def __init__(self, model: keras.Model, templates_dir: Path):
+        super().__init__(name="spectrum_analysis")
+        self.model = model
+        self.scans = {
+            name: RedshiftScan(read_eigenbasis(templates_dir / path), z_min, z_max, coarse_step=2 if name == "GALAXY" else 3)
+            for name, (path, z_min, z_max) in REDSHIFT_TEMPLATES.items()
+        }
+        self.stars = StellarFit(read_eigenbasis(templates_dir / STELLAR_TEMPLATES))
+        self.class_names = tf.constant(CLASSES)
+
+    def __call__(self, flux: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = self.model(flux, training=False)
+        label = tf.argmax(probabilities, axis=1, output_type=tf.int32)
+        normalised, weights, median_snr = spectrum_weights(flux)
+        fits = {"STAR": self.stars(normalised, weights)}
+        fits.update({name: scan(normalised, weights) for name, scan in self.scans.items()})
+        # UNKNOWN reports the fit of the likeliest astrophysical class.
+        fit_class = tf.where(label == CLASSES.index("UNKNOWN"), tf.argmax(probabilities[:, :3], axis=1, output_type=tf.int32), label)
+        pick = lambda key, default: tf.gather(  # noqa: E731
+            tf.stack([fits[c].get(key, tf.fill(tf.shape(label), default)) for c in CLASSES[:3]], axis=1), fit_class, batch_dims=1
+        )
+        masked = tf.reduce_mean(tf.cast(flux == 0, tf.float32), axis=1)
+        bits = ZWARNING_BITS
+        zwarning = (
+            bits["LOW_SNR"] * tf.cast(median_snr < 2.0, tf.int32)
+            + bits["AMBIGUOUS_CLASS"] * tf.cast(tf.reduce_max(probabilities, axis=1) < 0.6, tf.int32)
+            + bits["SMALL_DELTA_CHI2"] * tf.cast(pick("delta_chi2", np.inf) < 9.0, tf.int32)
+            + bits["Z_AT_EDGE"] * tf.cast(pick("at_edge", False), tf.int32)
+            + bits["HEAVILY_MASKED"] * tf.cast(masked > 0.2, tf.int32)
+            + bits["UNCLASSIFIED"] * tf.cast(label == CLASSES.index("UNKNOWN"), tf.int32)
+        )
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(self.class_names, label),
+            "z": pick("z", 0.0),
+            "z_err": pick("z_err", 0.0),
+            "delta_chi2": pick("delta_chi2", np.inf),
+            "subtype": fits["STAR"]["subtype"],
+            "stellar_template": fits["STAR"]["template"],
+            "median_snr": median_snr,
+            "zwarning": zwarning,
+        }
 
 
 def export(args: argparse.Namespace) -> None:
@@ -172,12 +326,11 @@ def export(args: argparse.Namespace) -> None:
     config = Config.load(run_dir / "config.json")
     model = build_model(config)
     model.load_weights(run_dir / "best.weights.h5")
-    class_names = tf.constant(CLASSES)
+    analysis = SpectrumAnalysis(model, Path(args.data_dir) / "templates")
 
     @tf.function(input_signature=[tf.TensorSpec([None, LAMOST.npix], tf.float32, name="flux")])
     def serve(flux):
-        probabilities = model(flux, training=False)
-        return {"probabilities": probabilities, "label": tf.gather(class_names, tf.argmax(probabilities, axis=1))}
+        return analysis(flux)
 
     export_version(
         args,
@@ -193,6 +346,8 @@ def export(args: argparse.Namespace) -> None:
             "mixup_alpha": config.mixup_alpha,
             "test_split": {"per_class": args.test_per_class, "seed": SPLIT_SEEDS["test"]},
             "signature": SIGNATURE,
+            "zwarning_bits": ZWARNING_BITS,
+            "templates": {**{c: path for c, (path, _, _) in REDSHIFT_TEMPLATES.items()}, "STAR": STELLAR_TEMPLATES},
             "warmup_inputs": {"flux": {"shape": [2, LAMOST.npix], "dtype": "float32", "fill": 1.0}},
         },
     )
@@ -206,9 +361,20 @@ def evaluate(args: argparse.Namespace) -> None:
     print(f"  {'class':<10}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}")
     for name, r in report["per_class"].items():
         print(f"  {name:<10}{r['precision']:>8.4f}{r['recall']:>8.4f}{r['f1']:>8.4f}{r['support']:>9}")
-    real = metrics["lamost_real_stars"]
-    print(f"real LAMOST stars: accuracy={real['accuracy']:.4f} of {real['n']} ({real['predicted']})")
-    print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}))
+    stars = metrics["lamost_real_stars"]
+    print(f"real LAMOST stars: STAR for {stars['accuracy']:.4f} of {stars['n']} ({stars['predicted']}); "
+          f"MK letter right {stars['subtype']['letter_accuracy']:.4f}, within one {stars['subtype']['within_one_letter']:.4f}")
+    real = metrics.get("real_validation")
+    if real:
+        for part, title in (("all", "all"), ("bright", f"median S/N ≥ {BRIGHT_SNR:g}")):
+            r = real[part]
+            recalls = ", ".join(f"{c} {v['recall']:.3f} (P {v['precision']:.3f}, n {v['support']})" for c, v in r["per_class"].items())
+            print(f"real BOSS/DESI, {title}: balanced recall {r['balanced_recall']:.4f}; {recalls}; UNKNOWN {r['unknown']} of {r['n']}")
+            print(f"  confusion (true → predicted): {r['confusion']}")
+            z = real[f"redshift_{part}"]
+            print(f"  redshift of {z['n']} galaxies and quasars: {z['within_6000_km_s']:.4f} within 6,000 km/s, "
+                  f"median |Δz|/(1+z) {z['median_abs_dz_over_1pz']:.6f}")
+    print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}, ensure_ascii=False))
 
 
 def write_examples(args: argparse.Namespace) -> None:

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     max_batch_spectra: int = Field(64, gt=0, description="most spectra in one request")
     max_spectrum_points: int = Field(20_000, gt=0, description="most points in a spectrum on its own wavelength grid")
     max_masked_fraction: float = Field(0.5, ge=0, le=1, description="spectra with more masked pixels are rejected")
+    max_fits_files: int = Field(16, gt=0, description="most FITS files in one POST /v1/spectra/fits")
+    max_fits_bytes: int = Field(
+        32_000_000, gt=0, description="largest FITS file accepted once decompressed (a gzip file is read only this far)"
+    )
     max_question_chars: int = Field(200, gt=0, description="longest QA question accepted (the reader reads its start)")
     max_passages: int = Field(20, gt=0, description="most passages in one QA request")
     max_passage_chars: int = Field(2000, gt=0, description="longest QA passage accepted, in Unicode code points")

@@ -90,6 +90,15 @@ def _next_power_of_two(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
+def _window_sum(x: tf.Tensor, width: int = NOISE_WINDOW) -> tf.Tensor:
+    """Sums over a centred window of ``width`` pixels ``[B, n]`` → ``[B, n + 1]`` (from a cumulative
+    sum: linear in n, where a pooling op with a wide window is not)."""
+    half = width // 2
+    padded = tf.pad(x, [[0, 0], [half + 1, half + 1]])
+    cumulative = tf.cumsum(padded, axis=-1)
+    return cumulative[:, width:] - cumulative[:, :-width]
+
+
 def spectrum_weights(flux: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Normalised flux, inverse-variance weights (0 where masked) and the median S/N per pixel.
 
@@ -105,8 +114,7 @@ def spectrum_weights(flux: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     diff = tf.abs(flux[:, 1:] - flux[:, :-1]) * pair
     typical = tf.reduce_sum(diff, axis=-1, keepdims=True) / tf.maximum(tf.reduce_sum(pair, axis=-1, keepdims=True), 1.0)
     diff2 = tf.minimum(diff, 5 * typical) ** 2
-    pool = lambda x: tf.nn.avg_pool1d(x[..., None], NOISE_WINDOW, 1, "SAME")[..., 0]  # noqa: E731
-    local = pool(tf.pad(diff2, [[0, 0], [0, 1]])) / tf.maximum(pool(tf.pad(pair, [[0, 0], [0, 1]])), 1e-3)
+    local = _window_sum(diff2) / tf.maximum(_window_sum(pair), 1e-3)
     variance = tf.maximum(local / 2, 1e-6 * tf.square(typical) + 1e-12)
     weights = valid / variance
     snr = tf.abs(flux) * tf.sqrt(weights)

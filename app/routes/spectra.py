@@ -1,4 +1,5 @@
-"""``POST /v1/spectra``: classify spectra as STAR, GALAXY, QSO or UNKNOWN."""
+"""``POST /v1/spectra`` and ``POST /v1/spectra/fits``: classify spectra as STAR, GALAXY, QSO or
+UNKNOWN, with redshift, stellar subtype and warning bits; the second reads survey FITS files."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Annotated, Union
 
 import numpy as np
 import tensorflow as tf
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -22,19 +25,23 @@ from pydantic import (
 )
 
 from app.dependencies import get_engine
-from app.engine import InferenceEngine
+from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import get_settings
 from training.data.spectra import CLASSES
 from training.preprocessing.spectra import LAMOST, masked_fraction, on_model_grid, resample_to_model_grid
+from training.preprocessing.spectrum_files import SpectrumFileError, read_spectra
 
 TASK = "spectra"
 router = APIRouter(tags=[TASK])
 _settings = get_settings()
 MAX_SPECTRA, MAX_POINTS = _settings.max_batch_spectra, _settings.max_spectrum_points
 MAX_MASKED = _settings.max_masked_fraction
+MAX_FILES, MAX_FILE_BYTES = _settings.max_fits_files, _settings.max_fits_bytes
 HEAVY_MASKING = 0.2
+# The bundled model's warning bits (its manifest's zwarning_bits), for models exported before them.
+ZWARNING_BITS = {"LOW_SNR": 1, "AMBIGUOUS_CLASS": 2, "SMALL_DELTA_CHI2": 4, "Z_AT_EDGE": 8, "HEAVILY_MASKED": 16, "UNCLASSIFIED": 32}
 
 
 def _check_usable(flux: np.ndarray) -> np.ndarray:
@@ -180,6 +187,25 @@ class SpectraRequest(BaseModel):
 class SpectrumResult(BaseModel):
     label: str = Field(description="STAR, GALAXY, QSO or UNKNOWN")
     probabilities: dict[str, float]
+    z: float | None = Field(
+        None,
+        description="redshift from a template χ² fit (SDSS/BOSS eigenspectra) for GALAXY and QSO; a STAR's radial "
+        "velocity / c; null for UNKNOWN",
+    )
+    z_err: float | None = Field(None, description="1σ uncertainty of z")
+    subtype: str | None = Field(
+        None, description="for a STAR, the MK letter (O, B, A, F, G, K, M) of the best-fitting stellar template; '' for "
+        "templates without one (white dwarfs, carbon stars, L dwarfs); null for other classes"
+    )
+    stellar_template: str | None = Field(None, description="for a STAR, the best-fitting SDSS stellar template, e.g. 'K5'")
+    warning: int = Field(0, description="bit mask like SDSS's ZWARNING: 0 when nothing is suspicious; names in `warnings`")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="LOW_SNR (median S/N below 2), AMBIGUOUS_CLASS (top probability below 0.6), SMALL_DELTA_CHI2 "
+        "(another redshift fits almost as well), Z_AT_EDGE (at the end of the scanned range), HEAVILY_MASKED "
+        "(over 20 % masked), UNCLASSIFIED (UNKNOWN)",
+    )
+    median_snr: float | None = Field(None, description="median flux / noise per pixel, the noise estimated from the spectrum")
     masked_fraction: float = Field(description="fraction of model-grid pixels without flux")
     heavily_masked: bool = Field(description=f"more than {HEAVY_MASKING:.0%} of the pixels were masked")
 
@@ -189,22 +215,37 @@ class SpectraResponse(BaseModel):
     model_version: int
 
 
+def _rounded(value: float, digits: int) -> float | None:
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
 def run_batch(model: LoadedModel, rows: list[np.ndarray]) -> list[SpectrumResult]:
     """Classify a batch of model-grid flux rows (the engine's batch function; runs in a worker thread)."""
     flux = np.stack(rows).astype(np.float32)
-    out = model.predict(flux=tf.constant(flux))
+    out = {key: value.numpy() for key, value in model.predict(flux=tf.constant(flux)).items()}
     classes = model.manifest.get("classes", CLASSES)
+    bits = model.manifest.get("zwarning_bits", ZWARNING_BITS)
     results = []
-    for probabilities, label, row in zip(out["probabilities"].numpy(), out["label"].numpy(), flux):
+    for i, row in enumerate(flux):
+        label = out["label"][i].decode()
         fraction = masked_fraction(row)
-        results.append(
-            SpectrumResult(
-                label=label.decode(),
-                probabilities={c: round(float(p), 6) for c, p in zip(classes, probabilities)},
-                masked_fraction=round(fraction, 4),
-                heavily_masked=fraction > HEAVY_MASKING,
-            )
+        result = SpectrumResult(
+            label=label,
+            probabilities={c: round(float(p), 6) for c, p in zip(classes, out["probabilities"][i])},
+            masked_fraction=round(fraction, 4),
+            heavily_masked=fraction > HEAVY_MASKING,
         )
+        if "z" in out:  # models exported before the template fits answer the class alone
+            warning = int(out["zwarning"][i])
+            result.warning = warning
+            result.warnings = [name for name, bit in bits.items() if warning & bit]
+            result.median_snr = _rounded(out["median_snr"][i], 3)
+            if label != "UNKNOWN":
+                result.z, result.z_err = _rounded(out["z"][i], 6), _rounded(out["z_err"][i], 6)
+            if label == "STAR":
+                result.subtype = out["subtype"][i].decode()
+                result.stellar_template = out["stellar_template"][i].decode()
+        results.append(result)
     return results
 
 
@@ -221,6 +262,13 @@ def run_batch(model: LoadedModel, rows: list[np.ndarray]) -> list[SpectrumResult
                             {
                                 "label": "STAR",
                                 "probabilities": {"STAR": 0.97, "GALAXY": 0.01, "QSO": 0.0, "UNKNOWN": 0.02},
+                                "z": -0.000087,
+                                "z_err": 0.000012,
+                                "subtype": "K",
+                                "stellar_template": "K5",
+                                "warning": 0,
+                                "warnings": [],
+                                "median_snr": 24.3,
                                 "masked_fraction": 0.012,
                                 "heavily_masked": False,
                             }
@@ -236,3 +284,117 @@ def run_batch(model: LoadedModel, rows: list[np.ndarray]) -> list[SpectrumResult
 async def classify(body: SpectraRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> SpectraResponse:
     results, version = await engine.run(TASK, body.flux_rows(), request)
     return SpectraResponse(results=results, model_version=version)
+
+
+class FileSpectrumResult(SpectrumResult):
+    file: str = Field(description="the uploaded file's name")
+    row: int | None = Field(None, description="the spectrum's row in a multi-spectrum file (DESI coadd), else null")
+    targetid: int | None = Field(None, description="DESI TARGETID, when the file names one")
+    spectrum: dict[str, list[float]] | None = Field(
+        None, description="with spectrum=true: the flux the model read, resampled onto its grid (`wavelength` Å, `flux`; 0 = masked)"
+    )
+
+
+class FileSpectrumError(BaseModel):
+    file: str
+    row: int | None = None
+    error: str = Field(description="why this spectrum was not classified (e.g. it does not reach the model's wavelength range)")
+
+
+class FitsResponse(BaseModel):
+    results: list[FileSpectrumResult | FileSpectrumError] = Field(
+        description="one entry per spectrum, in file and row order: a classification, or an `error` for a spectrum "
+        "that cannot be classified (the rest of the file is still answered)"
+    )
+    model_version: int
+
+
+def _file_error(index: int, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", "files", index), "msg": message, "type": "value_error"}])
+
+
+def _display_name(upload: UploadFile, index: int) -> str:
+    name = (upload.filename or f"file {index}").replace("\\", "/").rsplit("/", 1)[-1]
+    return name[:200]
+
+
+def _read_uploads(contents: list[tuple[str, bytes]]) -> list[tuple[str, object]]:
+    """Each file's spectra (CPU work, off the event loop); a file that cannot be read is a 422 naming it."""
+    spectra = []
+    for index, (name, data) in enumerate(contents):
+        try:
+            spectra += [(name, s) for s in read_spectra(data, max_bytes=MAX_FILE_BYTES, max_rows=MAX_SPECTRA)]
+        except SpectrumFileError as exc:
+            raise _file_error(index, f"'{name}' {exc}") from None
+        if len(spectra) > MAX_SPECTRA:
+            raise RequestValidationError(
+                [{"loc": ("body", "files"), "msg": f"the files hold more than {MAX_SPECTRA} spectra; send fewer per request", "type": "value_error"}]
+            )
+    return spectra
+
+
+def _on_model_grid(spectrum) -> np.ndarray:
+    flux = resample_to_model_grid(spectrum.wavelength, spectrum.flux, spectrum.ivar)
+    try:
+        return _check_usable(flux)
+    except ValueError as exc:
+        grid = f"{LAMOST.wavelength[0]:.0f}–{LAMOST.wavelength[-1]:.0f} Å"
+        raise ValueError(f"on the model grid ({grid}) the spectrum {exc}") from None
+
+
+@router.post(
+    "/v1/spectra/fits",
+    summary="Classify the spectra in FITS files (LAMOST, SDSS spec-lite, DESI coadd)",
+    response_model=FitsResponse,
+    response_model_exclude_none=False,
+    responses=error_responses(
+        "spectra",
+        "a file that is not FITS, truncated, of an unknown layout, without a wavelength solution, too large once "
+        "decompressed, or too many files or spectra; `error.fields` names the file (`files.<i>`)",
+    ),
+)
+async def classify_files(
+    request: Request,
+    files: list[UploadFile] = File(
+        description=f"1 to {MAX_FILES} FITS files, gzip-compressed or not: LAMOST (primary image or DR8+ table), "
+        f"SDSS spec-lite/spec, or DESI coadd (every row); at most {MAX_SPECTRA} spectra in all"
+    ),
+    spectrum: bool = Form(False, description="also return each spectrum as the model read it (for plotting)"),
+    engine: InferenceEngine = Depends(get_engine),
+) -> FitsResponse:
+    if len(files) > MAX_FILES:
+        raise RequestValidationError(
+            [{"loc": ("body", "files"), "msg": f"{len(files)} files sent; at most {MAX_FILES} per request", "type": "value_error"}]
+        )
+    contents = [(_display_name(upload, i), await upload.read()) for i, upload in enumerate(files)]
+    spectra = await run_in_threadpool(_read_uploads, contents)
+    entries: list[tuple[str, object, np.ndarray | str]] = []
+    for name, observed in spectra:
+        try:
+            entries.append((name, observed, _on_model_grid(observed)))
+        except ValueError as exc:
+            entries.append((name, observed, str(exc)))
+    rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
+    if rows:
+        classified, version = await engine.run(TASK, rows, request)
+    else:  # nothing classifiable: the errors are the answer
+        model = engine.registry.get(TASK)
+        if model is None:
+            raise ModelUnavailable(f"no {TASK} model is loaded")
+        classified, version = [], model.version
+    answers = iter(classified)
+    results: list[FileSpectrumResult | FileSpectrumError] = []
+    for name, observed, flux in entries:
+        if isinstance(flux, str):
+            results.append(FileSpectrumError(file=name, row=observed.row, error=flux))
+            continue
+        result = FileSpectrumResult(
+            **next(answers).model_dump(), file=name, row=observed.row, targetid=observed.meta.get("targetid")
+        )
+        if spectrum:
+            result.spectrum = {
+                "wavelength": np.round(LAMOST.wavelength, 2).tolist(),
+                "flux": [round(float(v), 6) for v in flux],
+            }
+        results.append(result)
+    return FitsResponse(results=results, model_version=version)

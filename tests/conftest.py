@@ -135,6 +135,18 @@ def tiny_spectra_store(spectra_data, spectra_cache, tiny_spectra_run, tmp_path_f
 
 
 @pytest.fixture(scope="session")
+def spectra_client(tiny_spectra_store):
+    """The service over the tiny spectra model: input checks do not depend on the weights."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    with TestClient(create_app(Settings(model_root=tiny_spectra_store))) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 def qa_data(tmp_path_factory) -> Path:
     """Hand-written passages and questions in the layout of ``../shared/data/qa``."""
     from tests.fixtures.qa_corpus import write_qa_data

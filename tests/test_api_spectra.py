@@ -12,17 +12,12 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import BUNDLED_MODELS, shared_data
-from training.data.spectra import CLASSES, Templates, read_lamost_fits, redshift_onto_grid
+from training.tasks.spectra import ZWARNING_BITS
+from training.data.spectra import CLASSES, Templates, redshift_onto_grid
+from training.data.spectra_real import load_lamost_stars
 from training.preprocessing.spectra import LAMOST
 
 NPIX = LAMOST.npix
-
-
-@pytest.fixture(scope="module")
-def spectra_client(tiny_spectra_store):
-    """The service over the tiny spectra model: input checks do not depend on the weights."""
-    with TestClient(create_app(Settings(model_root=tiny_spectra_store))) as client:
-        yield client
 
 
 def _flux(seed: int = 0) -> list[float]:
@@ -45,6 +40,13 @@ def _check_results(body: dict, n: int) -> None:
         assert set(result["probabilities"]) == set(CLASSES)
         assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
         assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
+        assert isinstance(result["warning"], int) and set(result["warnings"]) <= set(ZWARNING_BITS)
+        assert sum(ZWARNING_BITS[name] for name in result["warnings"]) == result["warning"]
+        if result["label"] == "UNKNOWN":
+            assert result["z"] is None and "UNCLASSIFIED" in result["warnings"]
+        else:
+            assert result["z"] is not None and result["z_err"] >= 0
+        assert (result["subtype"] is not None) == (result["label"] == "STAR")
 
 
 def test_bundled_model_classifies_a_batch(client):
@@ -142,10 +144,12 @@ def test_real_lamost_star_is_a_star_and_a_z2_quasar_is_a_quasar(client):
     if not (BUNDLED_MODELS / "spectra").is_dir():
         pytest.skip("no bundled spectra model")
     root = shared_data("spectra")
-    star, _ = read_lamost_fits(sorted((root / "lamost_real_stars").glob("*.fits"))[0])
+    star = load_lamost_stars(root)[0].flux
     quasar_basis = Templates.load(root / "templates", "test").quasars[0][0]
     rng = np.random.default_rng(0)
     quasar = redshift_onto_grid(quasar_basis, quasar_basis.flux[:1], np.array([2.0]))[0]
     quasar = quasar + rng.normal(0, 0.05 * np.median(np.abs(quasar)), NPIX)
     results = client.post("/v1/spectra", json={"spectra": [star.tolist(), quasar.tolist()]}).json()["results"]
     assert [r["label"] for r in results] == ["STAR", "QSO"]
+    assert results[0]["subtype"] in tuple("OBAFGKM") and abs(results[0]["z"]) < 0.002
+    assert results[1]["z"] == pytest.approx(2.0, abs=0.02 * 3)

@@ -110,15 +110,39 @@ def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, spe
     version_dir = model_store.resolve_version(tiny_spectra_store / "spectra")
     manifest = model_store.read_manifest(version_dir)
     assert manifest["classes"] == list(CLASSES)
-    assert set(manifest["metrics"]) == {"synthetic_test", "lamost_real_stars"}
+    assert set(manifest["metrics"]) == {"synthetic_test", "lamost_real_stars", "real_validation"}
     assert manifest["metrics"]["lamost_real_stars"]["n"] == 3
+    assert manifest["zwarning_bits"] == spectra.ZWARNING_BITS
     main([
         "spectra", "evaluate", "--data-dir", str(spectra_data), "--model-root", str(tiny_spectra_store),
         "--test-per-class", "8", "--cache-dir", str(spectra_cache),
     ])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["task"] == "spectra"
-    assert {"macro_f1", "accuracy", "real_star_accuracy", "synthetic_test"} <= set(result)
+    assert {
+        "macro_f1", "accuracy", "real_star_accuracy", "subtype_letter_accuracy", "subtype_within_one_letter",
+        "real_balanced_recall", "real_bright_balanced_recall", "real_bright_galaxy_recall", "real_bright_z_within_6000_km_s",
+    } <= set(result)
+    real = result["real_validation"]
+    assert real["all"]["n"] == 3 and real["bright"]["n"] == 2  # the fixture's S/N 1.5 quasar is faint
+    assert set(real["all"]["per_class"]) == {"STAR", "GALAXY", "QSO"}
+    assert sum(sum(row.values()) for row in real["all"]["confusion"].values()) == 3
+    assert real["redshift_all"]["n"] == 2 and real["redshift_bright"]["n"] == 1
+    assert result["lamost_real_stars"]["subtype"]["n"] == 3
+
+
+def test_real_sky_metrics():
+    from training.metrics import recall_report
+
+    report = recall_report(["STAR", "STAR", "QSO", "GALAXY"], ["STAR", "UNKNOWN", "QSO", "QSO"], CLASSES)
+    assert report["per_class"]["STAR"] == {"recall": 0.5, "precision": 1.0, "support": 2}
+    assert report["per_class"]["QSO"]["precision"] == 0.5
+    assert report["balanced_recall"] == pytest.approx((0.5 + 1 + 0) / 3, abs=1e-4)
+    assert report["confusion"]["STAR"] == {"STAR": 1, "UNKNOWN": 1}
+    z = spectra.redshift_report(np.array([1.0, 2.0, 0.5]), np.array([1.01, 2.5, 0.5]))
+    assert z["within_6000_km_s"] == pytest.approx(2 / 3, abs=1e-4) and z["catastrophic_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    letters = spectra.subtype_report(["G2", "K5", "A0", "M1"], ["G", "G", "F", "K"])
+    assert letters["letter_accuracy"] == 0.25 and letters["within_one_letter"] == 1.0
 
 
 def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectra_run, spectra_data):
@@ -130,6 +154,13 @@ def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectr
     np.testing.assert_allclose(out["probabilities"].numpy(), model(flux, training=False).numpy(), rtol=1e-4, atol=1e-6)
     labels = [CLASSES[i] for i in out["probabilities"].numpy().argmax(axis=1)]
     assert [label.decode() for label in out["label"].numpy()] == labels
+    # The fits in the graph answer what the same modules answer in process.
+    in_process = spectra.SpectrumAnalysis(model, spectra_data / "templates")(tf.constant(flux))
+    # (graph and eager FFTs round differently; z's sub-pixel parabola feels it at ~1e-5 of a pixel's 2e-4)
+    for key, atol in (("z", 1e-4), ("z_err", 1e-4), ("median_snr", 1e-4)):
+        np.testing.assert_allclose(out[key].numpy(), in_process[key].numpy(), rtol=1e-3, atol=atol)
+    for key in ("subtype", "stellar_template", "zwarning", "label"):
+        np.testing.assert_array_equal(out[key].numpy(), in_process[key].numpy())
 
 
 def test_edges_from_centres_brackets_each_centre():

@@ -23,12 +23,11 @@ spectrum is smooth on a pixel's scale.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from training.data.spectra import TemplateSet
 from training.preprocessing.spectra import LAMOST, LogGrid, rebin
 
 LN10 = np.log(10.0)
@@ -38,31 +37,6 @@ NOISE_WINDOW = 101  # pixels over which the local noise is estimated
 TELLURIC_BANDS = ((6860.0, 6960.0), (7150.0, 7350.0), (7580.0, 7700.0))  # O2 B band, H2O, O2 A band (Å)
 
 
-@dataclass(frozen=True)
-class EigenBasis:
-    """Rest-frame components ``[k, m]`` on a log-λ grid with the model grid's step."""
-
-    name: str
-    grid: LogGrid
-    flux: np.ndarray
-
-
-def read_eigenbasis(path: Path, components: int | None = None) -> EigenBasis:
-    """An SDSS ``spEigen*`` image (COEFF0/COEFF1) or a Redrock ``BASIS_VECTORS`` extension."""
-    from astropy.io import fits
-
-    with fits.open(path) as hdus:
-        hdu = hdus["BASIS_VECTORS"] if "BASIS_VECTORS" in hdus else hdus[0]
-        header, data = hdu.header, np.asarray(hdu.data, dtype=np.float64)
-        names = [str(header.get(f"NAME{i}", "")).strip() for i in range(len(data))]
-    loglam0 = header["COEFF0"] if "COEFF0" in header else header["CRVAL1"]
-    step = header["COEFF1"] if "COEFF1" in header else header["CDELT1"]
-    data = data[:components] if components else data
-    basis = EigenBasis(Path(path).stem, LogGrid(float(loglam0), float(step), data.shape[1]), data)
-    object.__setattr__(basis, "names", names[: len(data)])
-    return basis
-
-
 def mk_letter(name: str) -> str:
     """The MK letter of a stellar template name ('G8V (101501)' → 'G', 'sdF3' → 'F'); '' when it has none
     (white dwarfs, carbon stars, L dwarfs, CVs)."""
@@ -70,7 +44,7 @@ def mk_letter(name: str) -> str:
     return name[0] if name[:1] in MK_LETTERS else ""
 
 
-def _on_rest_grid(basis: EigenBasis, grid: LogGrid, offset: int, length: int) -> np.ndarray:
+def _on_rest_grid(basis: TemplateSet, grid: LogGrid, offset: int, length: int) -> np.ndarray:
     """Resample ``basis`` onto ``length`` pixels of ``grid``'s step starting ``offset`` pixels
     before the model grid's first: flux-conserving, 0 where the basis does not reach."""
     rest = LogGrid(grid.loglam0 - offset * grid.dloglam, grid.dloglam, length)
@@ -130,7 +104,7 @@ class RedshiftScan(tf.Module):
     """χ²(z) of one eigenbasis (+ additive Legendre terms) over a redshift range, by FFT cross-correlation."""
 
     def __init__(
-        self, basis: EigenBasis, z_min: float, z_max: float, poly_degree: int = 3, coarse_step: int = 2,
+        self, basis: TemplateSet, z_min: float, z_max: float, poly_degree: int = 3, coarse_step: int = 2,
         grid: LogGrid = LAMOST, name: str | None = None,
     ):
         super().__init__(name=name)
@@ -163,6 +137,8 @@ class RedshiftScan(tf.Module):
         """Σ w T_a T_b, Σ w P_l T_a and Σ w f T_a at every shift: ``[B, pairs + p·k + k, S]``."""
         p, n_pairs = self.p, len(self.pairs)
         signals = tf.concat([weights[:, None], weights[:, None] * self.legendre[None], (weights * flux)[:, None]], axis=1)
+        # Padded by hand: rfft's own padding is skipped for an empty batch in eager mode.
+        signals = tf.pad(signals, [[0, 0], [0, 0], [0, self.fft_length - signals.shape[-1]]])
         spectra = tf.signal.rfft(signals, [self.fft_length])  # [B, 2 + p, F]
         t = self.template_fft
         products = tf.concat(
@@ -254,7 +230,7 @@ class StellarFit(tf.Module):
     short shift scan with it."""
 
     def __init__(
-        self, basis: EigenBasis, poly_degree: int = 8, max_shift: int = 10, blue_limit: float = 3900.0,
+        self, basis: TemplateSet, poly_degree: int = 8, max_shift: int = 10, blue_limit: float = 3900.0,
         grid: LogGrid = LAMOST, name=None,
     ):
         super().__init__(name=name)
@@ -267,7 +243,7 @@ class StellarFit(tf.Module):
         self.fit_mask = tf.constant(~ignored, tf.float32)
         # Rest grid covering the model grid plus max_shift pixels either side.
         templates = _on_rest_grid(basis, grid, max_shift, npix + 2 * max_shift)
-        self.names = list(getattr(basis, "names", [""] * len(templates)))
+        self.names = list(basis.names) or [""] * len(templates)
         self.letters = [mk_letter(n) for n in self.names]
         norm = np.sqrt(np.mean(templates**2, axis=1, keepdims=True)) + 1e-30
         self.templates = tf.constant(templates / norm, tf.float32)  # [T, npix + 2·max_shift]

@@ -289,7 +289,9 @@ async def classify(body: SpectraRequest, request: Request, engine: InferenceEngi
 class FileSpectrumResult(SpectrumResult):
     file: str = Field(description="the uploaded file's name")
     row: int | None = Field(None, description="the spectrum's row in a multi-spectrum file (DESI coadd), else null")
-    targetid: int | None = Field(None, description="DESI TARGETID, when the file names one")
+    targetid: str | None = Field(
+        None, description="DESI TARGETID, when the file names one (a string: 64-bit integers lose digits in JavaScript)"
+    )
     spectrum: dict[str, list[float]] | None = Field(
         None, description="with spectrum=true: the flux the model read, resampled onto its grid (`wavelength` Å, `flux`; 0 = masked)"
     )
@@ -389,7 +391,8 @@ async def classify_files(
             results.append(FileSpectrumError(file=name, row=observed.row, error=flux))
             continue
         result = FileSpectrumResult(
-            **next(answers).model_dump(), file=name, row=observed.row, targetid=observed.meta.get("targetid")
+            **next(answers).model_dump(), file=name, row=observed.row,
+            targetid=str(observed.meta["targetid"]) if "targetid" in observed.meta else None,
         )
         if spectrum:
             result.spectrum = {

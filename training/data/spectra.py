@@ -55,32 +55,30 @@ DICHROIC = 5900.0
 
 @dataclass(frozen=True)
 class TemplateSet:
-    """Rest-frame spectra on a log-λ grid: ``flux[k]`` is template (or eigen-component) ``k``."""
+    """Rest-frame spectra on a log-λ grid: ``flux[k]`` is template (or eigen-component) ``k``,
+    ``names[k]`` its name where the file gives one (stellar types)."""
 
     name: str
     grid: LogGrid
     flux: np.ndarray
+    names: tuple[str, ...] = ()
 
     @property
     def edges(self) -> np.ndarray:
         return self.grid.edges
 
 
-def _read_sdss(path: Path) -> TemplateSet:
+def read_templates(path: Path, components: int | None = None) -> TemplateSet:
+    """An SDSS ``spEigen*`` image (``COEFF0``/``COEFF1``, names in ``NAMEn``) or a Redrock
+    ``BASIS_VECTORS`` extension (``CRVAL1``/``CDELT1``); the first ``components`` rows if given."""
     from astropy.io import fits
 
     with fits.open(path) as hdus:
-        header, data = hdus[0].header, np.asarray(hdus[0].data, dtype=np.float64)
-    return TemplateSet(path.stem, LogGrid(header["COEFF0"], header["COEFF1"], data.shape[1]), data)
-
-
-def _read_redrock(path: Path) -> TemplateSet:
-    from astropy.io import fits
-
-    with fits.open(path) as hdus:
-        header = hdus["BASIS_VECTORS"].header
-        data = np.asarray(hdus["BASIS_VECTORS"].data, dtype=np.float64)
-    return TemplateSet(path.stem, LogGrid(header["CRVAL1"], header["CDELT1"], data.shape[1]), data)
+        hdu = hdus["BASIS_VECTORS"] if "BASIS_VECTORS" in hdus else hdus[0]
+        header, data = hdu.header, np.asarray(hdu.data, dtype=np.float64)[:components]
+    loglam0, step = (header["COEFF0"], header["COEFF1"]) if "COEFF0" in header else (header["CRVAL1"], header["CDELT1"])
+    names = tuple(str(header.get(f"NAME{i}", "")).strip() for i in range(len(data)))
+    return TemplateSet(Path(path).stem, LogGrid(float(loglam0), float(step), data.shape[1]), data, names)
 
 
 @dataclass(frozen=True)
@@ -95,22 +93,22 @@ class Templates:
     @classmethod
     def load(cls, root: Path, split: str) -> "Templates":
         sdss, desi = Path(root) / "sdss_idlspec2d", Path(root) / "desi_redrock"
-        stars = [_read_sdss(sdss / "spEigenStar-53724.fits"), _read_sdss(sdss / "spEigenStar-55734.fits")]
+        stars = [read_templates(sdss / "spEigenStar-53724.fits"), read_templates(sdss / "spEigenStar-55734.fits")]
         held_out = split == "test"
         stars = [
             TemplateSet(s.name, s.grid, s.flux[[(i % 5 == 0) == held_out for i in range(len(s.flux))]]) for s in stars
         ]
         if held_out:
-            galaxies = [_read_sdss(sdss / "spEigenGal-56436.fits")]
-            quasars = [(_read_sdss(sdss / "spEigenQSO-55732.fits"), 0.1, 4.0)]
+            galaxies = [read_templates(sdss / "spEigenGal-56436.fits")]
+            quasars = [(read_templates(sdss / "spEigenQSO-55732.fits"), 0.1, 4.0)]
         else:
-            galaxies = [_read_sdss(sdss / "spEigenGal-53724.fits")]
+            galaxies = [read_templates(sdss / "spEigenGal-53724.fits")]
             quasars = [
-                (_read_sdss(sdss / "spEigenQSO-53724.fits"), 0.1, 4.0),
-                (_read_redrock(desi / "rrtemplate-QSO-LOZ-v1.1.fits"), 0.1, 1.5),
-                (_read_redrock(desi / "rrtemplate-QSO-HIZ-v1.1.fits"), 1.5, 4.0),
+                (read_templates(sdss / "spEigenQSO-53724.fits"), 0.1, 4.0),
+                (read_templates(desi / "rrtemplate-QSO-LOZ-v1.1.fits"), 0.1, 1.5),
+                (read_templates(desi / "rrtemplate-QSO-HIZ-v1.1.fits"), 1.5, 4.0),
             ]
-        return cls(stars, galaxies, quasars, _read_sdss(sdss / "spEigenCVstar-55734.fits"))
+        return cls(stars, galaxies, quasars, read_templates(sdss / "spEigenCVstar-55734.fits"))
 
 
 def redshift_onto_grid(

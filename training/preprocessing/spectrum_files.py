@@ -76,16 +76,20 @@ def _open_fits(data: bytes, max_bytes: int):
         data = _decompress(data, max_bytes)
     if not data.startswith(FITS_MAGIC):
         raise SpectrumFileError("is not a FITS file (it does not start with a SIMPLE card)")
+    unreadable = SpectrumFileError("is not a readable FITS file (corrupt or truncated header or data)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # astropy warns about non-standard cards; errors still raise
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             hdus = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False, ignore_missing_simple=False)
             for hdu in hdus:  # read every data unit now, so truncation shows here
                 _ = hdu.data
-    except SpectrumFileError:
-        raise
     except Exception:  # astropy raises OSError, ValueError, TypeError, … for broken files
-        raise SpectrumFileError("is not a readable FITS file (corrupt or truncated header or data)") from None
+        raise unreadable from None
+    # astropy only warns about a truncated file or an extension whose header it had to drop
+    # (and reads on); other warnings (non-standard cards) are harmless.
+    if any("truncated" in str(w.message) or "validating header" in str(w.message) for w in caught):
+        hdus.close()
+        raise unreadable
     return hdus
 
 

@@ -23,13 +23,13 @@ from training import model_store
 from training.augment import mixup
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
-from training.data.spectra import CLASSES, Templates, simulate
+from training.data.spectra import CLASSES, Templates, read_templates, simulate
 from training.data.spectra_real import load_lamost_stars, load_real_validation
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
 from training.metrics import classification_report, recall_report
 from training.preprocessing.spectra import LAMOST
-from training.template_fitting import RedshiftScan, StellarFit, read_eigenbasis, spectrum_weights
+from training.template_fitting import RedshiftScan, StellarFit, spectrum_weights
 
 TASK = "spectra"
 SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3}
@@ -281,10 +281,10 @@ class SpectrumAnalysis(tf.Module):
         super().__init__(name="spectrum_analysis")
         self.model = model
         self.scans = {
-            name: RedshiftScan(read_eigenbasis(templates_dir / path), z_min, z_max, coarse_step=2 if name == "GALAXY" else 3)
+            name: RedshiftScan(read_templates(templates_dir / path), z_min, z_max, coarse_step=2 if name == "GALAXY" else 3)
             for name, (path, z_min, z_max) in REDSHIFT_TEMPLATES.items()
         }
-        self.stars = StellarFit(read_eigenbasis(templates_dir / STELLAR_TEMPLATES))
+        self.stars = StellarFit(read_templates(templates_dir / STELLAR_TEMPLATES))
         self.class_names = tf.constant(CLASSES)
 
     def __call__(self, flux: tf.Tensor) -> dict[str, tf.Tensor]:

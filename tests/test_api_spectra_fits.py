@@ -1,0 +1,144 @@
+"""``POST /v1/spectra/fits``: survey files in, one answer per spectrum; every bad file a 422 naming it."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+
+from tests.conftest import BUNDLED_MODELS, shared_data
+from tests.fixtures.spectrum_files import write_desi_coadd, write_lamost_image, write_lamost_table, write_sdss_spec_lite
+from training.preprocessing.spectra import LAMOST
+from training.tasks.spectra import ZWARNING_BITS
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("uploads")
+    return {
+        "star.fits.gz": gzip.compress(write_lamost_image(folder / "lamost.fits").read_bytes()),
+        "lamost_dr8.fits": write_lamost_table(folder / "lamost_dr8.fits").read_bytes(),
+        "spec-lite.fits": write_sdss_spec_lite(folder / "spec.fits").read_bytes(),
+        "coadd.fits": write_desi_coadd(folder / "coadd.fits", nspec=3).read_bytes(),
+    }
+
+
+def _post(client, uploads: list[tuple[str, bytes]], **form):
+    return client.post("/v1/spectra/fits", files=[("files", (name, data)) for name, data in uploads], data=form)
+
+
+def test_every_layout_answers_per_spectrum_with_file_and_row(spectra_client, files):
+    response = _post(spectra_client, list(files.items()))
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["file"], r["row"]) for r in results] == [
+        ("star.fits.gz", None), ("lamost_dr8.fits", None), ("spec-lite.fits", None),
+        ("coadd.fits", 0), ("coadd.fits", 1), ("coadd.fits", 2),
+    ]
+    assert [r["targetid"] for r in results[3:]] == [str(39633345008634465 + i) for i in range(3)]
+    for result in results:
+        assert set(result["probabilities"]) == {"STAR", "GALAXY", "QSO", "UNKNOWN"}
+        assert {"label", "z", "z_err", "subtype", "warning", "warnings", "median_snr"} <= set(result)
+        assert set(result["warnings"]) <= set(ZWARNING_BITS)
+        assert result["spectrum"] is None
+
+
+def test_the_same_spectrum_as_json_or_as_a_file_gets_the_same_answer(spectra_client, files):
+    from training.data.spectra_real import model_grid_flux
+    from training.preprocessing.spectrum_files import read_spectra
+
+    flux = model_grid_flux(read_spectra(files["spec-lite.fits"])[0])
+    by_json = spectra_client.post("/v1/spectra", json={"spectra": [flux.tolist()]}).json()["results"][0]
+    by_file = _post(spectra_client, [("spec-lite.fits", files["spec-lite.fits"])]).json()["results"][0]
+    assert by_file["label"] == by_json["label"]
+    assert by_file["probabilities"] == pytest.approx(by_json["probabilities"], abs=1e-5)
+
+
+def test_the_spectrum_the_model_read_comes_back_on_request(spectra_client, files):
+    response = _post(spectra_client, [("star.fits.gz", files["star.fits.gz"])], spectrum="true")
+    spectrum = response.json()["results"][0]["spectrum"]
+    assert len(spectrum["wavelength"]) == len(spectrum["flux"]) == LAMOST.npix
+    assert spectrum["wavelength"][0] == pytest.approx(LAMOST.wavelength[0], abs=0.01)
+
+
+def test_a_spectrum_outside_the_model_range_is_reported_and_the_rest_answered(spectra_client, files, tmp_path):
+    # An SDSS-like file that only covers 9,500–10,300 Å: nothing on the model's 3,700–9,100 Å grid.
+    far_red = write_sdss_spec_lite(tmp_path / "far_red.fits", loglam0=3.978, npix=350).read_bytes()
+    response = _post(spectra_client, [("far_red.fits", far_red), ("spec-lite.fits", files["spec-lite.fits"])])
+    assert response.status_code == 200
+    first, second = response.json()["results"]
+    assert first["file"] == "far_red.fits" and "no usable flux" in first["error"] and "label" not in first
+    assert second["label"] in {"STAR", "GALAXY", "QSO", "UNKNOWN"}
+
+
+def _fits_without_layout() -> bytes:
+    from astropy.io import fits
+
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("RA", "D", array=[1.0])])]).writeto(buffer)
+    return buffer.getvalue()
+
+
+BAD_UPLOADS = {
+    "not FITS": (b"just some text", "not a FITS file"),
+    "truncated": (None, "not a readable FITS file"),
+    "unknown layout": (_fits_without_layout(), "not a layout read here"),
+    "corrupt gzip": (gzip.compress(b"SIMPLE  = T" + bytes(4000))[:40], "gzip"),
+    "empty": (b"", "is empty"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPLOADS)
+def test_a_bad_file_is_a_422_naming_the_file(spectra_client, files, case):
+    data, expected = BAD_UPLOADS[case]
+    data = files["spec-lite.fits"][:5000] if data is None else data
+    response = _post(spectra_client, [("spec-lite.fits", files["spec-lite.fits"]), ("bad one.fits", data)])
+    assert response.status_code == 422
+    (field,) = response.json()["error"]["fields"]
+    assert field["field"] == "files.1"
+    assert "'bad one.fits'" in field["message"] and expected in field["message"]
+    assert "/" not in field["message"].replace("'bad one.fits'", "")  # no server paths
+
+
+def test_too_many_files_or_spectra_and_no_files(spectra_client, files):
+    from app.routes.spectra import MAX_FILES, MAX_SPECTRA
+
+    many = [("star.fits.gz", files["star.fits.gz"])] * (MAX_FILES + 1)
+    response = _post(spectra_client, many)
+    assert response.status_code == 422 and response.json()["error"]["fields"][0]["field"] == "files"
+    coadds = [("coadd.fits", files["coadd.fits"])] * (MAX_SPECTRA // 3 + 1)
+    coadds = coadds[: min(len(coadds), MAX_FILES)]
+    if 3 * len(coadds) > MAX_SPECTRA:
+        response = _post(spectra_client, coadds)
+        assert response.status_code == 422 and "spectra" in response.json()["error"]["message"]
+    response = spectra_client.post("/v1/spectra/fits", json={"files": []})
+    assert response.status_code == 422 and response.json()["error"]["fields"][0]["field"] == "files"
+
+
+def test_a_file_path_in_the_name_is_not_echoed(spectra_client):
+    response = _post(spectra_client, [("../../etc/secret/x.fits", b"nope")])
+    assert response.status_code == 422
+    message = response.json()["error"]["fields"][0]["message"]
+    assert "'x.fits'" in message and "etc" not in message
+
+
+@pytest.mark.data
+def test_real_survey_files_through_the_bundled_model(client):
+    if not (BUNDLED_MODELS / "spectra").is_dir():
+        pytest.skip("no bundled spectra model")
+    root = shared_data("spectra")
+    uploads = [
+        (path.name, path.read_bytes())
+        for path in [
+            sorted((root / "lamost_real_stars").glob("*.fits"))[0],
+            root / "real_validation" / "sdss_boss_picca" / "spec-3655-55240-0002.fits",
+        ]
+    ]
+    response = _post(client, uploads)
+    assert response.status_code == 200, response.text
+    star, quasar = response.json()["results"]
+    assert star["label"] == "STAR" and star["subtype"] in tuple("OBAFGKM")
+    assert quasar["label"] == "QSO" and quasar["z"] == pytest.approx(2.35, abs=0.05)
+    assert np.isfinite(quasar["z_err"])

@@ -1,0 +1,82 @@
+"""The template fits of the exported spectra graph: noise estimate, redshift scan, stellar subtype."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training.data.spectra import read_templates, redshift_onto_grid
+from training.preprocessing.spectra import LAMOST
+from training.template_fitting import (
+    RedshiftScan,
+    StellarFit,
+    _window_sum,
+    mk_letter,
+    spectrum_weights,
+)
+
+
+@pytest.fixture(scope="module")
+def templates(spectra_data):
+    return spectra_data / "templates" / "sdss_idlspec2d"
+
+
+def test_window_sum_is_a_centred_moving_sum():
+    x = np.random.default_rng(0).random((2, 300)).astype(np.float32)
+    out = _window_sum(tf.constant(x), width=11).numpy()
+    padded = np.pad(x, [(0, 0), (5, 6)])
+    expected = np.stack([[row[i : i + 11].sum() for i in range(301)] for row in padded])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_noise_and_snr_are_estimated_from_the_spectrum():
+    rng = np.random.default_rng(1)
+    flux = 1.0 + rng.normal(0, 0.1, (1, LAMOST.npix))
+    flux[0, :200] = 0  # masked
+    normalised, weights, snr = spectrum_weights(tf.constant(flux, tf.float32))
+    assert snr.numpy()[0] == pytest.approx(10.0, rel=0.1)
+    assert np.all(weights.numpy()[0, :200] == 0)
+    assert np.median(weights.numpy()[0, 200:]) == pytest.approx(100.0, rel=0.15)
+
+
+@pytest.mark.parametrize("name, z_min, z_max, z", [("spEigenGal-56436", -0.005, 1.5, 0.31), ("spEigenQSO-55732", 0.05, 5.0, 2.2)])
+def test_redshift_scan_recovers_the_redshift(templates, name, z_min, z_max, z):
+    basis = read_templates(templates / f"{name}.fits")
+    rest = basis.flux[:1] + 0.3 * basis.flux[2:3]
+    observed = redshift_onto_grid(basis, rest, np.array([z]))
+    rng = np.random.default_rng(2)
+    noisy = observed * (1 + 0.05 * np.linspace(-1, 1, LAMOST.npix)) + rng.normal(0, 0.02 * np.median(observed), observed.shape)
+    scan = RedshiftScan(basis, z_min, z_max)
+    out = scan(*spectrum_weights(tf.constant(noisy, tf.float32))[:2])
+    assert out["z"].numpy()[0] == pytest.approx(z, abs=2e-3 * (1 + z))
+    assert 0 < out["z_err"].numpy()[0] < 0.01
+    assert out["delta_chi2"].numpy()[0] > 9 and not out["at_edge"].numpy()[0]
+
+
+def test_redshift_scan_refuses_templates_that_do_not_cover_the_range(templates):
+    with pytest.raises(ValueError, match="does not cover"):
+        RedshiftScan(read_templates(templates / "spEigenGal-56436.fits"), 0.0, 6.0)
+
+
+def test_stellar_fit_finds_the_type_through_a_calibration_error(templates):
+    basis = read_templates(templates / "spEigenStar-53724.fits")
+    fit = StellarFit(basis)
+    rng = np.random.default_rng(3)
+    rows = [0, 2, 3, 4]  # A0, G2, K5, M2
+    observed = redshift_onto_grid(basis, basis.flux[rows], np.full(len(rows), 50 / 299_792.458))
+    response = 1 + 0.3 * np.linspace(-1, 1, LAMOST.npix) ** 2  # an uncalibrated throughput
+    noisy = observed * response + rng.normal(0, 0.01 * np.median(observed), observed.shape)
+    out = fit(*spectrum_weights(tf.constant(noisy, tf.float32))[:2])
+    assert [s.decode() for s in out["subtype"].numpy()] == ["A", "G", "K", "M"]
+    assert [s.decode() for s in out["template"].numpy()] == ["A0", "G2", "K5", "M2"]
+    np.testing.assert_allclose(out["z"].numpy() * 299_792.458, 50, atol=25)
+
+
+@pytest.mark.parametrize(
+    "name, letter",
+    [("G8V (101501)", "G"), ("sd:F0 (G_84-29)", "F"), ("sdF3 (140283)", "F"), ("O8/O9 (167771)", "O"), ("WDcooler", ""),
+     ("Carbon", ""), ("Ldwarf", ""), ("M0V", "M"), ("CalciumWD", "")],
+)
+def test_mk_letter(name, letter):
+    assert mk_letter(name) == letter

@@ -31,7 +31,7 @@ from app.registry import LoadedModel
 from app.settings import get_settings
 from training.data.spectra import CLASSES
 from training.preprocessing.spectra import LAMOST, masked_fraction, on_model_grid, resample_to_model_grid
-from training.preprocessing.spectrum_files import SpectrumFileError, read_spectra
+from training.preprocessing.spectrum_files import ObservedSpectrum, SpectrumFileError, read_spectra
 
 TASK = "spectra"
 router = APIRouter(tags=[TASK])
@@ -320,7 +320,7 @@ def _display_name(upload: UploadFile, index: int) -> str:
     return name[:200]
 
 
-def _read_uploads(contents: list[tuple[str, bytes]]) -> list[tuple[str, object]]:
+def _read_uploads(contents: list[tuple[str, bytes]]) -> list[tuple[str, ObservedSpectrum]]:
     """Each file's spectra (CPU work, off the event loop); a file that cannot be read is a 422 naming it."""
     spectra = []
     for index, (name, data) in enumerate(contents):
@@ -335,13 +335,40 @@ def _read_uploads(contents: list[tuple[str, bytes]]) -> list[tuple[str, object]]
     return spectra
 
 
-def _on_model_grid(spectrum) -> np.ndarray:
-    flux = resample_to_model_grid(spectrum.wavelength, spectrum.flux, spectrum.ivar)
-    try:
-        return _check_usable(flux)
-    except ValueError as exc:
-        grid = f"{LAMOST.wavelength[0]:.0f}–{LAMOST.wavelength[-1]:.0f} Å"
-        raise ValueError(f"on the model grid ({grid}) the spectrum {exc}") from None
+FileEntry = tuple[str, ObservedSpectrum, "np.ndarray | str"]  # file name, spectrum, model-grid flux or why not
+
+
+def file_entries(spectra: list[tuple[str, ObservedSpectrum]]) -> list[FileEntry]:
+    """Each file spectrum with its flux on the model grid, or the reason it cannot be classified."""
+    grid = f"{LAMOST.wavelength[0]:.0f}–{LAMOST.wavelength[-1]:.0f} Å"
+    entries = []
+    for name, observed in spectra:
+        flux = resample_to_model_grid(observed.wavelength, observed.flux, observed.ivar)
+        try:
+            entries.append((name, observed, _check_usable(flux)))
+        except ValueError as exc:
+            entries.append((name, observed, f"on the model grid ({grid}) the spectrum {exc}"))
+    return entries
+
+
+def file_results(
+    entries: list[FileEntry], classified: list[SpectrumResult], with_spectrum: bool = False
+) -> list[FileSpectrumResult | FileSpectrumError]:
+    """The answers for ``entries``: ``classified`` holds one result per classifiable entry, in order."""
+    answers = iter(classified)
+    results: list[FileSpectrumResult | FileSpectrumError] = []
+    for name, observed, flux in entries:
+        if isinstance(flux, str):
+            results.append(FileSpectrumError(file=name, row=observed.row, error=flux))
+            continue
+        targetid = observed.meta.get("targetid")
+        result = FileSpectrumResult(
+            **next(answers).model_dump(), file=name, row=observed.row, targetid=None if targetid is None else str(targetid)
+        )
+        if with_spectrum:
+            result.spectrum = {"wavelength": np.round(LAMOST.wavelength, 2).tolist(), "flux": [round(float(v), 6) for v in flux]}
+        results.append(result)
+    return results
 
 
 @router.post(
@@ -369,13 +396,8 @@ async def classify_files(
             [{"loc": ("body", "files"), "msg": f"{len(files)} files sent; at most {MAX_FILES} per request", "type": "value_error"}]
         )
     contents = [(_display_name(upload, i), await upload.read()) for i, upload in enumerate(files)]
-    spectra = await run_in_threadpool(_read_uploads, contents)
-    entries: list[tuple[str, object, np.ndarray | str]] = []
-    for name, observed in spectra:
-        try:
-            entries.append((name, observed, _on_model_grid(observed)))
-        except ValueError as exc:
-            entries.append((name, observed, str(exc)))
+    # Reading and resampling are CPU work: off the event loop.
+    entries = await run_in_threadpool(lambda: file_entries(_read_uploads(contents)))
     rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
     if rows:
         classified, version = await engine.run(TASK, rows, request)
@@ -384,20 +406,4 @@ async def classify_files(
         if model is None:
             raise ModelUnavailable(f"no {TASK} model is loaded")
         classified, version = [], model.version
-    answers = iter(classified)
-    results: list[FileSpectrumResult | FileSpectrumError] = []
-    for name, observed, flux in entries:
-        if isinstance(flux, str):
-            results.append(FileSpectrumError(file=name, row=observed.row, error=flux))
-            continue
-        result = FileSpectrumResult(
-            **next(answers).model_dump(), file=name, row=observed.row,
-            targetid=str(observed.meta["targetid"]) if "targetid" in observed.meta else None,
-        )
-        if spectrum:
-            result.spectrum = {
-                "wavelength": np.round(LAMOST.wavelength, 2).tolist(),
-                "flux": [round(float(v), 6) for v in flux],
-            }
-        results.append(result)
-    return FitsResponse(results=results, model_version=version)
+    return FitsResponse(results=file_results(entries, classified, spectrum), model_version=version)

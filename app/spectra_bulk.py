@@ -1,0 +1,158 @@
+"""Classify a directory of FITS spectra into a CSV: ``python -m app.spectra_bulk DIR --out results.csv``.
+
+In process (the bundled model, no server) or through a running service (``--url``); both
+give the answers ``POST /v1/spectra/fits`` gives, one CSV row per spectrum. The CSV is
+written file by file, so an interrupted run started again with the same ``--out`` skips
+the files already in it (resumable). A file that cannot be read gets a row with its error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from tqdm import tqdm
+
+CLASS_COLUMNS = ("p_star", "p_galaxy", "p_qso", "p_unknown")
+COLUMNS = ("file", "row", "targetid", "label", *CLASS_COLUMNS, "z", "z_err", "subtype", "warning", "warnings", "median_snr", "error")
+SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+
+
+def spectrum_files(folder: Path) -> list[Path]:
+    """FITS files (gzip-compressed or not) under ``folder``, in a stable order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name.lower().endswith(SUFFIXES))
+
+
+def csv_row(file: str, answer: dict) -> dict:
+    """One CSV row from an answer of ``POST /v1/spectra/fits`` (or an error for the whole file)."""
+    row = {column: "" for column in COLUMNS}
+    row.update(file=file, row="" if answer.get("row") is None else answer["row"], error=answer.get("error", ""))
+    if "label" in answer:
+        probabilities = answer["probabilities"]
+        row.update({column: probabilities[name] for column, name in zip(CLASS_COLUMNS, ("STAR", "GALAXY", "QSO", "UNKNOWN"))})
+        for key in ("targetid", "label", "z", "z_err", "subtype", "warning", "median_snr"):
+            row[key] = "" if answer.get(key) is None else answer[key]
+        row["warnings"] = " ".join(answer.get("warnings", []))
+    return row
+
+
+def _done_files(out: Path) -> set[str]:
+    if not out.exists():
+        return set()
+    with open(out, newline="") as f:
+        return {row["file"] for row in csv.DictReader(f)}
+
+
+class InProcess:
+    """The model loaded here, answering like the service (same reader, resampling and batch function)."""
+
+    def __init__(self, model_root: Path):
+        from app.registry import ModelRegistry
+
+        self.model = ModelRegistry(model_root).load("spectra")
+
+    def classify(self, files: list[tuple[str, bytes]]) -> Iterator[tuple[str, list[dict]]]:
+        from app.routes.spectra import file_entries, file_results, run_batch
+        from training.preprocessing.spectrum_files import SpectrumFileError, read_spectra
+
+        failed, spectra = {}, []
+        for name, data in files:
+            try:
+                spectra += [(name, s) for s in read_spectra(data)]
+            except SpectrumFileError as exc:
+                failed[name] = f"'{name}' {exc}"
+        entries = file_entries(spectra)
+        rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
+        results = file_results(entries, run_batch(self.model, rows) if rows else [])  # one batch for the group
+        for name, _ in files:
+            yield name, [{"error": failed[name]}] if name in failed else [r.model_dump() for r in results if r.file == name]
+
+
+class ThroughApi:
+    """``POST /v1/spectra/fits`` on a running service; a file it refuses gets the service's message."""
+
+    def __init__(self, url: str, timeout: float = 120.0):
+        import httpx
+
+        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+
+    def classify(self, files: list[tuple[str, bytes]]) -> Iterator[tuple[str, list[dict]]]:
+        response = self._post(files)
+        if response.status_code == 422 and len(files) > 1:  # find the bad file: one at a time
+            for one in files:
+                yield from self.classify([one])
+            return
+        if response.status_code == 422:
+            yield files[0][0], [{"error": response.json()["error"]["message"]}]
+            return
+        response.raise_for_status()
+        answers = response.json()["results"]
+        for name, _ in files:
+            yield name, [a for a in answers if a["file"] == name]
+
+    def _post(self, files: list[tuple[str, bytes]]):
+        for attempt in range(5):
+            response = self.client.post("/v1/spectra/fits", files=[("files", (name, data)) for name, data in files])
+            if response.status_code != 503:
+                return response
+            time.sleep(float(response.headers.get("Retry-After", 1)) * (attempt + 1))
+        return response
+
+
+def _groups(paths: list[Path], root: Path, size: int) -> Iterable[list[tuple[str, bytes]]]:
+    for start in range(0, len(paths), size):
+        yield [(str(p.relative_to(root)), p.read_bytes()) for p in paths[start : start + size]]
+
+
+def run(folder: Path, out: Path, classifier, files_per_request: int = 16) -> dict:
+    """Classify every file under ``folder`` not yet in ``out``; returns counts and the rate."""
+    paths = spectrum_files(folder)
+    done = _done_files(out)
+    todo = [p for p in paths if str(p.relative_to(folder)) not in done]
+    new_file = not out.exists()
+    spectra = 0
+    started = time.perf_counter()
+    with open(out, "a", newline="") as f, tqdm(total=len(todo), unit="file", file=sys.stderr, desc="spectra") as bar:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new_file:
+            writer.writeheader()
+        for group in _groups(todo, folder, files_per_request):
+            for name, answers in classifier.classify(group):
+                writer.writerows(csv_row(name, a) for a in answers)
+                spectra += sum("label" in a for a in answers)
+                bar.update(1)
+            f.flush()  # a file's rows are on disk before the next group starts: resumable
+    seconds = time.perf_counter() - started
+    return {
+        "files": len(todo),
+        "skipped_already_done": len(paths) - len(todo),
+        "spectra": spectra,
+        "seconds": round(seconds, 2),
+        "spectra_per_second": round(spectra / seconds, 1) if seconds > 0 and spectra else 0.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app.spectra_bulk", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="searched recursively for .fits/.fit/.fts files, gzip-compressed or not")
+    parser.add_argument("--out", type=Path, required=True, help="CSV to write; an existing one is continued")
+    parser.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8000 (default: classify in this process)")
+    parser.add_argument("--model-root", type=Path, default=Path("models"), help="in-process model store")
+    parser.add_argument("--files-per-request", type=int, default=16, help="files per request (per model batch in process)")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        parser.error(f"{args.folder} is not a directory")
+    classifier = ThroughApi(args.url) if args.url else InProcess(args.model_root)
+    summary = run(args.folder, args.out, classifier, args.files_per_request)
+    print(
+        f"{summary['spectra']} spectra from {summary['files']} files in {summary['seconds']} s "
+        f"({summary['spectra_per_second']} spectra/s); {summary['skipped_already_done']} files already in {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -107,7 +107,33 @@ def test_an_uploaded_fits_spectrum_is_plotted_and_classified(page):
     page.click("[data-tab=spectra]")
     page.set_input_files("#spectra-file", str(EXAMPLES / "simulated_galaxy.fits"))
     assert page.wait_for_selector("#spectra-label").inner_text() == "GALAXY"
+    assert page.inner_text("#spectra-fit").startswith("z = ")
     assert _plotted_pixels(page) > 1000
+
+
+@pytest.mark.parametrize("layout", ["sdss", "lamost_gz"])
+def test_sdss_and_compressed_lamost_files_are_read_by_the_server(page, tmp_path, layout):
+    import gzip
+
+    from tests.fixtures.spectrum_files import write_lamost_image, write_sdss_spec_lite
+
+    if layout == "sdss":
+        path = write_sdss_spec_lite(tmp_path / "spec-lite.fits")
+    else:
+        path = tmp_path / "spec.fits.gz"
+        path.write_bytes(gzip.compress(write_lamost_image(tmp_path / "spec.fits").read_bytes()))
+    page.click("[data-tab=spectra]")
+    page.set_input_files("#spectra-file", str(path))
+    assert page.wait_for_selector("#spectra-label").inner_text() in {"STAR", "GALAXY", "QSO", "UNKNOWN"}
+    assert _plotted_pixels(page) > 1000
+
+
+def test_a_file_that_is_not_fits_shows_the_servers_message(page, tmp_path):
+    path = tmp_path / "notes.fits"
+    path.write_text("not a spectrum")
+    page.click("[data-tab=spectra]")
+    page.set_input_files("#spectra-file", str(path))
+    assert "'notes.fits' is not a FITS file" in page.wait_for_selector("#spectra-result .error").inner_text()
 
 
 def test_a_bundled_example_can_be_picked(page):
@@ -124,5 +150,5 @@ def test_a_real_lamost_file(page):
     page.set_input_files("#spectra-file", str(files[0]))
     label = page.wait_for_selector("#spectra-label").inner_text()
     assert label in {"STAR", "GALAXY", "QSO", "UNKNOWN"}
-    assert "header says STAR" in page.inner_text("#spectra-result")
+    assert "pipeline says STAR" in page.inner_text("#spectra-result")
     assert _plotted_pixels(page) > 1000

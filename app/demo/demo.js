@@ -116,50 +116,16 @@ handle($("#headline-form"), $("#headline-result"), async () => {
   ];
 });
 
-// Spectra: a FITS primary image (LAMOST's layout: row 0 flux, row 1 inverse variance).
-function readFits(buffer) {
-  const bytes = new Uint8Array(buffer);
-  const header = {};
-  let offset = 0;
-  for (let done = false; !done; offset += 2880) {
-    if (offset + 2880 > bytes.length) throw new Error("not a FITS file (no END card)");
-    for (let card = 0; card < 36; card++) {
-      const text = String.fromCharCode(...bytes.subarray(offset + card * 80, offset + card * 80 + 80));
-      const key = text.slice(0, 8).trim();
-      if (key === "END") { done = true; break; }
-      if (text.slice(8, 10) !== "= ") continue;
-      const raw = text.slice(10).trim();
-      header[key] = raw.startsWith("'") ? raw.slice(1, raw.indexOf("'", 1)).trim() : Number(raw.split("/")[0]);
-    }
-  }
-  if (header.SIMPLE === undefined && !("NAXIS" in header)) throw new Error("not a FITS file");
-  const width = header.NAXIS1, rows = header.NAXIS >= 2 ? header.NAXIS2 : 1;
-  const readers = { "-32": [4, "getFloat32"], "-64": [8, "getFloat64"], "16": [2, "getInt16"], "32": [4, "getInt32"], "8": [1, "getUint8"] };
-  const [size, method] = readers[String(header.BITPIX)] || [];
-  if (!size) throw new Error(`unsupported BITPIX ${header.BITPIX}`);
-  if (offset + width * rows * size > bytes.length) throw new Error("the FITS data is shorter than its header says");
-  const view = new DataView(buffer, offset);
-  const scale = header.BSCALE ?? 1, zero = header.BZERO ?? 0;
-  const row = (r) => Array.from({ length: width }, (_, i) => view[method]((r * width + i) * size, false) * scale + zero);
-  let wavelength;
-  if ("COEFF0" in header) {
-    wavelength = Array.from({ length: width }, (_, i) => 10 ** (header.COEFF0 + header.COEFF1 * i));
-  } else if ("CRVAL1" in header) {
-    const step = header.CDELT1 ?? header.CD1_1;
-    wavelength = Array.from({ length: width }, (_, i) => header.CRVAL1 + step * i);
-    if (header["DC-FLAG"] === 1) wavelength = wavelength.map((w) => 10 ** w);
-  } else {
-    throw new Error("the FITS header has no wavelength solution (COEFF0/COEFF1 or CRVAL1/CDELT1)");
-  }
-  const flux = row(0);
-  const ivar = rows > 1 ? row(1) : flux.map(() => 1);
-  const good = flux.map((f, i) => Number.isFinite(f) && Number.isFinite(ivar[i]) && ivar[i] > 0);
-  return {
-    header,
-    wavelength,
-    flux: flux.map((f, i) => (good[i] ? f : 0)),
-    ivar: ivar.map((v, i) => (good[i] ? v : 0)),
-  };
+// Spectra: the file goes to the server's FITS reader (LAMOST, SDSS, DESI; gzip too), which sends
+// back the spectrum as the model read it, for the plot.
+async function postFile(path, file, name) {
+  const form = new FormData();
+  form.append("files", file, name);
+  form.append("spectrum", "true");
+  const response = await fetch(path, { method: "POST", body: form });
+  const payload = await response.json();
+  if (!response.ok) throw new Error(payload.error?.message || `HTTP ${response.status}`);
+  return payload;
 }
 
 function plot(canvas, wavelength, flux) {
@@ -196,24 +162,40 @@ function plot(canvas, wavelength, flux) {
   context.stroke();
 }
 
-async function classify(buffer, name) {
+function describeFit(answer) {
+  const parts = [];
+  if (answer.z !== null) {
+    parts.push(answer.label === "STAR"
+      ? `radial velocity ${(answer.z * 299792.458).toFixed(0)} ± ${(answer.z_err * 299792.458).toFixed(0)} km/s`
+      : `z = ${answer.z.toFixed(4)} ± ${answer.z_err.toFixed(4)}`);
+  }
+  if (answer.subtype) parts.push(`type ${answer.subtype} (best template ${answer.stellar_template})`);
+  if (answer.median_snr !== null) parts.push(`median S/N ${answer.median_snr.toFixed(1)}`);
+  return parts.join(" · ");
+}
+
+async function classify(file, name) {
   const result = $("#spectra-result");
+  result.replaceChildren(element("p", { class: "muted" }, `reading ${name}…`));
   try {
-    const spectrum = readFits(buffer);
-    plot($("#spectra-plot"), spectrum.wavelength, spectrum.flux);
-    const { results, model_version } = await post("/v1/spectra", {
-      spectra: [{ wavelength: spectrum.wavelength, flux: spectrum.flux, ivar: spectrum.ivar }],
-    });
+    const { results, model_version } = await postFile("/v1/spectra/fits", file, name);
     const [first] = results;
+    if (first.error) throw new Error(`${name}: ${first.error}`);
+    plot($("#spectra-plot"), first.spectrum.wavelength, first.spectrum.flux);
     const rows = Object.entries(first.probabilities).map(([label, p]) => element(
       "tr", {}, element("td", {}, label),
       element("td", {}, element("span", { class: "bar", style: `width:${Math.round(p * 200)}px` }), ` ${p.toFixed(3)}`),
     ));
-    const catalogue = spectrum.header.CLASS ? ` · the file's header says ${spectrum.header.CLASS}` : "";
+    const pipeline = first.pipeline?.class
+      ? ` · the file's pipeline says ${first.pipeline.class}${first.pipeline.subclass ? ` (${first.pipeline.subclass})` : ""}`
+      : "";
+    const more = results.length > 1 ? ` · showing row ${first.row} of ${results.length} spectra in the file` : "";
     result.replaceChildren(
       element("p", { id: "spectra-label", class: "label" }, first.label),
+      element("p", { id: "spectra-fit" }, describeFit(first)),
+      ...(first.warnings.length ? [element("p", { id: "spectra-warnings", class: "warning" }, `warnings: ${first.warnings.join(", ")}`)] : []),
       element("table", {}, element("tbody", {}, ...rows)),
-      element("p", { class: "muted" }, `${name} · ${(first.masked_fraction * 100).toFixed(1)} % of pixels masked${catalogue} · model version ${model_version}`),
+      element("p", { class: "muted" }, `${name} · ${(first.masked_fraction * 100).toFixed(1)} % of pixels masked${pipeline}${more} · model version ${model_version}`),
     );
   } catch (error) {
     result.replaceChildren(element("p", { class: "error" }, error.message));
@@ -222,12 +204,12 @@ async function classify(buffer, name) {
 
 $("#spectra-file").addEventListener("change", async (event) => {
   const [file] = event.target.files;
-  if (file) await classify(await file.arrayBuffer(), file.name);
+  if (file) await classify(file, file.name);
 });
 
 $("#spectra-example").addEventListener("change", async (event) => {
   const name = event.target.value;
   if (!name) return;
   const response = await fetch(`/demo/examples/${name}`);
-  await classify(await response.arrayBuffer(), name);
+  await classify(await response.blob(), name);
 });

@@ -292,6 +292,9 @@ class FileSpectrumResult(SpectrumResult):
     targetid: str | None = Field(
         None, description="DESI TARGETID, when the file names one (a string: 64-bit integers lose digits in JavaScript)"
     )
+    pipeline: dict[str, str | float | int] | None = Field(
+        None, description="what the file itself says about the spectrum, where it says it (e.g. LAMOST's or SDSS's CLASS, SUBCLASS, Z)"
+    )
     spectrum: dict[str, list[float]] | None = Field(
         None, description="with spectrum=true: the flux the model read, resampled onto its grid (`wavelength` Å, `flux`; 0 = masked)"
     )
@@ -362,8 +365,10 @@ def file_results(
             results.append(FileSpectrumError(file=name, row=observed.row, error=flux))
             continue
         targetid = observed.meta.get("targetid")
+        pipeline = {k: v for k, v in observed.meta.items() if k != "targetid"}
         result = FileSpectrumResult(
-            **next(answers).model_dump(), file=name, row=observed.row, targetid=None if targetid is None else str(targetid)
+            **next(answers).model_dump(), file=name, row=observed.row,
+            targetid=None if targetid is None else str(targetid), pipeline=pipeline or None,
         )
         if with_spectrum:
             result.spectrum = {"wavelength": np.round(LAMOST.wavelength, 2).tolist(), "flux": [round(float(v), 6) for v in flux]}

@@ -167,3 +167,17 @@ def test_edges_from_centres_brackets_each_centre():
     centres = np.array([1.0, 2.0, 4.0, 8.0])
     edges = edges_from_centres(centres)
     assert np.all(edges[:-1] < centres) and np.all(centres < edges[1:])
+
+
+def test_an_ensemble_export_averages_its_members(tiny_spectra_run, spectra_data, spectra_cache, tmp_path):
+    main([
+        "spectra", "export", "--data-dir", str(spectra_data), "--run-dir", str(tiny_spectra_run),
+        "--ensemble", str(tiny_spectra_run), "--model-root", str(tmp_path), "--test-per-class", "4",
+        "--cache-dir", str(spectra_cache),
+    ])
+    manifest = model_store.read_manifest(tmp_path / "spectra" / "1")
+    assert [m["run_dir"] for m in manifest["ensemble"]] == [str(tiny_spectra_run)] * 2
+    flux, _ = simulate(Templates.load(spectra_data / "templates", "dev"), 2, seed=12)
+    serve = tf.saved_model.load(str(tmp_path / "spectra" / "1")).signatures["serving_default"]
+    single = spectra.load_classifier(tiny_spectra_run)
+    np.testing.assert_allclose(serve(flux=tf.constant(flux))["probabilities"].numpy(), single(flux).numpy(), rtol=1e-4, atol=1e-6)

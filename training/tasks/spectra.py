@@ -82,7 +82,7 @@ class Config:
         return cls(**{**raw, "filters": tuple(raw["filters"])})
 
 
-def build_model(config: Config) -> keras.Model:
+def build_model(config: Config, name: str = "spectrum_classifier") -> keras.Model:
     """Flux ``[B, 3904]`` → class probabilities ``[B, 4]``."""
     flux = keras.Input(shape=(LAMOST.npix,), dtype="float32", name="flux")
     x = SpectrumNormalization(name="normalize")(flux)
@@ -96,7 +96,7 @@ def build_model(config: Config) -> keras.Model:
     x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling1D()(x), keras.layers.GlobalMaxPooling1D()(x)])
     x = keras.layers.Dropout(config.dropout)(x)
     probabilities = keras.layers.Dense(len(CLASSES), activation="softmax", name="probabilities")(x)
-    return keras.Model(flux, probabilities, name="spectrum_classifier")
+    return keras.Model(flux, probabilities, name=name)
 
 
 def load_split(data_dir: Path, cache_dir: Path, split: str, n_per_class: int) -> tuple[np.ndarray, np.ndarray]:
@@ -326,11 +326,27 @@ class SpectrumAnalysis(tf.Module):
         }
 
 
-def export(args: argparse.Namespace) -> None:
-    run_dir = Path(args.run_dir)
-    config = Config.load(run_dir / "config.json")
-    model = build_model(config)
+def load_classifier(run_dir: Path, name: str = "spectrum_classifier") -> keras.Model:
+    """A trained run's classifier with its best (held-out) weights."""
+    model = build_model(Config.load(run_dir / "config.json"), name)
     model.load_weights(run_dir / "best.weights.h5")
+    return model
+
+
+def build_ensemble(members: list[keras.Model]) -> keras.Model:
+    """Trained classifiers → one whose probabilities are the members' mean."""
+    flux = keras.Input(shape=(LAMOST.npix,), dtype="float32", name="flux")
+    probabilities = keras.layers.Average(name="mean_probabilities")([member(flux) for member in members])
+    return keras.Model(flux, probabilities, name="spectrum_classifier_ensemble")
+
+
+def export(args: argparse.Namespace) -> None:
+    run_dirs = [Path(args.run_dir), *map(Path, args.ensemble)]
+    if len(run_dirs) == 1:
+        model = load_classifier(run_dirs[0])
+    else:
+        model = build_ensemble([load_classifier(d, f"member_{i}") for i, d in enumerate(run_dirs)])
+    config = Config.load(run_dirs[0] / "config.json")
     analysis = SpectrumAnalysis(model, Path(args.data_dir) / "templates")
 
     @tf.function(input_signature=[tf.TensorSpec([None, LAMOST.npix], tf.float32, name="flux")])
@@ -352,10 +368,20 @@ def export(args: argparse.Namespace) -> None:
             "test_split": {"per_class": args.test_per_class, "seed": SPLIT_SEEDS["test"]},
             "signature": SIGNATURE,
             "zwarning_bits": ZWARNING_BITS,
+            **({"ensemble": [_member_record(d) for d in run_dirs]} if len(run_dirs) > 1 else {}),
             "templates": {**{c: path for c, (path, _, _) in REDSHIFT_TEMPLATES.items()}, "STAR": STELLAR_TEMPLATES},
             "warmup_inputs": {"flux": {"shape": [2, LAMOST.npix], "dtype": "float32", "fill": 1.0}},
         },
     )
+
+
+def _member_record(run_dir: Path) -> dict:
+    """What the manifest says of one ensemble member: how it was trained."""
+    return {
+        "run_dir": str(run_dir),
+        "training_commands": model_store.read_run_file(run_dir, "command.txt", "").splitlines(),
+        "training_time": model_store.read_run_file(run_dir, "timing.json", {}),
+    }
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -420,3 +446,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--train-per-class", type=int, default=8000)
     p.add_argument("--dev-per-class", type=int, default=1000)
     p.add_argument("--mixup-alpha", type=float, default=Config.mixup_alpha, help="0 disables mixup")
+    parsers.export.add_argument(
+        "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
+        help="more trained runs to export with --run-dir as one classifier (probabilities averaged)",
+    )

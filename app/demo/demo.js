@@ -166,8 +166,8 @@ function describeFit(answer) {
   const parts = [];
   if (answer.z !== null) {
     parts.push(answer.label === "STAR"
-      ? `radial velocity ${(answer.z * 299792.458).toFixed(0)} ± ${(answer.z_err * 299792.458).toFixed(0)} km/s`
-      : `z = ${answer.z.toFixed(4)} ± ${answer.z_err.toFixed(4)}`);
+      ? `radial velocity ${(answer.z * 299792.458).toFixed(0)} ± ${(answer.z_err * 299792.458).toPrecision(2)} km/s`
+      : `z = ${answer.z.toFixed(4)} ± ${answer.z_err.toPrecision(2)}`);
   }
   if (answer.subtype) parts.push(`type ${answer.subtype} (best template ${answer.stellar_template})`);
   if (answer.median_snr !== null) parts.push(`median S/N ${answer.median_snr.toFixed(1)}`);

@@ -55,9 +55,9 @@ def _on_rest_grid(basis: TemplateSet, grid: LogGrid, offset: int, length: int) -
     return out
 
 
-def _legendre(npix: int, degree: int) -> np.ndarray:
+def _legendre(npix: int, terms: int) -> np.ndarray:
     x = np.linspace(-1, 1, npix)
-    return np.stack([np.polynomial.legendre.Legendre.basis(k)(x) for k in range(degree)])
+    return np.stack([np.polynomial.legendre.Legendre.basis(k)(x) for k in range(terms)])
 
 
 def _next_power_of_two(n: int) -> int:
@@ -104,7 +104,7 @@ class RedshiftScan(tf.Module):
     """χ²(z) of one eigenbasis (+ additive Legendre terms) over a redshift range, by FFT cross-correlation."""
 
     def __init__(
-        self, basis: TemplateSet, z_min: float, z_max: float, poly_degree: int = 3, coarse_step: int = 2,
+        self, basis: TemplateSet, z_min: float, z_max: float, poly_terms: int = 3, coarse_step: int = 2,
         grid: LogGrid = LAMOST, name: str | None = None,
     ):
         super().__init__(name=name)
@@ -119,7 +119,7 @@ class RedshiftScan(tf.Module):
         templates = _on_rest_grid(basis, grid, offset - first, length)
         if not np.all(templates.any(axis=0)):
             raise ValueError(f"{basis.name} does not cover the model grid over z {z_min}–{z_max}")
-        self.k, self.p, self.coarse_step = len(templates), poly_degree, coarse_step
+        self.k, self.p, self.coarse_step = len(templates), poly_terms, coarse_step
         z = 10 ** (d * (offset + np.arange(s_min, s_max + 1))) - 1
         self.z_grid = tf.constant(z, tf.float32)
         self.n_shift = len(z)
@@ -130,7 +130,7 @@ class RedshiftScan(tf.Module):
         products = np.stack([templates[a] * templates[b] for a, b in self.pairs] + list(templates))
         # conj(FFT) of the template side; the correlations are irfft(FFT(observed) · this).
         self.template_fft = tf.constant(np.conj(np.fft.rfft(products, self.fft_length)).astype(np.complex64))
-        self.legendre = tf.constant(_legendre(npix, poly_degree), tf.float32)
+        self.legendre = tf.constant(_legendre(npix, poly_terms), tf.float32)
         self.step_dloglam = d
 
     def _correlations(self, flux: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
@@ -187,20 +187,11 @@ class RedshiftScan(tf.Module):
         # Single-pixel shifts around the coarse minimum.
         around = self.coarse_step + 1
         window = tf.clip_by_value(best_coarse[:, None] + tf.range(-around, around + 1)[None], 0, n_shift - 1)
-        chi2_fine = self._chi2(correlations, constants, window)
-        j = tf.argmin(chi2_fine, axis=1, output_type=tf.int32)
+        j, c0, offset, curvature = _parabola_minimum(self._chi2(correlations, constants, window))
         centre = tf.gather(window, j, batch_dims=1)
-        c0 = tf.gather(chi2_fine, j, batch_dims=1)
-        cm = tf.gather(chi2_fine, tf.maximum(j - 1, 0), batch_dims=1)
-        cp = tf.gather(chi2_fine, tf.minimum(j + 1, 2 * around), batch_dims=1)
-        curvature = tf.maximum((cp + cm - 2 * c0) / 2, 1e-3)  # χ² ≈ c0 + curvature·(shift − s0)²
-        offset = tf.clip_by_value((cm - cp) / (4 * curvature), -0.5, 0.5)
-        offset = tf.where((j == 0) | (j == 2 * around), 0.0, offset)
         d = self.step_dloglam
         z = (1 + tf.gather(self.z_grid, centre)) * tf.pow(10.0, offset * d) - 1
-        # Δχ² = 1, widened by √(reduced χ²) where the fit is worse than the noise says.
-        dof = tf.maximum(tf.reduce_sum(tf.cast(weights > 0, tf.float32), axis=-1) - self.k - self.p, 1.0)
-        z_err = (1 + z) * LN10 * d / tf.sqrt(curvature) * tf.sqrt(tf.maximum(c0 / dof, 1.0))
+        z_err = _z_error(z, c0, curvature, weights, self.k + self.p, d)
         far = int(np.ceil(1000 / C_KM_S / LN10 / d))
         distance = tf.abs(coarse[None] - best_coarse[:, None])
         second = tf.reduce_min(tf.where(distance > far, chi2_coarse, tf.float32.max), axis=1)
@@ -212,6 +203,27 @@ class RedshiftScan(tf.Module):
             "delta_chi2": second - chi2_best,
             "at_edge": (centre <= 1) | (centre >= n_shift - 2),
         }
+
+
+def _parabola_minimum(chi2: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """For χ² ``[B, n]`` at consecutive single-pixel shifts: the index of the smallest, its value,
+    the shift (in pixels, within ±½) of the vertex of the parabola through it and its neighbours
+    (0 at either end of a row), and that parabola's curvature: χ² ≈ c0 + curvature·(shift − s0)²."""
+    last = chi2.shape[1] - 1
+    j = tf.argmin(chi2, axis=1, output_type=tf.int32)
+    c0 = tf.gather(chi2, j, batch_dims=1)
+    before = tf.gather(chi2, tf.maximum(j - 1, 0), batch_dims=1)
+    after = tf.gather(chi2, tf.minimum(j + 1, last), batch_dims=1)
+    curvature = tf.maximum((after + before - 2 * c0) / 2, 1e-3)
+    offset = tf.clip_by_value((before - after) / (4 * curvature), -0.5, 0.5)
+    return j, c0, tf.where((j == 0) | (j == last), 0.0, offset), curvature
+
+
+def _z_error(z: tf.Tensor, chi2: tf.Tensor, curvature: tf.Tensor, weights: tf.Tensor, n_parameters: int, dloglam: float):
+    """1σ of z from the χ² curvature (Δχ² = 1), widened by √(reduced χ²) where the fit is worse
+    than the noise says."""
+    dof = tf.maximum(tf.reduce_sum(tf.cast(weights > 0, tf.float32), axis=-1) - n_parameters, 1.0)
+    return (1 + z) * LN10 * dloglam / tf.sqrt(curvature) * tf.sqrt(tf.maximum(chi2 / dof, 1.0))
 
 
 def _least_squares_chi2(matrix: tf.Tensor, vector: tf.Tensor, ff: tf.Tensor) -> tf.Tensor:
@@ -230,7 +242,7 @@ class StellarFit(tf.Module):
     short shift scan with it."""
 
     def __init__(
-        self, basis: TemplateSet, poly_degree: int = 8, max_shift: int = 10, blue_limit: float = 3900.0,
+        self, basis: TemplateSet, poly_terms: int = 8, max_shift: int = 10, blue_limit: float = 3900.0,
         grid: LogGrid = LAMOST, name=None,
     ):
         super().__init__(name=name)
@@ -247,10 +259,10 @@ class StellarFit(tf.Module):
         self.letters = [mk_letter(n) for n in self.names]
         norm = np.sqrt(np.mean(templates**2, axis=1, keepdims=True)) + 1e-30
         self.templates = tf.constant(templates / norm, tf.float32)  # [T, npix + 2·max_shift]
-        self.max_shift, self.p, self.npix = max_shift, poly_degree, npix
-        legendre = _legendre(npix, poly_degree)
+        self.max_shift, self.p, self.npix, self.step_dloglam = max_shift, poly_terms, npix, grid.dloglam
+        legendre = _legendre(npix, poly_terms)
         self.legendre = tf.constant(legendre, tf.float32)
-        pairs = [(l, m) for l in range(poly_degree) for m in range(l, poly_degree)]
+        pairs = [(l, m) for l in range(poly_terms) for m in range(l, poly_terms)]
         self.pairs = pairs
         self.legendre_products = tf.constant(np.stack([legendre[l] * legendre[m] for l, m in pairs]), tf.float32)
         self.subtype_names = tf.constant(self.letters)
@@ -284,20 +296,12 @@ class StellarFit(tf.Module):
         # Template pixel j sits under observed pixel j + shift: observed i sees template i + s − shift.
         columns = tf.range(self.npix)[None, :] + s - shifts[:, None]  # [2s + 1, npix]
         shifted = tf.gather(chosen, columns, axis=1)  # [B, 2s + 1, npix]
-        chi2 = self._fit(flux, weights, shifted)
-        j = tf.argmin(chi2, axis=1, output_type=tf.int32)
-        c0 = tf.gather(chi2, j, batch_dims=1)
-        cm = tf.gather(chi2, tf.maximum(j - 1, 0), batch_dims=1)
-        cp = tf.gather(chi2, tf.minimum(j + 1, 2 * s), batch_dims=1)
-        curvature = tf.maximum((cp + cm - 2 * c0) / 2, 1e-3)
-        offset = tf.where((j == 0) | (j == 2 * s), 0.0, tf.clip_by_value((cm - cp) / (4 * curvature), -0.5, 0.5))
-        d = LAMOST.dloglam
-        z = tf.pow(10.0, (tf.cast(tf.gather(shifts, j), tf.float32) + offset) * d) - 1
-        dof = tf.maximum(tf.reduce_sum(tf.cast(weights > 0, tf.float32), axis=-1) - self.p, 1.0)
+        j, c0, offset, curvature = _parabola_minimum(self._fit(flux, weights, shifted))
+        z = tf.pow(10.0, (tf.cast(tf.gather(shifts, j), tf.float32) + offset) * self.step_dloglam) - 1
         return {
             "template": tf.gather(self.template_names, best),
             "subtype": tf.gather(self.subtype_names, best),
             "z": z,
-            "z_err": (1 + z) * LN10 * d / tf.sqrt(curvature) * tf.sqrt(tf.maximum(c0 / dof, 1.0)),
+            "z_err": _z_error(z, c0, curvature, weights, self.p, self.step_dloglam),
             "chi2": c0,
         }

@@ -314,8 +314,10 @@ class FitsResponse(BaseModel):
     model_version: int
 
 
-def _file_error(index: int, message: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": ("body", "files", index), "msg": message, "type": "value_error"}])
+def _invalid_files(message: str, index: int | None = None) -> RequestValidationError:
+    """A 422 naming ``files`` (or ``files.<index>``), in the service's error shape."""
+    loc = ("body", "files") if index is None else ("body", "files", index)
+    return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
 
 
 def _display_name(upload: UploadFile, index: int) -> str:
@@ -330,11 +332,9 @@ def _read_uploads(contents: list[tuple[str, bytes]]) -> list[tuple[str, Observed
         try:
             spectra += [(name, s) for s in read_spectra(data, max_bytes=MAX_FILE_BYTES, max_rows=MAX_SPECTRA)]
         except SpectrumFileError as exc:
-            raise _file_error(index, f"'{name}' {exc}") from None
+            raise _invalid_files(f"'{name}' {exc}", index) from None
         if len(spectra) > MAX_SPECTRA:
-            raise RequestValidationError(
-                [{"loc": ("body", "files"), "msg": f"the files hold more than {MAX_SPECTRA} spectra; send fewer per request", "type": "value_error"}]
-            )
+            raise _invalid_files(f"the files hold more than {MAX_SPECTRA} spectra; send fewer per request")
     return spectra
 
 
@@ -380,7 +380,6 @@ def file_results(
     "/v1/spectra/fits",
     summary="Classify the spectra in FITS files (LAMOST, SDSS spec-lite, DESI coadd)",
     response_model=FitsResponse,
-    response_model_exclude_none=False,
     responses=error_responses(
         "spectra",
         "a file that is not FITS, truncated, of an unknown layout, without a wavelength solution, too large once "
@@ -397,9 +396,7 @@ async def classify_files(
     engine: InferenceEngine = Depends(get_engine),
 ) -> FitsResponse:
     if len(files) > MAX_FILES:
-        raise RequestValidationError(
-            [{"loc": ("body", "files"), "msg": f"{len(files)} files sent; at most {MAX_FILES} per request", "type": "value_error"}]
-        )
+        raise _invalid_files(f"{len(files)} files sent; at most {MAX_FILES} per request")
     contents = [(_display_name(upload, i), await upload.read()) for i, upload in enumerate(files)]
     # Reading and resampling are CPU work: off the event loop.
     entries = await run_in_threadpool(lambda: file_entries(_read_uploads(contents)))

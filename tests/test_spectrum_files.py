@@ -142,6 +142,8 @@ def test_bad_files_raise_a_message_for_the_caller(files, case):
 def test_too_many_rows_and_decompression_bombs_are_refused(files):
     with pytest.raises(SpectrumFileError, match="at most 2 are read"):
         read_spectra(files["desi"], max_rows=2)
+    with pytest.raises(SpectrumFileError, match="is larger than 10,000 bytes"):
+        read_spectra(files["sdss"], max_bytes=10_000)
     bomb = gzip.compress(b"SIMPLE  =" + bytes(50_000_000))
     started = time.monotonic()
     with pytest.raises(SpectrumFileError, match="decompresses to more than"):

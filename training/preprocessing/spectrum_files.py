@@ -74,6 +74,8 @@ def _open_fits(data: bytes, max_bytes: int):
 
     if data[:2] == GZIP_MAGIC:
         data = _decompress(data, max_bytes)
+    elif len(data) > max_bytes:
+        raise SpectrumFileError(f"is larger than {max_bytes:,} bytes")
     if not data.startswith(FITS_MAGIC):
         raise SpectrumFileError("is not a FITS file (it does not start with a SIMPLE card)")
     unreadable = SpectrumFileError("is not a readable FITS file (corrupt or truncated header or data)")

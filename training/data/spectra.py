@@ -319,12 +319,6 @@ def _observe(flux: np.ndarray, rng: np.random.Generator, snr: np.ndarray) -> np.
         if rng.random() < 0.3:  # the pipeline often masks a stretch where the two arms join
             start = dichroic - rng.integers(50, 400)
             observed[i, start : start + rng.integers(20, 350)] = 0.0
-        if rng.random() < 0.04:  # one arm lost altogether (about half the pixels): still a star, galaxy or quasar
-            edge = dichroic + rng.integers(-100, 100)
-            if rng.random() < 0.5:
-                observed[i, :edge] = 0.0
-            else:
-                observed[i, edge:] = 0.0
         observed[i, LAMOST.npix - rng.integers(0, 40) :] = 0.0  # unreliable red end
     return (observed * 10 ** rng.uniform(0, 3.5, size=(n, 1))).astype(np.float32)
 

@@ -83,7 +83,7 @@ def _fits_without_layout() -> bytes:
 
 BAD_UPLOADS = {
     "not FITS": (b"just some text", "not a FITS file"),
-    "truncated": (None, "not a readable FITS file"),
+    "truncated": (None, "is truncated"),
     "unknown layout": (_fits_without_layout(), "not a layout read here"),
     "corrupt gzip": (gzip.compress(b"SIMPLE  = T" + bytes(4000))[:40], "gzip"),
     "empty": (b"", "is empty"),

@@ -293,7 +293,7 @@ class FileSpectrumResult(SpectrumResult):
         None, description="DESI TARGETID, when the file names one (a string: 64-bit integers lose digits in JavaScript)"
     )
     pipeline: dict[str, str | float | int] | None = Field(
-        None, description="what the file itself says about the spectrum, where it says it (e.g. LAMOST's or SDSS's CLASS, SUBCLASS, Z)"
+        None, description="what the file's header says about the spectrum (LAMOST: CLASS, SUBCLASS, Z, …)"
     )
     spectrum: dict[str, list[float]] | None = Field(
         None, description="with spectrum=true: the flux the model read, resampled onto its grid (`wavelength` Å, `flux`; 0 = masked)"

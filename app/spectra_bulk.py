@@ -82,25 +82,34 @@ class ThroughApi:
 
     def classify(self, files: list[tuple[str, bytes]]) -> Iterator[tuple[str, list[dict]]]:
         response = self._post(files)
-        if response.status_code == 422 and len(files) > 1:  # find the bad file: one at a time
+        # A refused group (a bad file, too many spectra, a body over the limit): one file at a time.
+        if response.status_code in (413, 422) and len(files) > 1:
             for one in files:
                 yield from self.classify([one])
             return
-        if response.status_code == 422:
-            yield files[0][0], [{"error": response.json()["error"]["message"]}]
+        if response.status_code in (413, 422):
+            message = response.json()["error"]["message"].replace(_upload_name(0, files[0][0]), Path(files[0][0]).name)
+            yield files[0][0], [{"error": message}]
             return
         response.raise_for_status()
         answers = response.json()["results"]
-        for name, _ in files:
-            yield name, [a for a in answers if a["file"] == name]
+        for i, (name, _) in enumerate(files):
+            yield name, [{**a, "file": name} for a in answers if a["file"] == _upload_name(i, name)]
 
     def _post(self, files: list[tuple[str, bytes]]):
+        uploads = [("files", (_upload_name(i, name), data)) for i, (name, data) in enumerate(files)]
         for attempt in range(5):
-            response = self.client.post("/v1/spectra/fits", files=[("files", (name, data)) for name, data in files])
+            response = self.client.post("/v1/spectra/fits", files=uploads)
             if response.status_code != 503:
                 return response
             time.sleep(float(response.headers.get("Retry-After", 1)) * (attempt + 1))
         return response
+
+
+def _upload_name(index: int, name: str) -> str:
+    """The name a file travels under: the service echoes only a file's base name, and two files
+    in one request may share one (``night1/spec.fits``, ``night2/spec.fits``)."""
+    return f"{index}-{Path(name).name}"
 
 
 def _groups(paths: list[Path], root: Path, size: int) -> Iterable[list[tuple[str, bytes]]]:

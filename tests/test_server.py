@@ -100,3 +100,37 @@ def test_the_benchmark_with_base64_spectra(server, client):
     assert (level.requests, level.failed) == (6, 0)
     outputs = load.raw_call(client.app.state.registry.get("spectra").predict, 2)()
     assert outputs["probabilities"].shape[0] == 2
+
+
+def test_bulk_spectra_through_the_real_server_match_the_in_process_run(server_url, tmp_path):
+    import csv
+    import gzip
+
+    from app import spectra_bulk
+    from tests.conftest import BUNDLED_MODELS
+    from tests.fixtures.spectrum_files import write_desi_coadd, write_lamost_image, write_sdss_spec_lite
+
+    folder = tmp_path / "in"
+    for night in ("night1", "night2"):  # the same file name in two folders
+        (folder / night).mkdir(parents=True)
+        write_sdss_spec_lite(folder / night / "spec.fits")
+    (folder / "star.fits.gz").write_bytes(gzip.compress(write_lamost_image(tmp_path / "star.fits").read_bytes()))
+    write_desi_coadd(folder / "coadd.fits", nspec=2)
+    (folder / "broken.fits").write_bytes(b"not a FITS file")
+
+    def rows(out):
+        with open(out, newline="") as f:
+            return {(r["file"], r["row"]): r for r in csv.DictReader(f)}
+
+    spectra_bulk.run(folder, tmp_path / "api.csv", spectra_bulk.ThroughApi(server_url), files_per_request=3)
+    spectra_bulk.run(folder, tmp_path / "local.csv", spectra_bulk.InProcess(BUNDLED_MODELS), files_per_request=3)
+    api, local = rows(tmp_path / "api.csv"), rows(tmp_path / "local.csv")
+    assert set(api) == set(local) == {
+        ("broken.fits", ""), ("coadd.fits", "0"), ("coadd.fits", "1"), ("night1/spec.fits", ""), ("night2/spec.fits", ""),
+        ("star.fits.gz", ""),
+    }
+    assert "'broken.fits' is not a FITS file" in api[("broken.fits", "")]["error"]
+    for key, row in local.items():
+        assert api[key]["label"] == row["label"]
+        if row["z"]:
+            assert abs(float(api[key]["z"]) - float(row["z"])) < 1e-4

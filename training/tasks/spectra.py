@@ -41,7 +41,7 @@ SIGNATURE = {
         "label": "string [N]",
         "z": "float32 [N]: redshift from the template fit of the label's class (of the likeliest astrophysical class for UNKNOWN; a star's is its radial velocity / c)",
         "z_err": "float32 [N]: 1σ uncertainty of z",
-        "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one",
+        "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one (float32 max for stars)",
         "subtype": "string [N]: for STAR, the MK letter of the best-fitting stellar template ('' for templates without one, and for other classes)",
         "stellar_template": "string [N]: for STAR, the best-fitting stellar template's name ('' for other classes)",
         "median_snr": "float32 [N]: median flux / noise per pixel, the noise estimated from the spectrum",
@@ -296,7 +296,9 @@ class SpectrumAnalysis(tf.Module):
         # class. Fitting only those rows makes a batch cost one fit per spectrum, not three.
         fit_class = tf.where(label == CLASSES.index("UNKNOWN"), tf.argmax(probabilities[:, :3], axis=1, output_type=tf.int32), label)
         fitters = {"STAR": self.stars, **self.scans}
-        outputs = {"z": 0.0, "z_err": 0.0, "delta_chi2": np.inf, "at_edge": False, "subtype": "", "template": ""}
+        # Outputs a fit does not give keep these (finite, so every output is valid JSON: no other
+        # redshift fits at all is the largest float32).
+        outputs = {"z": 0.0, "z_err": 0.0, "delta_chi2": float(np.finfo(np.float32).max), "at_edge": False, "subtype": "", "template": ""}
         merged = {key: tf.fill(tf.shape(label), tf.constant(default)) for key, default in outputs.items()}
         for name, fit in fitters.items():
             rows = tf.where(fit_class == CLASSES.index(name))

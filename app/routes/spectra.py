@@ -40,8 +40,6 @@ MAX_SPECTRA, MAX_POINTS = _settings.max_batch_spectra, _settings.max_spectrum_po
 MAX_MASKED = _settings.max_masked_fraction
 MAX_FILES, MAX_FILE_BYTES = _settings.max_fits_files, _settings.max_fits_bytes
 HEAVY_MASKING = 0.2
-# The bundled model's warning bits (its manifest's zwarning_bits), for models exported before them.
-ZWARNING_BITS = {"LOW_SNR": 1, "AMBIGUOUS_CLASS": 2, "SMALL_DELTA_CHI2": 4, "Z_AT_EDGE": 8, "HEAVILY_MASKED": 16, "UNCLASSIFIED": 32}
 
 
 def _check_usable(flux: np.ndarray) -> np.ndarray:
@@ -57,6 +55,15 @@ def _on_grid(values: list[float] | np.ndarray) -> np.ndarray:
     if len(values) != LAMOST.npix:
         raise ValueError(f"has {len(values)} values; a flux array on the model grid has exactly {LAMOST.npix}")
     return _check_usable(on_model_grid(np.asarray(values, dtype=np.float64)))
+
+
+def _resampled_and_usable(wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray | None) -> np.ndarray:
+    """A spectrum on its own grid → flux on the model grid, or a ValueError saying why it is unusable there."""
+    try:
+        return _check_usable(resample_to_model_grid(wavelength, flux, ivar))
+    except ValueError as exc:
+        grid = f"{LAMOST.wavelength[0]:.0f}–{LAMOST.wavelength[-1]:.0f} Å"
+        raise ValueError(f"after resampling onto the model grid ({grid}) the spectrum {exc}") from None
 
 
 GriddedFlux = Annotated[
@@ -92,12 +99,7 @@ class SpectrumWithWavelength(BaseModel):
         if not np.all(np.diff(wavelength) > 0):
             raise ValueError("'wavelength' must be strictly increasing")
         ivar = None if self.ivar is None else np.asarray(self.ivar)
-        flux = resample_to_model_grid(wavelength, np.asarray(self.flux), ivar)
-        try:
-            self._flux = _check_usable(flux)
-        except ValueError as exc:
-            grid = f"{LAMOST.wavelength[0]:.0f}–{LAMOST.wavelength[-1]:.0f} Å"
-            raise ValueError(f"after resampling onto the model grid ({grid}) the spectrum {exc}") from None
+        self._flux = _resampled_and_usable(wavelength, np.asarray(self.flux), ivar)
         return self
 
 
@@ -224,7 +226,6 @@ def run_batch(model: LoadedModel, rows: list[np.ndarray]) -> list[SpectrumResult
     flux = np.stack(rows).astype(np.float32)
     out = {key: value.numpy() for key, value in model.predict(flux=tf.constant(flux)).items()}
     classes = model.manifest.get("classes", CLASSES)
-    bits = model.manifest.get("zwarning_bits", ZWARNING_BITS)
     results = []
     for i, row in enumerate(flux):
         label = out["label"][i].decode()
@@ -238,7 +239,7 @@ def run_batch(model: LoadedModel, rows: list[np.ndarray]) -> list[SpectrumResult
         if "z" in out:  # models exported before the template fits answer the class alone
             warning = int(out["zwarning"][i])
             result.warning = warning
-            result.warnings = [name for name, bit in bits.items() if warning & bit]
+            result.warnings = [name for name, bit in model.manifest["zwarning_bits"].items() if warning & bit]
             result.median_snr = _rounded(out["median_snr"][i], 3)
             if label != "UNKNOWN":
                 result.z, result.z_err = _rounded(out["z"][i], 6), _rounded(out["z_err"][i], 6)
@@ -343,14 +344,12 @@ FileEntry = tuple[str, ObservedSpectrum, "np.ndarray | str"]  # file name, spect
 
 def file_entries(spectra: list[tuple[str, ObservedSpectrum]]) -> list[FileEntry]:
     """Each file spectrum with its flux on the model grid, or the reason it cannot be classified."""
-    grid = f"{LAMOST.wavelength[0]:.0f}–{LAMOST.wavelength[-1]:.0f} Å"
     entries = []
     for name, observed in spectra:
-        flux = resample_to_model_grid(observed.wavelength, observed.flux, observed.ivar)
         try:
-            entries.append((name, observed, _check_usable(flux)))
+            entries.append((name, observed, _resampled_and_usable(observed.wavelength, observed.flux, observed.ivar)))
         except ValueError as exc:
-            entries.append((name, observed, f"on the model grid ({grid}) the spectrum {exc}"))
+            entries.append((name, observed, str(exc)))
     return entries
 
 

@@ -45,6 +45,13 @@ def test_every_layout_answers_per_spectrum_with_file_and_row(spectra_client, fil
         assert result["spectrum"] is None
 
 
+def test_curl_style_single_file_field(spectra_client, files):
+    """``curl -F file=@spec.fits`` sends the form field ``file``; it is read like ``files``."""
+    response = spectra_client.post("/v1/spectra/fits", files=[("file", ("spec-lite.fits", files["spec-lite.fits"]))])
+    assert response.status_code == 200, response.text
+    assert [r["file"] for r in response.json()["results"]] == ["spec-lite.fits"]
+
+
 def test_the_same_spectrum_as_json_or_as_a_file_gets_the_same_answer(spectra_client, files):
     from training.data.spectra_real import model_grid_flux
     from training.preprocessing.spectrum_files import read_spectra

@@ -388,12 +388,17 @@ def file_results(
 async def classify_files(
     request: Request,
     files: list[UploadFile] = File(
+        [],
         description=f"1 to {MAX_FILES} FITS files, gzip-compressed or not: LAMOST (primary image or DR8+ table), "
-        f"SDSS spec-lite/spec, or DESI coadd (every row); at most {MAX_SPECTRA} spectra in all"
+        f"SDSS spec-lite/spec, or DESI coadd (every row); at most {MAX_SPECTRA} spectra in all",
     ),
+    file: list[UploadFile] = File([], description="the same as `files` (`curl -F file=@spec.fits` works too)"),
     spectrum: bool = Form(False, description="also return each spectrum as the model read it (for plotting)"),
     engine: InferenceEngine = Depends(get_engine),
 ) -> FitsResponse:
+    files = files + file
+    if not files:
+        raise _invalid_files("no FITS file sent: upload one or more as the form field `files` (or `file`)")
     if len(files) > MAX_FILES:
         raise _invalid_files(f"{len(files)} files sent; at most {MAX_FILES} per request")
     contents = [(_display_name(upload, i), await upload.read()) for i, upload in enumerate(files)]

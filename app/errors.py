@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request
@@ -59,6 +60,15 @@ def error_responses(model: str, invalid: str = "invalid request; `error.fields` 
     })
 
 
+_PATH = re.compile(r"""(?:[A-Za-z]:)?(?:[/\\][^\s'"/\\:]+){2,}[/\\]?""")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with filesystem paths replaced by ``<path>``: messages that reach callers (load
+    failures, a missing version) must not map the server's disk."""
+    return _PATH.sub("<path>", text)
+
+
 def error_body(code: str, message: str, fields: list[dict] | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or []}}
 
@@ -85,7 +95,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 503: "unavailable"}.get(
+    code = {
+        401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+        413: "body_too_large", 429: "rate_limited", 503: "unavailable",
+    }.get(
         exc.status_code, "http_error"
     )
     fields = [BODY_FIELD] if exc.status_code == 413 else []

@@ -10,14 +10,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
+from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 
+from app.access import AccessControl  # noqa: E402
 from app.batching import Arrivals  # noqa: E402
 from app.engine import InferenceEngine  # noqa: E402
 from app.errors import install_error_handlers  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
 from app.metrics import Metrics  # noqa: E402
-from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware  # noqa: E402
+from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware  # noqa: E402
 from app.registry import ModelRegistry, settle_heap  # noqa: E402
 from app.routes import demo, headline, health, models, ner, qa, spectra  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
@@ -60,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in TASK_ROUTES:
         engine.register(module.TASK, module.run_batch)
     metrics.watch(registry, engine.queue_depths)
+    access = AccessControl(settings)
+    if access.open:
+        log.warning("no API keys file (APP_API_KEYS_FILE): predictions are open to anyone who can connect, admin endpoints closed")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -86,8 +91,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.access = access
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # none by default: browsers on other origins may not call the API
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "X-Request-ID"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, arrivals=arrivals)
     app.include_router(health.router)
     app.include_router(models.router)

@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids with structured access logs, and a request-body size limit."""
+"""ASGI middleware: request ids with structured access logs, a request-body size limit, and
+security headers."""
 
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ class RequestContextMiddleware:
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": scope["path"],  # never the query string: it may hold anything
                     "status": status,
                     "duration_ms": round(seconds * 1000, 2),
+                    "key_id": scope["state"].get("key_id"),  # the key's id, never the key
                 },
             )
             if self.metrics is not None:
@@ -125,3 +127,38 @@ class BodySizeLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+# The demo page loads only its own files and calls only this origin; /docs (Swagger UI) loads
+# its scripts from a CDN, so elsewhere the policy only forbids framing.
+DEMO_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """``X-Content-Type-Options``, ``Referrer-Policy`` and a Content-Security-Policy (the demo
+    page's own, ``frame-ancestors 'none'`` elsewhere) on every response."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        csp = DEMO_PAGE_CSP if path == "/" or path.startswith("/demo/") else "frame-ancestors 'none'"
+        extra = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"content-security-policy", csp.encode()),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -61,7 +61,6 @@ class LoadedModel:
         return {
             "task": self.task,
             "version": self.version,
-            "path": str(self.path),
             "metrics": self.manifest.get("metrics", {}),
             "signature": self.manifest.get("signature", {}),
             "created": self.manifest.get("created"),

@@ -54,6 +54,25 @@ class Settings(BaseSettings):
     tfserving_url: str = Field("http://127.0.0.1:8501", description="TensorFlow Serving's REST address")
     tfserving_timeout_s: float = Field(30.0, gt=0, description="per call to TensorFlow Serving")
     tfserving_retries: int = Field(2, ge=0, description="retries of a call whose connection to TensorFlow Serving failed")
+    # Access control (docs/security.md). Without a keys file predictions are open and admin endpoints closed.
+    api_keys_file: Path | None = Field(
+        None, description="YAML or JSON file of API keys (ids, SHA-256 hashes, scopes, limits): python -m app.keys"
+    )
+    default_key_rate_limit: str | None = Field(
+        None, description='rate limit of a key whose entry sets none, e.g. "20/second;10000/day" (none: unlimited)'
+    )
+    anonymous_rate_limit: str | None = Field(
+        None, description="rate limit per client address for callers without a key (only without a keys file)"
+    )
+    auth_failure_limit: str = Field(
+        "10/minute", description="failed authentications per client address before it gets 429 until the window passes"
+    )
+    rate_limit_storage: str = Field(
+        "memory://", description="where counts live: memory:// (this process) or redis://host:port/db (shared by replicas)"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='origins whose browsers may call the API, e.g. APP_CORS_ORIGINS=\'["https://a.example"]\''
+    )
     log_level: str = "INFO"
 
 

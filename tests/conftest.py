@@ -52,6 +52,18 @@ def system_tool(name: str, package: str) -> str:
     pytest.skip(f"{name} is not installed (apt-get install {package}); .ci/run installs it")
 
 
+def write_keys_file(path: Path, scopes: dict[str, list[str]], rate_limits: dict[str, str] | None = None) -> dict[str, str]:
+    """A keys file at ``path`` with one key per id in ``scopes``; returns id → the key itself."""
+    from app.keys import ApiKey, hash_key, write_keys
+
+    secrets = {key_id: f"msk_test-{key_id}-0123456789abcdef" for key_id in scopes}
+    write_keys(path, [
+        ApiKey(key_id, hash_key(secrets[key_id]), frozenset(key_scopes), (rate_limits or {}).get(key_id))
+        for key_id, key_scopes in scopes.items()
+    ])
+    return secrets
+
+
 def shared_data(task: str) -> Path:
     """``../shared/data/<task>``, or skip the test when this checkout has no shared data beside it."""
     path = SHARED_DATA / task

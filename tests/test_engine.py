@@ -23,7 +23,7 @@ from app.main import create_app
 from app.middleware import RequestContextMiddleware
 from app.routes import ner, spectra
 from app.settings import Settings
-from tests.conftest import bundled_version, until
+from tests.conftest import bundled_version, until, write_keys_file
 from training.preprocessing.spectra import LAMOST
 
 NER_TEXTS = [
@@ -199,8 +199,12 @@ def test_reload_switches_only_to_a_version_that_loads_and_answers(tmp_path):
     def add_version(version: int) -> Path:
         return shutil.copytree(root / "spectra" / "1", root / "spectra" / str(version))
 
+    keys = write_keys_file(tmp_path / "keys.yaml", {"ops": ["admin", "metrics", "predict"]})
+    admin = {"Authorization": f"Bearer {keys['ops']}"}
+
     async def scenario():
-        async with serving(Settings(model_root=root)) as (app, client):
+        async with serving(Settings(model_root=root, api_keys_file=tmp_path / "keys.yaml")) as (app, client):
+            client.headers.update(admin)
             reload = lambda json=None: client.post("/v1/models/spectra/reload", json=json)  # noqa: E731
             assert (await reload()).json() == {"task": "spectra", "version": 1, "previous_version": 1}
 

@@ -8,6 +8,7 @@ from typing import NamedTuple
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from app.access import AccessRoute, require
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
@@ -17,7 +18,8 @@ from app.validation import integer, user_text
 from training.decoding import call_generator
 
 TASK = "headline"
-router = APIRouter(tags=[TASK])
+# Who may call: anyone without a keys file; with one, keys with `predict` or `predict:<task>`.
+router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
 _settings = get_settings()
 MAX_CHARS, MAX_BEAM_WIDTH, MAX_LENGTH = _settings.max_text_chars, _settings.max_beam_width, _settings.max_headline_tokens
 

@@ -6,12 +6,15 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from app.access import AccessRoute, require
 from app.dependencies import get_metrics, get_registry
-from app.errors import error_body
+from app.errors import error_body, without_paths
 from app.metrics import Metrics
 from app.registry import ModelRegistry
 
-router = APIRouter(tags=["service"])
+# Who may call: the probes, anyone (orchestrators call them); /metrics, anyone without a keys
+# file and keys with `metrics` with one.
+router = APIRouter(tags=["service"], route_class=AccessRoute)
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -22,7 +25,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Every model on disk is loaded and serving")
 def readyz(registry: ModelRegistry = Depends(get_registry)) -> JSONResponse:
     loaded = {m.task: m.version for m in registry.loaded()}
-    errors = registry.errors()
+    errors = {task: without_paths(e) for task, e in registry.errors().items()}
     missing = [task for task in registry.discover() if task not in loaded]
     if loaded and not missing:
         return JSONResponse({"status": "ready", "models": loaded})
@@ -32,6 +35,6 @@ def readyz(registry: ModelRegistry = Depends(get_registry)) -> JSONResponse:
     return JSONResponse(body, status_code=503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, dependencies=[Depends(require("metrics"))])
 async def metrics(metrics: Metrics = Depends(get_metrics)) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

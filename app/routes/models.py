@@ -10,19 +10,25 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.access import AccessRoute, Caller, audit_log, require
 from app.dependencies import get_metrics, get_registry
-from app.errors import ErrorResponse, documented_errors, error_body
+from app.errors import ErrorResponse, documented_errors, error_body, without_paths
 from app.metrics import Metrics
 from app.registry import ModelRegistry, settle_heap
 from app.validation import integer
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=AccessRoute)
 log = logging.getLogger("app.models")
 
 
-@router.get("/v1/models", summary="Loaded models: task, version, test metrics and signature")
+# Who may call: anyone without a keys file; with one, any valid key.
+@router.get(
+    "/v1/models",
+    summary="Loaded models: task, version, test metrics and signature",
+    dependencies=[Depends(require(None))],
+)
 def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
-    return {"models": [m.describe() for m in registry.loaded()], "load_errors": registry.errors()}
+    return {"models": [m.describe() for m in registry.loaded()], "load_errors": {task: without_paths(e) for task, e in registry.errors().items()}}
 
 
 class ReloadRequest(BaseModel):
@@ -46,7 +52,12 @@ class ReloadResponse(BaseModel):
     summary="Load a version beside the serving one and switch to it if it passes a smoke check",
     response_model=ReloadResponse,
     responses={
-        **documented_errors({404: "no such task or version on disk"}),
+        **documented_errors({
+            401: "no API key, or an unknown one",
+            403: "the key lacks the `admin` scope, or no keys are configured (admin endpoints are then closed)",
+            404: "no such task or version on disk",
+            429: "too many requests from this key, or too many failed authentications from this address",
+        }),
         409: {
             "model": ReloadFailure,
             "description": "the version failed to load or to answer its warm-up inputs; the old one still serves",
@@ -58,23 +69,30 @@ async def reload(
     body: ReloadRequest | None = Body(None),
     registry: ModelRegistry = Depends(get_registry),
     metrics: Metrics = Depends(get_metrics),
+    caller: Caller = Depends(require("admin")),  # who may call: keys with `admin`
 ):
+    version = body.version if body else None
+    audit = {"key_id": caller.key_id, "address": caller.address, "action": "reload", "task": task, "version": version}
     if task not in registry.discover():
+        audit_log.info("admin action", extra={**audit, "outcome": "not_found"})
         raise HTTPException(404, f"no model versions of task {task!r} on disk")
     previous = registry.get(task)
-    version = body.version if body else None
     try:
         model = await run_in_threadpool(registry.load, task, version)
     except FileNotFoundError as exc:
         metrics.reloads.labels(task, "not_found").inc()
-        raise HTTPException(404, str(exc)) from None
+        audit_log.info("admin action", extra={**audit, "outcome": "not_found"})
+        raise HTTPException(404, without_paths(str(exc))) from None
     except Exception as exc:  # noqa: BLE001 - any failure leaves the old version serving
         metrics.reloads.labels(task, "failed").inc()
         log.exception("reload failed", extra={"task": task, "version": version})
+        audit_log.info("admin action", extra={**audit, "outcome": "failed"})
         serving = registry.get(task)
-        content = error_body("reload_failed", f"version {version or 'latest'} of {task} failed to load: {type(exc).__name__}: {exc}")
+        reason = without_paths(f"{type(exc).__name__}: {exc}")
+        content = error_body("reload_failed", f"version {version or 'latest'} of {task} failed to load: {reason}")
         content["serving_version"] = serving.version if serving else None
         return JSONResponse(status_code=409, content=content)
     metrics.reloads.labels(task, "succeeded").inc()
+    audit_log.info("admin action", extra={**audit, "version": model.version, "outcome": "succeeded"})
     await run_in_threadpool(settle_heap)
     return ReloadResponse(task=task, version=model.version, previous_version=previous.version if previous else None)

@@ -8,6 +8,7 @@ import tensorflow as tf
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.access import AccessRoute, require
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
@@ -17,7 +18,8 @@ from app.validation import user_text
 from training.preprocessing.text import spans_from_tag_batch
 
 TASK = "ner"
-router = APIRouter(tags=[TASK])
+# Who may call: anyone without a keys file; with one, keys with `predict` or `predict:<task>`.
+router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
 _settings = get_settings()
 MAX_CHARS, MAX_TEXTS = _settings.max_text_chars, _settings.max_batch_texts
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.access import AccessRoute, require
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
@@ -17,7 +18,8 @@ from app.validation import integer, user_text
 from training.preprocessing.qa import Answer, Spans, Window, best_answers, prepare, read_windows, segment
 
 TASK = "qa"
-router = APIRouter(tags=[TASK])
+# Who may call: anyone without a keys file; with one, keys with `predict` or `predict:<task>`.
+router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
 _settings = get_settings()
 MAX_QUESTION, MAX_PASSAGES, MAX_PASSAGE = _settings.max_question_chars, _settings.max_passages, _settings.max_passage_chars
 MAX_CANDIDATES = 10

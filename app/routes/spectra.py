@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.access import AccessRoute, require
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
@@ -34,7 +35,8 @@ from training.preprocessing.spectra import LAMOST, masked_fraction, on_model_gri
 from training.preprocessing.spectrum_files import ObservedSpectrum, SpectrumFileError, read_spectra
 
 TASK = "spectra"
-router = APIRouter(tags=[TASK])
+# Who may call: anyone without a keys file; with one, keys with `predict` or `predict:<task>`.
+router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
 _settings = get_settings()
 MAX_SPECTRA, MAX_POINTS = _settings.max_batch_spectra, _settings.max_spectrum_points
 MAX_MASKED = _settings.max_masked_fraction

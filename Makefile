@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install  ## serve the bundled models on $(HOST):$(PORT)
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
+	$(BIN)/python -m app.server --host $(HOST) --port $(PORT)
 
 test: install  ## run the test suite (fails on "no tests collected", pytest's exit 5)
 	$(BIN)/pytest

@@ -20,6 +20,7 @@ log = logging.getLogger("app.errors")
 
 
 BODY_FIELD = {"field": "body", "message": "request body too large"}
+SLOW_BODY_FIELD = {"field": "body", "message": "not received in time"}
 
 
 class ErrorField(BaseModel):
@@ -96,12 +97,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = {
-        401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+        401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
         413: "body_too_large", 429: "rate_limited", 503: "unavailable",
     }.get(
         exc.status_code, "http_error"
     )
-    fields = [BODY_FIELD] if exc.status_code == 413 else []
+    fields = {413: [BODY_FIELD], 408: [SLOW_BODY_FIELD]}.get(exc.status_code, [])
     return JSONResponse(
         status_code=exc.status_code, content=error_body(code, str(exc.detail), fields), headers=exc.headers
     )

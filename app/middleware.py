@@ -3,6 +3,7 @@ security headers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -12,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.batching import Arrivals
-from app.errors import BODY_FIELD, error_body
+from app.errors import BODY_FIELD, SLOW_BODY_FIELD, error_body
 from app.metrics import Metrics
 
 access_log = logging.getLogger("app.access")
@@ -79,12 +80,20 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body exceeds {max_bytes} bytes")
 
 
-class BodySizeLimitMiddleware:
-    """Rejects request bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+class BodyTooSlow(HTTPException):
+    def __init__(self, timeout_s: float):
+        super().__init__(408, f"the request body did not arrive within {timeout_s:g} s")
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+
+class BodySizeLimitMiddleware:
+    """Rejects request bodies over ``max_bytes`` with 413, whether or not Content-Length is sent,
+    and bodies not received within ``timeout_s`` with 408 (a client trickling its body would
+    otherwise hold a connection and a task for as long as it likes)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 60.0):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,14 +105,22 @@ class BodySizeLimitMiddleware:
             return
         received = 0
         response_started = False
+        body_complete = False
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete:  # later messages can only be the disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except asyncio.TimeoutError:
+                raise BodyTooSlow(self.timeout_s) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
+                body_complete = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -116,13 +133,17 @@ class BodySizeLimitMiddleware:
         except BodyTooLarge:
             if not response_started:
                 await self._reject(send)
+        except BodyTooSlow as exc:
+            if not response_started:
+                await self._reject(send, 408, error_body("request_timeout", exc.detail, [SLOW_BODY_FIELD]))
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(error_body("body_too_large", BodyTooLarge(self.max_bytes).detail, [BODY_FIELD])).encode()
+    async def _reject(self, send: Send, status: int = 413, content: dict | None = None) -> None:
+        content = content or error_body("body_too_large", BodyTooLarge(self.max_bytes).detail, [BODY_FIELD])
+        body = json.dumps(content).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
             }
         )

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description='origins whose browsers may call the API, e.g. APP_CORS_ORIGINS=\'["https://a.example"]\''
     )
+    # Slow and idle clients (python -m app.server applies the first two; the app the third).
+    header_timeout_s: float = Field(10.0, gt=0, description="a connection must send each request head within this")
+    max_connections: int = Field(
+        1000, gt=0, description="open connections beyond this are closed at once (keep below `ulimit -n`)"
+    )
+    body_timeout_s: float = Field(60.0, gt=0, description="a request body must arrive within this (408 otherwise)")
     log_level: str = "INFO"
 
 

@@ -279,7 +279,7 @@ def free_port() -> int:
 
 
 class Server:
-    """``uvicorn app.main:app`` on a free loopback port, with extra ``APP_*`` settings.
+    """The service (``python -m app.server``, uvicorn) on a free loopback port, with extra ``APP_*`` settings.
 
     Its output goes to a temporary file (a pipe nobody reads would block the server once
     full), whose tail explains a server that fails to start.
@@ -291,8 +291,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-access-log", "--log-level", "warning"],
+            [sys.executable, "-m", "app.server", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             cwd=REPO,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "APP_LOG_LEVEL": "WARNING", **env},
             stdout=self.output,

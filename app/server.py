@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info", help="uvicorn's own log level")
     parser.add_argument(
-        "--forwarded-allow-ips", default="127.0.0.1",
-        help="proxies (e.g. nginx) whose X-Forwarded-For names the client; rate limits per address use it",
+        "--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        help="proxies (e.g. nginx) whose X-Forwarded-For names the client, as uvicorn's option of that name "
+        "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1); rate limits per address use it",
     )
     args = parser.parse_args(argv)
     uvicorn.run(

@@ -65,6 +65,17 @@ def test_compose_runs_replicas_behind_nginx_with_the_tested_template():
     template = (REPO / source).read_text()
     assert all("${" + name + "}" in template for name in lb["environment"])
     assert "server api:8000" in lb["environment"]["NGINX_UPSTREAM_SERVERS"]
+    assert lb["environment"]["NGINX_HTTPS_PORT"] + ":" + lb["environment"]["NGINX_HTTPS_PORT"] in " ".join(lb["ports"])
+
+
+def test_compose_replicas_take_keys_from_a_secret_and_share_quotas_in_redis():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    api, redis = compose["services"]["api"], compose["services"]["redis"]
+    assert api["environment"]["APP_API_KEYS_FILE"] == "/run/secrets/api_keys" and "api_keys" in api["secrets"]
+    assert api["environment"]["APP_RATE_LIMIT_STORAGE"].startswith("redis://redis:")
+    assert redis["image"].startswith("redis:") and "ports" not in redis  # not published
+    assert set(compose["secrets"]) == {"api_keys", "tls_cert", "tls_key"}
+    assert "secrets/" in (REPO / ".gitignore").read_text().split()
 
 
 def test_compose_tfserving_profile_serves_every_bundled_model_through_tensorflow_serving():
@@ -100,6 +111,11 @@ def test_k8s_deployment_probes_the_health_endpoints_and_requests_a_gpu():
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"] == labels == manifests["Service"]["spec"]["selector"]
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001  # the Dockerfile's user
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    (mount,) = container["volumeMounts"]
+    assert env["APP_API_KEYS_FILE"].startswith(mount["mountPath"] + "/")
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] and env["APP_RATE_LIMIT_STORAGE"].startswith("redis://")
 
 
 def test_k8s_autoscaler_targets_the_deployment():

@@ -152,3 +152,30 @@ def test_a_real_lamost_file(page):
     assert label in {"STAR", "GALAXY", "QSO", "UNKNOWN"}
     assert "pipeline says STAR" in page.inner_text("#spectra-result")
     assert _plotted_pixels(page) > 1000
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    from tests.conftest import write_keys_file
+
+    path = tmp_path_factory.mktemp("keys") / "keys.yaml"
+    keys = write_keys_file(path, {"demo": ["predict:ner"]})
+    with Server({"APP_API_KEYS_FILE": str(path)}) as server:
+        yield server.url, keys["demo"]
+
+
+def test_with_keys_configured_the_page_asks_for_one_and_keeps_it_in_the_tab(browser, keyed_server):
+    url, key = keyed_server
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.click("#ner-form button[type=submit]")
+    page.wait_for_selector("#ner-result .error")
+    assert "needs an API key" in page.inner_text("#ner-result")
+    assert page.eval_on_selector("#api-key-box", "d => d.open")  # the key field is shown
+    page.fill("#api-key", key)
+    page.click("#ner-form button[type=submit]")
+    page.wait_for_selector("#ner-marked mark")
+    assert page.evaluate("Object.keys(localStorage).length") == 0  # the session only
+    page.reload()
+    assert page.input_value("#api-key") == key  # kept in this tab
+    page.close()

@@ -9,15 +9,27 @@ function element(tag, attributes = {}, ...children) {
   return node;
 }
 
-async function post(path, body) {
-  const response = await fetch(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
+// An API key, when the service asks for one: kept in this tab's session storage only (gone
+// when the tab closes), sent as X-API-Key.
+const KEY_STORAGE = "model-serving-api-key";
+$("#api-key").value = sessionStorage.getItem(KEY_STORAGE) || "";
+$("#api-key").addEventListener("input", (event) => sessionStorage.setItem(KEY_STORAGE, event.target.value.trim()));
+
+function keyHeaders() {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  return key ? { "x-api-key": key } : {};
+}
+
+async function send(path, init) {
+  const response = await fetch(path, { ...init, headers: { ...init.headers, ...keyHeaders() } });
   const payload = await response.json();
+  if (response.status === 401) $("#api-key-box").open = true;  // show where the key goes
   if (!response.ok) throw new Error(payload.error?.message || `HTTP ${response.status}`);  // the API's own words
   return payload;
+}
+
+async function post(path, body) {
+  return send(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 }
 
 // Runs a form's request, showing errors in its result box and disabling the button meanwhile.
@@ -122,10 +134,7 @@ async function postFile(path, file, name) {
   const form = new FormData();
   form.append("files", file, name);
   form.append("spectrum", "true");
-  const response = await fetch(path, { method: "POST", body: form });
-  const payload = await response.json();
-  if (!response.ok) throw new Error(payload.error?.message || `HTTP ${response.status}`);
-  return payload;
+  return send(path, { method: "POST", body: form });
 }
 
 function plot(canvas, wavelength, flux) {

@@ -35,7 +35,7 @@ from limits.storage import storage_from_string
 from app.keys import ApiKey, KeyStore
 from app.settings import Settings
 
-log = logging.getLogger("app.access")
+log = logging.getLogger("app.auth")
 audit_log = logging.getLogger("app.audit")
 
 REALM = 'Bearer realm="model-serving"'

@@ -40,13 +40,23 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+ACCESS_ERRORS = {
+    401: "no API key, or an unknown one (when the service has keys configured); see `WWW-Authenticate`",
+    403: "the key lacks the scope this endpoint needs",
+    429: "over the caller's rate limit, or too many failed authentications from this address (see `Retry-After`)",
+}
+
+
 def documented_errors(descriptions: dict[int, str]) -> dict:
     """OpenAPI ``responses`` entries for the given status codes plus the errors any request
-    with a body can get (malformed JSON, a body over the size limit, a failed validation)."""
+    with a body can get (malformed JSON, a body over the size limit or too slow, a failed
+    validation, and the access errors)."""
     common = {
         400: "the body is not valid JSON",
+        408: "the body did not arrive within `APP_BODY_TIMEOUT_S`",
         413: "the body is larger than `APP_MAX_BODY_BYTES`",
         422: "invalid request; `error.fields` names each offending field",
+        **ACCESS_ERRORS,
     }
     return {status: {"model": ErrorResponse, "description": text} for status, text in {**common, **descriptions}.items()}
 

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.access import AccessRoute, require
 from app.dependencies import get_metrics, get_registry
-from app.errors import error_body, without_paths
+from app.errors import ACCESS_ERRORS, ErrorResponse, error_body, without_paths
 from app.metrics import Metrics
 from app.registry import ModelRegistry
 
@@ -35,6 +35,12 @@ def readyz(registry: ModelRegistry = Depends(get_registry)) -> JSONResponse:
     return JSONResponse(body, status_code=503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response, dependencies=[Depends(require("metrics"))])
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(require("metrics"))],
+    responses={status: {"model": ErrorResponse, "description": text} for status, text in ACCESS_ERRORS.items()},
+)
 async def metrics(metrics: Metrics = Depends(get_metrics)) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

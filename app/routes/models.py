@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.access import AccessRoute, Caller, audit_log, require
 from app.dependencies import get_metrics, get_registry
-from app.errors import ErrorResponse, documented_errors, error_body, without_paths
+from app.errors import ACCESS_ERRORS, ErrorResponse, documented_errors, error_body, without_paths
 from app.metrics import Metrics
 from app.registry import ModelRegistry, settle_heap
 from app.validation import integer
@@ -26,6 +26,7 @@ log = logging.getLogger("app.models")
     "/v1/models",
     summary="Loaded models: task, version, test metrics and signature",
     dependencies=[Depends(require(None))],
+    responses={status: {"model": ErrorResponse, "description": text} for status, text in ACCESS_ERRORS.items()},
 )
 def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
     return {"models": [m.describe() for m in registry.loaded()], "load_errors": {task: without_paths(e) for task, e in registry.errors().items()}}
@@ -53,10 +54,8 @@ class ReloadResponse(BaseModel):
     response_model=ReloadResponse,
     responses={
         **documented_errors({
-            401: "no API key, or an unknown one",
             403: "the key lacks the `admin` scope, or no keys are configured (admin endpoints are then closed)",
             404: "no such task or version on disk",
-            429: "too many requests from this key, or too many failed authentications from this address",
         }),
         409: {
             "model": ReloadFailure,

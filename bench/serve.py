@@ -6,6 +6,9 @@
 (b) the server with batching off (``max_batch_size`` 1),
 (c) the raw SavedModel called in-process at batch sizes equal to each concurrency,
 
+and with ``--with-access`` also (a) behind an API key and a per-key rate limit (what access
+control costs per request),
+
 and prints one table per task (throughput, p50/p95/p99 latency, failures, where the CPU
 went) with the ratios (a)/(b) and (a)/(best c) and what the shared CPU cores allow them
 to be (:func:`print_table`). Every level is bounded in requests and seconds, and
@@ -170,7 +173,9 @@ class Level:
         return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
 
 
-async def drive(url: str, load: Workload, concurrency: int, max_requests: int, max_seconds: float) -> Level:
+async def drive(
+    url: str, load: Workload, concurrency: int, max_requests: int, max_seconds: float, headers: dict[str, str] | None = None
+) -> Level:
     """``concurrency`` closed-loop clients share a budget of requests and seconds.
 
     The clients speak HTTP/1.1 through httpcore, the transport under httpx, each on a
@@ -184,16 +189,18 @@ async def drive(url: str, load: Workload, concurrency: int, max_requests: int, m
     gc.collect()
     gc.freeze()
     try:
-        return await _closed_loop(url, load, concurrency, max_requests, max_seconds)
+        return await _closed_loop(url, load, concurrency, max_requests, max_seconds, headers or {})
     finally:
         gc.unfreeze()
 
 
-async def _closed_loop(url: str, load: Workload, concurrency: int, max_requests: int, max_seconds: float) -> Level:
+async def _closed_loop(
+    url: str, load: Workload, concurrency: int, max_requests: int, max_seconds: float, extra_headers: dict[str, str]
+) -> Level:
     latencies: list[float] = []
     failed = 0
     issued = 0
-    headers = [(b"content-type", b"application/json")]
+    headers = [(b"content-type", b"application/json"), *((k.encode(), v.encode()) for k, v in extra_headers.items())]
     timeouts = {"timeout": {"connect": 10, "read": 60, "write": 10, "pool": 10}}
     started = time.perf_counter()
     deadline = started + max_seconds
@@ -244,7 +251,8 @@ class _Counters:
         from prometheus_client.parser import text_string_to_metric_families
 
         values = {}
-        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=10).text):
+        exposition = httpx.get(f"{server.url}/metrics", headers=server.headers, timeout=10).text
+        for family in text_string_to_metric_families(exposition):
             for sample in family.samples:
                 if sample.labels.get("task") == task:
                     values[sample.name] = sample.value
@@ -267,7 +275,7 @@ class _Counters:
 def measured_level(server: "Server", load: Workload, concurrency: int, max_requests: int, max_seconds: float) -> Level:
     """:func:`drive` one level against ``server``, with the :class:`Usage` it cost."""
     before = _Counters.read(server, load.task)
-    level = asyncio.run(drive(server.url, load, concurrency, max_requests, max_seconds))
+    level = asyncio.run(drive(server.url, load, concurrency, max_requests, max_seconds, server.headers))
     level.usage = before.usage_until(_Counters.read(server, load.task), level.requests)
     return level
 
@@ -285,8 +293,10 @@ class Server:
     full), whose tail explains a server that fails to start.
     """
 
-    def __init__(self, env: dict[str, str], cpus: set[int] | None = None):
-        """``cpus``: the cores the server may run on (default: this process's)."""
+    def __init__(self, env: dict[str, str], cpus: set[int] | None = None, api_key: str | None = None):
+        """``cpus``: the cores the server may run on (default: this process's); ``api_key``: what
+        callers send (:attr:`headers`) when ``env`` configures keys."""
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = tempfile.TemporaryFile()
@@ -397,12 +407,33 @@ def run_task(
         raw = raw_model(task, load, args.concurrency, args.max_seconds / 4)
     modes = {}
     unbatched = policy.model_copy(update={"max_batch_size": 1, "max_wait_ms": 0})
-    for mode, mode_policy in (("batching", policy), ("no-batching", unbatched)):
+    runs = [("batching", policy, False), ("no-batching", unbatched, False)]
+    if args.with_access:
+        runs.append(("batching+access", policy, True))
+    for mode, mode_policy, keyed in runs:
         print(f"## {task}: server, {mode}", file=sys.stderr, flush=True)
-        with Server(_batching_env(task, mode_policy), server_cpus) as server, pinned(client_cpus):
-            asyncio.run(drive(server.url, load, 8, 50, 10))  # warm the connection pool and the model
-            modes[mode] = {c: measured_level(server, load, c, args.requests, args.max_seconds) for c in args.concurrency}
+        with access_env(keyed) as (extra_env, api_key):
+            env = {**_batching_env(task, mode_policy), **extra_env}
+            with Server(env, server_cpus, api_key) as server, pinned(client_cpus):
+                asyncio.run(drive(server.url, load, 8, 50, 10, server.headers))  # warm the connection pool and the model
+                modes[mode] = {c: measured_level(server, load, c, args.requests, args.max_seconds) for c in args.concurrency}
     return {"raw": raw, **modes}
+
+
+@contextmanager
+def access_env(keyed: bool) -> Iterator[tuple[dict[str, str], str | None]]:
+    """Settings and key for a server that checks an API key and counts a rate limit (in memory)
+    on every request — one that never binds, so only its cost shows — or for an open one."""
+    if not keyed:
+        yield {}, None
+        return
+    from app.keys import ApiKey, hash_key, write_keys
+
+    key = "msk_benchmark-key-not-secret"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "keys.yaml"
+        write_keys(path, [ApiKey("bench", hash_key(key), frozenset({"predict", "metrics"}), "100000000/minute")])
+        yield {"APP_API_KEYS_FILE": str(path)}, key
 
 
 def split_cpus(server_cpus: list[int] | None) -> tuple[set[int] | None, set[int] | None]:
@@ -436,7 +467,10 @@ def print_table(title: str, result: dict, policy, cores: int, client_shares_core
         "| mean batch | model ms/req | server CPU ms/req | client CPU ms/req |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, levels in (("(a) batching", on), ("(b) no batching", off)):
+    named = [("(a) batching", on), ("(b) no batching", off)]
+    if "batching+access" in result:
+        named.append(("(a) + API key and rate limit", result["batching+access"]))
+    for name, levels in named:
         for c, level in levels.items():
             u = level.usage
             print(
@@ -478,6 +512,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--server-cpus", nargs="+", type=int,
         help="run the server (and (c)) on these CPUs and the load generator on the others (default: all share all)",
+    )
+    parser.add_argument(
+        "--with-access", action="store_true",
+        help="also run (a) with an API keys file and a per-key rate limit (counted, never reached): what access control costs",
     )
     parser.add_argument("--max-batch-size", type=int, help="override the configured policy for (a)")
     parser.add_argument("--max-wait-ms", type=float, help="override the configured policy for (a)")

@@ -25,7 +25,7 @@ from app.routes import demo, headline, health, models, ner, qa, spectra  # noqa:
 from app.settings import Settings, get_settings  # noqa: E402
 from app.tfserving import TFServingClient  # noqa: E402
 
-TASK_ROUTES = (ner, qa, spectra, headline)  # each has TASK, router and run_batch(model, items); warm_up() optional
+TASK_ROUTES = (ner, qa, spectra, headline)  # each has TASK, build_router(settings), run_batch(model, items); warm_up() optional
 
 
 log = logging.getLogger("app.main")
@@ -106,8 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, metrics=metrics, arrivals=arrivals)
     app.include_router(health.router)
     app.include_router(models.router)
-    for module in TASK_ROUTES:
-        app.include_router(module.router)
+    for module in TASK_ROUTES:  # the request limits are this app's settings
+        app.include_router(module.build_router(settings))
     app.include_router(demo.router)
     app.mount("/demo", demo.static_files, name="demo")
     return app

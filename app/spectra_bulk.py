@@ -56,7 +56,8 @@ class InProcess:
         self.model = ModelRegistry(model_root).load("spectra")
 
     def classify(self, files: list[tuple[str, bytes]]) -> Iterator[tuple[str, list[dict]]]:
-        from app.routes.spectra import file_entries, file_results, run_batch
+        from app.routes.spectra import SpectraLimits, file_entries, file_results, run_batch
+        from app.settings import get_settings
         from training.preprocessing.spectrum_files import SpectrumFileError, read_spectra
 
         failed, spectra = {}, []
@@ -65,7 +66,7 @@ class InProcess:
                 spectra += [(name, s) for s in read_spectra(data)]
             except SpectrumFileError as exc:
                 failed[name] = f"'{name}' {exc}"
-        entries = file_entries(spectra)
+        entries = file_entries(spectra, SpectraLimits.of(get_settings()))
         rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
         results = file_results(entries, run_batch(self.model, rows) if rows else [])  # one batch for the group
         for name, _ in files:

@@ -110,7 +110,9 @@ def test_a_bad_file_is_a_422_naming_the_file(spectra_client, files, case):
 
 
 def test_too_many_files_or_spectra_and_no_files(spectra_client, files):
-    from app.routes.spectra import MAX_FILES, MAX_SPECTRA
+    from app.settings import get_settings
+
+    MAX_FILES, MAX_SPECTRA = get_settings().max_fits_files, get_settings().max_batch_spectra
 
     many = [("star.fits.gz", files["star.fits.gz"])] * (MAX_FILES + 1)
     response = _post(spectra_client, many)

@@ -223,12 +223,21 @@ def test_anonymous_callers_are_limited_per_address(tiny_spectra_store):
 
 def test_two_apps_in_one_process_keep_their_own_keys_and_limits(tiny_spectra_store, keys_file, keys):
     keyed = Settings(model_root=tiny_spectra_store, api_keys_file=keys_file[0])
-    limited = Settings(model_root=tiny_spectra_store, anonymous_rate_limit="1/minute")
+    limited = Settings(model_root=tiny_spectra_store, anonymous_rate_limit="2/minute", max_batch_spectra=1)
+    two_spectra = {"spectra": SPECTRUM["spectra"] * 2}
     with TestClient(create_app(keyed)) as first, TestClient(create_app(limited)) as second:
         assert first.post("/v1/spectra", json=SPECTRUM).status_code == 401
+        assert first.post("/v1/spectra", json=two_spectra, headers=bearer(keys["reader"])).status_code == 200
         assert second.post("/v1/spectra", json=SPECTRUM).status_code == 200
+        refused = second.post("/v1/spectra", json=two_spectra)
+        assert refused.status_code == 422 and refused.json()["error"]["fields"][0]["field"] == "spectra"
         assert second.post("/v1/spectra", json=SPECTRUM).status_code == 429
-        assert first.post("/v1/spectra", json=SPECTRUM, headers=bearer(keys["reader"])).status_code == 200
+        # Each app's schema states its own limit.
+        max_items = [
+            client.get("/openapi.json").json()["components"]["schemas"]["SpectraRequest"]["properties"]["spectra"]["maxItems"]
+            for client in (first, second)
+        ]
+        assert max_items == [Settings().max_batch_spectra, 1]
 
 
 def test_keys_created_and_revoked_take_effect_without_a_restart(tiny_spectra_store, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """``POST /v1/headline``: a title for a Chinese scientific abstract, with scored alternatives."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the request model is defined per app, inside
+# build_router, and FastAPI must see the class itself in the endpoint's signature.
 
 from itertools import groupby
 from typing import NamedTuple
@@ -13,46 +14,47 @@ from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
 from app.registry import LoadedModel
-from app.settings import get_settings
+from app.settings import Settings
 from app.validation import integer, user_text
 from training.decoding import call_generator
 
 TASK = "headline"
-# Who may call: anyone without a keys file; with one, keys with `predict` or `predict:<task>`.
-router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
-_settings = get_settings()
-MAX_CHARS, MAX_BEAM_WIDTH, MAX_LENGTH = _settings.max_text_chars, _settings.max_beam_width, _settings.max_headline_tokens
-
-Text = user_text(MAX_CHARS)
-
 EXAMPLE = "针对无线传感器网络中节点能量有限的问题,提出一种基于分簇的能量均衡路由协议,仿真结果表明该协议延长了网络寿命."
 
 
-class HeadlineRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": EXAMPLE, "num_candidates": 3}]})
+def request_model(settings: Settings) -> type[BaseModel]:
+    """The request body with this app's limits (they are part of its OpenAPI schema)."""
+    # Not `max_length`: in the class body below that name is the field.
+    max_chars, max_beam_width, max_tokens = settings.max_text_chars, settings.max_beam_width, settings.max_headline_tokens
+    Text = user_text(max_chars)
 
-    text: Text = Field(
-        description=f"the abstract, at most {MAX_CHARS} characters; the model reads its first characters "
-        "(see `chars_read` in the response and `preprocessing.max_source_chars` in `GET /v1/models`)"
-    )
-    beam_width: integer(ge=1, le=MAX_BEAM_WIDTH) | None = Field(
-        None,
-        description="beam search width (1 = greedy); default: the model's, or num_candidates if larger",
-    )
-    num_candidates: integer(ge=1, le=MAX_BEAM_WIDTH) = Field(
-        1, description="how many ranked headlines to return; at most beam_width"
-    )
-    max_length: integer(ge=1, le=MAX_LENGTH) | None = Field(
-        None, description="most characters generated; default: the model's"
-    )
+    class HeadlineRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": EXAMPLE, "num_candidates": 3}]})
 
-    @field_validator("num_candidates")
-    @classmethod
-    def within_the_beam(cls, value: int, info: ValidationInfo) -> int:
-        beam_width = info.data.get("beam_width")
-        if beam_width is not None and value > beam_width:
-            raise ValueError(f"is {value}, more than beam_width {beam_width}")
-        return value
+        text: Text = Field(
+            description=f"the abstract, at most {max_chars} characters; the model reads its first characters "
+            "(see `chars_read` in the response and `preprocessing.max_source_chars` in `GET /v1/models`)"
+        )
+        beam_width: integer(ge=1, le=max_beam_width) | None = Field(
+            None,
+            description="beam search width (1 = greedy); default: the model's, or num_candidates if larger",
+        )
+        num_candidates: integer(ge=1, le=max_beam_width) = Field(
+            1, description="how many ranked headlines to return; at most beam_width"
+        )
+        max_length: integer(ge=1, le=max_tokens) | None = Field(
+            None, description="most characters generated; default: the model's"
+        )
+
+        @field_validator("num_candidates")
+        @classmethod
+        def within_the_beam(cls, value: int, info: ValidationInfo) -> int:
+            beam_width = info.data.get("beam_width")
+            if beam_width is not None and value > beam_width:
+                raise ValueError(f"is {value}, more than beam_width {beam_width}")
+            return value
+
+    return HeadlineRequest
 
 
 class Candidate(BaseModel):
@@ -92,39 +94,47 @@ def run_batch(model: LoadedModel, jobs: list[Job]) -> list[list[Candidate]]:
     return results
 
 
-@router.post(
-    "/v1/headline",
-    summary="Generate a headline for an abstract",
-    response_model=HeadlineResponse,
-    responses={
-        200: {
-            "content": {
-                "application/json": {
-                    "example": {
-                        "headline": "基于分簇的能量均衡路由协议",
-                        "candidates": [{"text": "基于分簇的能量均衡路由协议", "score": -1.21945, "log_prob": -3.8616}],
-                        "truncated": False,
-                        "chars_read": 55,
-                        "model_version": 1,
+def build_router(settings: Settings) -> APIRouter:
+    """``POST /v1/headline`` with this app's limits."""
+    HeadlineRequest = request_model(settings)
+    # Who may call: anyone without a keys file; with one, keys with `predict` or `predict:headline`.
+    router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
+
+    @router.post(
+        "/v1/headline",
+        summary="Generate a headline for an abstract",
+        response_model=HeadlineResponse,
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "headline": "基于分簇的能量均衡路由协议",
+                            "candidates": [{"text": "基于分簇的能量均衡路由协议", "score": -1.21945, "log_prob": -3.8616}],
+                            "truncated": False,
+                            "chars_read": 55,
+                            "model_version": 1,
+                        }
                     }
                 }
-            }
+            },
+            **error_responses("headline"),
         },
-        **error_responses("headline"),
-    },
-)
-async def headline(body: HeadlineRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> HeadlineResponse:
-    model = engine.registry.get(TASK)
-    if model is None:
-        raise ModelUnavailable(f"no {TASK} model is loaded")
-    defaults, max_source = model.manifest["decoding"], model.manifest["preprocessing"]["max_source_chars"]
-    beam_width = body.beam_width or max(defaults["beam_width"], body.num_candidates)
-    job = Job(body.text, beam_width, body.max_length or defaults["max_length"])
-    (candidates,), version = await engine.run(TASK, [job], request)
-    return HeadlineResponse(
-        headline=candidates[0].text,
-        candidates=candidates[: body.num_candidates],
-        truncated=len(body.text) > max_source,
-        chars_read=min(len(body.text), max_source),
-        model_version=version,
     )
+    async def headline(body: HeadlineRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> HeadlineResponse:
+        model = engine.registry.get(TASK)
+        if model is None:
+            raise ModelUnavailable(f"no {TASK} model is loaded")
+        defaults, max_source = model.manifest["decoding"], model.manifest["preprocessing"]["max_source_chars"]
+        beam_width = body.beam_width or max(defaults["beam_width"], body.num_candidates)
+        job = Job(body.text, beam_width, body.max_length or defaults["max_length"])
+        (candidates,), version = await engine.run(TASK, [job], request)
+        return HeadlineResponse(
+            headline=candidates[0].text,
+            candidates=candidates[: body.num_candidates],
+            truncated=len(body.text) > max_source,
+            chars_read=min(len(body.text), max_source),
+            model_version=version,
+        )
+
+    return router

@@ -1,8 +1,7 @@
 """``POST /v1/ner``: Chinese named entities (PER, LOC, ORG) with character offsets."""
 
-from __future__ import annotations
-
-
+# No `from __future__ import annotations`: the request model is defined per app, inside
+# build_router, and FastAPI must see the class itself in the endpoint's signature.
 
 import tensorflow as tf
 from fastapi import APIRouter, Depends, Request
@@ -13,41 +12,41 @@ from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
 from app.registry import LoadedModel
-from app.settings import get_settings
+from app.settings import Settings
 from app.validation import user_text
 from training.preprocessing.text import spans_from_tag_batch
 
 TASK = "ner"
-# Who may call: anyone without a keys file; with one, keys with `predict` or `predict:<task>`.
-router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
-_settings = get_settings()
-MAX_CHARS, MAX_TEXTS = _settings.max_text_chars, _settings.max_batch_texts
-
-Text = user_text(MAX_CHARS)
-
 EXAMPLE = "新华社北京电国务院总理李鹏今天会见了日本客人。"
 
 
-class NERRequest(BaseModel):
-    """Either ``text`` (one text) or ``texts`` (a batch), not both."""
+def request_model(settings: Settings) -> type[BaseModel]:
+    """The request body with this app's limits (they are part of its OpenAPI schema)."""
+    max_chars, max_texts = settings.max_text_chars, settings.max_batch_texts
+    Text = user_text(max_chars)
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"text": EXAMPLE}, {"texts": [EXAMPLE, "张三在上海工作。"]}],
-            "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
-        },
-    )
+    class NERRequest(BaseModel):
+        """Either ``text`` (one text) or ``texts`` (a batch), not both."""
 
-    # Not nullable: leave the other field out.
-    text: Text = Field(None, description=f"at most {MAX_CHARS} characters")
-    texts: list[Text] = Field(None, min_length=1, max_length=MAX_TEXTS, description=f"1 to {MAX_TEXTS} texts")
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [{"text": EXAMPLE}, {"texts": [EXAMPLE, "张三在上海工作。"]}],
+                "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
+            },
+        )
 
-    @model_validator(mode="after")
-    def exactly_one(self) -> "NERRequest":
-        if (self.text is None) == (self.texts is None):
-            raise ValueError("give exactly one of 'text' or 'texts'")
-        return self
+        # Not nullable: leave the other field out.
+        text: Text = Field(None, description=f"at most {max_chars} characters")
+        texts: list[Text] = Field(None, min_length=1, max_length=max_texts, description=f"1 to {max_texts} texts")
+
+        @model_validator(mode="after")
+        def exactly_one(self) -> "NERRequest":
+            if (self.text is None) == (self.texts is None):
+                raise ValueError("give exactly one of 'text' or 'texts'")
+            return self
+
+    return NERRequest
 
 
 class Entity(BaseModel):
@@ -84,34 +83,42 @@ def run_batch(model: LoadedModel, texts: list[str]) -> list[NERResult]:
     ]
 
 
-@router.post(
-    "/v1/ner",
-    summary="Find person, location and organisation names",
-    response_model=NERResponse | NERBatchResponse,
-    responses={
-        200: {
-            "content": {
-                "application/json": {
-                    "example": {
-                        "entities": [
-                            {"type": "ORG", "text": "新华社", "start": 0, "end": 3},
-                            {"type": "LOC", "text": "北京", "start": 3, "end": 5},
-                            {"type": "ORG", "text": "国务院", "start": 6, "end": 9},
-                            {"type": "PER", "text": "李鹏", "start": 11, "end": 13},
-                            {"type": "LOC", "text": "日本", "start": 18, "end": 20},
-                        ],
-                        "confidence": 0.98,
-                        "model_version": 1,
+def build_router(settings: Settings) -> APIRouter:
+    """``POST /v1/ner`` with this app's limits."""
+    NERRequest = request_model(settings)
+    # Who may call: anyone without a keys file; with one, keys with `predict` or `predict:ner`.
+    router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
+
+    @router.post(
+        "/v1/ner",
+        summary="Find person, location and organisation names",
+        response_model=NERResponse | NERBatchResponse,
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "entities": [
+                                {"type": "ORG", "text": "新华社", "start": 0, "end": 3},
+                                {"type": "LOC", "text": "北京", "start": 3, "end": 5},
+                                {"type": "ORG", "text": "国务院", "start": 6, "end": 9},
+                                {"type": "PER", "text": "李鹏", "start": 11, "end": 13},
+                                {"type": "LOC", "text": "日本", "start": 18, "end": 20},
+                            ],
+                            "confidence": 0.98,
+                            "model_version": 1,
+                        }
                     }
                 }
-            }
+            },
+            **error_responses("NER"),
         },
-        **error_responses("NER"),
-    },
-)
-async def recognise(body: NERRequest, request: Request, engine: InferenceEngine = Depends(get_engine)):
-    texts = body.texts if body.texts is not None else [body.text]
-    results, version = await engine.run(TASK, texts, request)
-    if body.texts is None:
-        return NERResponse(**results[0].model_dump(), model_version=version)
-    return NERBatchResponse(results=results, model_version=version)
+    )
+    async def recognise(body: NERRequest, request: Request, engine: InferenceEngine = Depends(get_engine)):
+        texts = body.texts if body.texts is not None else [body.text]
+        results, version = await engine.run(TASK, texts, request)
+        if body.texts is None:
+            return NERResponse(**results[0].model_dump(), model_version=version)
+        return NERBatchResponse(results=results, model_version=version)
+
+    return router

@@ -1,8 +1,7 @@
 """``POST /v1/qa``: the answer to a question, as a span of one of the given passages."""
 
-from __future__ import annotations
-
-
+# No `from __future__ import annotations`: the request model is defined per app, inside
+# build_router, and FastAPI must see the class itself in the endpoint's signature.
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,34 +12,33 @@ from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
 from app.registry import LoadedModel
-from app.settings import get_settings
+from app.settings import Settings
 from app.validation import integer, user_text
 from training.preprocessing.qa import Answer, Spans, Window, best_answers, prepare, read_windows, segment
 
 TASK = "qa"
-# Who may call: anyone without a keys file; with one, keys with `predict` or `predict:<task>`.
-router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
-_settings = get_settings()
-MAX_QUESTION, MAX_PASSAGES, MAX_PASSAGE = _settings.max_question_chars, _settings.max_passages, _settings.max_passage_chars
 MAX_CANDIDATES = 10
-
-Question = user_text(MAX_QUESTION)
-Passage = user_text(MAX_PASSAGE)
-
 EXAMPLE = {
     "question": "中国的首都是哪里？",
     "passages": ["北京是中华人民共和国的首都，也是全国的政治中心。", "上海是中国最大的经济中心。"],
 }
 
 
-class QARequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
+def request_model(settings: Settings) -> type[BaseModel]:
+    """The request body with this app's limits (they are part of its OpenAPI schema)."""
+    max_question, max_passages, max_passage = settings.max_question_chars, settings.max_passages, settings.max_passage_chars
+    Question, Passage = user_text(max_question), user_text(max_passage)
 
-    question: Question = Field(description=f"at most {MAX_QUESTION} characters")
-    passages: list[Passage] = Field(
-        min_length=1, max_length=MAX_PASSAGES, description=f"1 to {MAX_PASSAGES} passages of at most {MAX_PASSAGE} characters"
-    )
-    num_candidates: integer(ge=1, le=MAX_CANDIDATES) = Field(5, description="how many ranked candidates to return")
+    class QARequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
+
+        question: Question = Field(description=f"at most {max_question} characters")
+        passages: list[Passage] = Field(
+            min_length=1, max_length=max_passages, description=f"1 to {max_passages} passages of at most {max_passage} characters"
+        )
+        num_candidates: integer(ge=1, le=MAX_CANDIDATES) = Field(5, description="how many ranked candidates to return")
+
+    return QARequest
 
 
 class Candidate(BaseModel):
@@ -77,44 +75,52 @@ def _candidate(answer: Answer) -> Candidate:
     )
 
 
-@router.post(
-    "/v1/qa",
-    summary="Answer a question from passages",
-    response_model=QAResponse,
-    responses={
-        200: {
-            "content": {
-                "application/json": {
-                    "example": {
-                        "answer": "北京", "score": 0.91, "passage_index": 0, "start": 0, "end": 2,
-                        "candidates": [{"answer": "北京", "score": 0.91, "passage_index": 0, "start": 0, "end": 2}],
-                        "model_version": 1,
+def build_router(settings: Settings) -> APIRouter:
+    """``POST /v1/qa`` with this app's limits."""
+    QARequest = request_model(settings)
+    # Who may call: anyone without a keys file; with one, keys with `predict` or `predict:qa`.
+    router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
+
+    @router.post(
+        "/v1/qa",
+        summary="Answer a question from passages",
+        response_model=QAResponse,
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "answer": "北京", "score": 0.91, "passage_index": 0, "start": 0, "end": 2,
+                            "candidates": [{"answer": "北京", "score": 0.91, "passage_index": 0, "start": 0, "end": 2}],
+                            "model_version": 1,
+                        }
                     }
                 }
-            }
+            },
+            **error_responses("QA"),
         },
-        **error_responses("QA"),
-    },
-)
-async def answer(body: QARequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> QAResponse:
-    model = engine.registry.get(TASK)
-    if model is None:
-        raise ModelUnavailable(f"no {TASK} model is loaded")
-    cut = model.manifest["preprocessing"]  # how the reader was trained to see passages (export writes it)
-    # jieba is plain Python: segment in a worker thread, off the event loop.
-    question_tokens, plan = await run_in_threadpool(
-        prepare, body.question, body.passages, cut["window_chars"], cut["window_stride"], cut["max_question_chars"]
     )
-    results, version = await engine.run(TASK, [(question_tokens, window) for _, window in plan], request)
-    spans = [(index, window, *result) for (index, window), result in zip(plan, results)]
-    candidates = [_candidate(a) for a in best_answers(body.passages, spans, body.num_candidates)]
-    best = candidates[0] if candidates and candidates[0].score >= request.app.state.settings.qa_answer_threshold else None
-    return QAResponse(
-        answer=best.answer if best else None,
-        score=candidates[0].score if candidates else 0.0,
-        passage_index=best.passage_index if best else None,
-        start=best.start if best else None,
-        end=best.end if best else None,
-        candidates=candidates,
-        model_version=version,
-    )
+    async def answer(body: QARequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> QAResponse:
+        model = engine.registry.get(TASK)
+        if model is None:
+            raise ModelUnavailable(f"no {TASK} model is loaded")
+        cut = model.manifest["preprocessing"]  # how the reader was trained to see passages (export writes it)
+        # jieba is plain Python: segment in a worker thread, off the event loop.
+        question_tokens, plan = await run_in_threadpool(
+            prepare, body.question, body.passages, cut["window_chars"], cut["window_stride"], cut["max_question_chars"]
+        )
+        results, version = await engine.run(TASK, [(question_tokens, window) for _, window in plan], request)
+        spans = [(index, window, *result) for (index, window), result in zip(plan, results)]
+        candidates = [_candidate(a) for a in best_answers(body.passages, spans, body.num_candidates)]
+        best = candidates[0] if candidates and candidates[0].score >= settings.qa_answer_threshold else None
+        return QAResponse(
+            answer=best.answer if best else None,
+            score=candidates[0].score if candidates else 0.0,
+            passage_index=best.passage_index if best else None,
+            start=best.start if best else None,
+            end=best.end if best else None,
+            candidates=candidates,
+            model_version=version,
+        )
+
+    return router

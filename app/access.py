@@ -74,7 +74,6 @@ class AccessControl:
         self.anonymous_limits = _limits(settings.anonymous_rate_limit)
         self.failure_limits = _limits(settings.auth_failure_limit)
         self._key_limits: dict[str, list[RateLimitItem]] = {}
-        self.storage_uri = settings.rate_limit_storage
         self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(f"async+{settings.rate_limit_storage}"))
         self._storage_failed_at = -math.inf
 

@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -34,6 +35,8 @@ from pathlib import Path
 
 import yaml
 from limits import parse_many
+
+log = logging.getLogger("app.keys")
 
 TASKS = ("ner", "qa", "spectra", "headline")
 SCOPES = ("predict", *(f"predict:{task}" for task in TASKS), "admin", "metrics")
@@ -134,7 +137,7 @@ def write_keys(path: Path, keys: list[ApiKey]) -> None:
 class KeyStore:
     """The keys of one file, re-read when the file changes (checked at most once a second), so
     ``create`` and ``revoke`` take effect without a restart. A file that turns bad keeps the
-    last good keys (and is logged by the caller through :attr:`last_error`)."""
+    last good keys, and says why in the log."""
 
     path: Path
     recheck_s: float = 1.0
@@ -142,7 +145,6 @@ class KeyStore:
     _stamp: tuple[int, int] | None = None
     _checked: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    last_error: str | None = None
 
     def __post_init__(self) -> None:
         self._keys = read_keys(self.path)  # a bad file at start-up stops the service
@@ -165,9 +167,10 @@ class KeyStore:
                 if stamp != self._stamp:
                     self._stamp = stamp
                     try:
-                        self._keys, self.last_error = read_keys(self.path), None
+                        self._keys = read_keys(self.path)
+                        log.info("keys file re-read", extra={"keys": len(self._keys)})
                     except KeysFileError as exc:
-                        self.last_error = str(exc)
+                        log.error("keys file invalid; the last good keys stay in force", extra={"reason": str(exc)})
         return self._keys
 
     def authenticate(self, presented: str) -> ApiKey | None:

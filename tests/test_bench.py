@@ -36,6 +36,17 @@ def test_the_ratio_table_shows_what_the_cores_allow(capsys, client_shares_cores,
     assert rows == [expected]
 
 
+def test_the_access_control_run_is_a_row_of_its_own(capsys):
+    result = {
+        "raw": {32: RawLevel(2000.0, 16.0, 1.0)},
+        "batching": {32: level(32, 600.0, 1.5, 0.5)},
+        "no-batching": {32: level(32, 200.0, 8.0, 0.5)},
+        "batching+access": {32: level(32, 590.0, 1.6, 0.5)},
+    }
+    print_table("ner", result, BatchPolicy(), 2, True)
+    assert "| (a) + API key and rate limit | 32 | 590 | 0 | 590.0 |" in capsys.readouterr().out
+
+
 def test_server_cpus_split_the_machine():
     usable = os.sched_getaffinity(0)
     assert split_cpus(None) == (None, None)

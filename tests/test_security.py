@@ -252,6 +252,9 @@ def test_keys_created_and_revoked_take_effect_without_a_restart(tiny_spectra_sto
         time.sleep(1.1)  # the file is re-read at most once a second
         assert client.post("/v1/spectra", json=SPECTRUM, headers=bearer(first)).status_code == 401
         assert client.post("/v1/spectra", json=SPECTRUM, headers=bearer(second)).status_code == 200
+        path.write_text("{ not json")  # a broken edit keeps the last good keys
+        time.sleep(1.1)
+        assert client.post("/v1/spectra", json=SPECTRUM, headers=bearer(second)).status_code == 200
 
 
 def test_the_keys_command_stores_hashes_only(tmp_path, capsys):

@@ -134,3 +134,14 @@ def test_bulk_spectra_through_the_real_server_match_the_in_process_run(server_ur
         assert api[key]["label"] == row["label"]
         if row["z"]:
             assert abs(float(api[key]["z"]) - float(row["z"])) < 1e-4
+
+
+def test_the_benchmark_with_access_control(tiny_spectra_store):
+    """bench/serve.py --with-access: the server checks a key and counts a rate limit on every
+    request; the load generator sends the key, and without it the server refuses."""
+    from bench.serve import access_env
+
+    with access_env(True) as (env, key), Server({**env, "APP_MODEL_ROOT": str(tiny_spectra_store)}, api_key=key) as server:
+        level = measured_level(server, workload("spectra"), concurrency=2, max_requests=6, max_seconds=60)
+        assert (level.requests, level.failed) == (6, 0)
+        assert httpx.post(f"{server.url}/v1/spectra", content=workload("spectra").bodies[0], timeout=30).status_code == 401

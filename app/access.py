@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from typing import Any, Callable, Coroutine
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItem, parse_many
@@ -234,3 +234,9 @@ class AccessRoute(APIRoute):
             return response
 
         return authorized_handler
+
+
+def task_router(task: str) -> APIRouter:
+    """The router of a task's prediction endpoints. Who may call them: anyone without a keys
+    file; with one, keys with ``predict`` or ``predict:<task>``."""
+    return APIRouter(tags=[task], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{task}"))])

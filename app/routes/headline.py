@@ -9,7 +9,7 @@ from typing import NamedTuple
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from app.access import AccessRoute, require
+from app.access import task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
@@ -97,8 +97,7 @@ def run_batch(model: LoadedModel, jobs: list[Job]) -> list[list[Candidate]]:
 def build_router(settings: Settings) -> APIRouter:
     """``POST /v1/headline`` with this app's limits."""
     HeadlineRequest = request_model(settings)
-    # Who may call: anyone without a keys file; with one, keys with `predict` or `predict:headline`.
-    router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
+    router = task_router(TASK)  # who may call: see task_router
 
     @router.post(
         "/v1/headline",

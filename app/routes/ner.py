@@ -7,7 +7,7 @@ import tensorflow as tf
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.access import AccessRoute, require
+from app.access import task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
@@ -86,8 +86,7 @@ def run_batch(model: LoadedModel, texts: list[str]) -> list[NERResult]:
 def build_router(settings: Settings) -> APIRouter:
     """``POST /v1/ner`` with this app's limits."""
     NERRequest = request_model(settings)
-    # Who may call: anyone without a keys file; with one, keys with `predict` or `predict:ner`.
-    router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
+    router = task_router(TASK)  # who may call: see task_router
 
     @router.post(
         "/v1/ner",

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.access import AccessRoute, require
+from app.access import task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
@@ -78,8 +78,7 @@ def _candidate(answer: Answer) -> Candidate:
 def build_router(settings: Settings) -> APIRouter:
     """``POST /v1/qa`` with this app's limits."""
     QARequest = request_model(settings)
-    # Who may call: anyone without a keys file; with one, keys with `predict` or `predict:qa`.
-    router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
+    router = task_router(TASK)  # who may call: see task_router
 
     @router.post(
         "/v1/qa",

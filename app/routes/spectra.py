@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.access import AccessRoute, require
+from app.access import task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
@@ -349,8 +349,7 @@ def build_router(settings: Settings) -> APIRouter:
     """``POST /v1/spectra`` and ``POST /v1/spectra/fits`` with this app's limits."""
     limits = SpectraLimits.of(settings)
     SpectraRequest = request_model(limits)
-    # Who may call: anyone without a keys file; with one, keys with `predict` or `predict:spectra`.
-    router = APIRouter(tags=[TASK], route_class=AccessRoute, dependencies=[Depends(require(f"predict:{TASK}"))])
+    router = task_router(TASK)  # who may call: see task_router
 
     @router.post(
         "/v1/spectra",

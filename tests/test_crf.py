@@ -139,3 +139,58 @@ def test_bio_and_bioes_constraints():
     assert ("B-PER", "O") not in allowed and ("I-PER", "S-PER") not in allowed and ("E-PER", "I-PER") not in allowed
     assert {("B-PER", "E-PER"), ("B-PER", "I-PER"), ("E-PER", "S-PER"), ("S-PER", "B-PER"), ("O", "O")} <= allowed
     assert bioes["allowed_ends"] == [True, False, False, True, True]
+
+
+def _path_probabilities(crf: CRF, emissions: np.ndarray, length: int) -> dict[tuple[int, ...], float]:
+    """P(path) for every allowed path of one sequence, by enumeration."""
+    trans = crf.transitions.numpy()
+    start, end = crf.start_transitions.numpy(), crf.end_transitions.numpy()
+    allowed = np.array(crf.allowed_transitions)
+    scores = {}
+    for path in itertools.product(range(crf.num_tags), repeat=length):
+        if crf.allowed_starts[path[0]] and crf.allowed_ends[path[-1]] and all(allowed[a, b] for a, b in zip(path, path[1:])):
+            scores[path] = start[path[0]] + end[path[-1]] + sum(emissions[t, tag] for t, tag in enumerate(path)) + sum(
+                trans[a, b] for a, b in zip(path, path[1:])
+            )
+    values = np.array(list(scores.values()), dtype=np.float64)
+    weights = np.exp(values - values.max())
+    return dict(zip(scores, weights / weights.sum()))
+
+
+@pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3), seed=st.integers(0, 2**31 - 1))
+def test_each_entity_gets_its_exact_marginal_probability(scheme, lengths, seed):
+    """The in-graph entities of the Viterbi path, and P(exactly that span with that type), against
+    summing the probabilities of every path that contains the span (BIO and BIOES, two types)."""
+    from training.preprocessing.text import bio_to_spans
+    from training.tasks.ner import EntityRoles
+
+    tags = ["O", "B-A", "I-A", "B-B", "I-B"] + (["E-A", "S-A", "E-B", "S-B"] if scheme == "BIOES" else [])
+    crf = CRF(len(tags), **tag_constraints(tags))
+    crf.build((None, None, len(tags)))
+    rng = np.random.default_rng(seed)
+    for weight in crf.weights:
+        weight.assign(rng.normal(scale=1.5, size=weight.shape).astype("float32"))
+    emissions = rng.normal(scale=2.0, size=(len(lengths), max(lengths), len(tags))).astype("float32")
+    mask = np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]
+    path, _ = crf.decode(emissions, mask)
+    out = {k: v.numpy() for k, v in EntityRoles.of(tags).entities(crf, emissions, mask, path).items()}
+
+    def bio(tag_ids):
+        return [tags[t].replace("E-", "I-").replace("S-", "B-") for t in tag_ids]
+
+    for row, length in enumerate(lengths):
+        expected = bio_to_spans(bio(path.numpy()[row, :length]))
+        got = [
+            (int(s), int(e), t.decode(), float(p))
+            for s, e, t, p in zip(out["entity_starts"][row], out["entity_ends"][row], out["entity_types"][row], out["entity_probabilities"][row])
+            if s >= 0
+        ]
+        assert [(s, e, t) for s, e, t, _ in got] == [(x.start, x.end, x.label) for x in expected]
+        paths = _path_probabilities(crf, emissions[row], length)
+        for start, end, label, probability in got:
+            truth = sum(p for candidate, p in paths.items() if any(
+                (x.start, x.end, x.label) == (start, end, label) for x in bio_to_spans(bio(candidate))
+            ))
+            assert probability == pytest.approx(truth, abs=1e-4)

@@ -146,6 +146,35 @@ class CRF(keras.layers.Layer):
         path = tf.where(tf.cast(mask, tf.bool), path, tf.zeros_like(path))
         return path, tf.reduce_max(final, axis=1)
 
+    def span_log_marginals(
+        self,
+        emissions: tf.Tensor,
+        mask: tf.Tensor,
+        path: tf.Tensor,
+        rows: tf.Tensor,
+        starts: tf.Tensor,
+        ends: tf.Tensor,
+        continuations: tf.Tensor,
+    ) -> tf.Tensor:
+        """``log P(span)`` ``[E]`` for spans of the tag paths ``path`` ``[batch, time]``: the
+        probability, under the CRF, that sequence ``rows[i]`` has exactly the tags of ``path``
+        on ``starts[i] ≤ t < ends[i]`` and, at ``ends[i]``, none of the tags marked in
+        ``continuations[i]`` ``[E, num_tags]`` (those that would extend the span, e.g. I-PER).
+
+        That is the marginal probability of one entity, exactly (Culotta & McCallum 2004): the
+        partition function of the paths that satisfy the constraint over the full one. All
+        spans run as one batch of constrained forward passes.
+        """
+        emissions = tf.cast(emissions, tf.float32)
+        log_z = tf.gather(self.log_partition(emissions, mask), rows)
+        span_emissions = tf.gather(emissions, rows)
+        positions = tf.range(tf.shape(emissions)[1])[None, :]
+        inside = (positions >= starts[:, None]) & (positions < ends[:, None])  # [E, T]
+        required = tf.one_hot(tf.gather(path, rows), self.num_tags) > 0  # [E, T, K]
+        forbidden = (inside[..., None] & ~required) | ((positions == ends[:, None])[..., None] & continuations[:, None, :])
+        constrained = span_emissions + tf.where(forbidden, FORBIDDEN, 0.0)
+        return self.log_partition(constrained, tf.gather(mask, rows)) - log_z
+
     def negative_log_likelihood(self, emissions: tf.Tensor, tags: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """``-log p(tags | emissions)`` per sequence ``[batch]``."""
         return self.log_partition(emissions, mask) - self.sequence_score(emissions, tags, mask)

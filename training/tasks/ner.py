@@ -43,7 +43,15 @@ TASK = "ner"
 WARMUP_TEXT = "新华社北京电国务院总理李鹏今天会见了日本客人。"
 SIGNATURE = {
     "inputs": {"text": "string [N], raw UTF-8"},
-    "outputs": {"tags": "string [N, L], BIO, '' on padding", "lengths": "int32 [N]", "confidence": "float32 [N]"},
+    "outputs": {
+        "tags": "string [N, L], BIO, '' on padding",
+        "lengths": "int32 [N]",
+        "confidence": "float32 [N]",
+        "entity_starts": "int32 [N, M], code point offsets, -1 on padding",
+        "entity_ends": "int32 [N, M], exclusive, -1 on padding",
+        "entity_types": "string [N, M], '' on padding",
+        "entity_probabilities": "float32 [N, M], P(exactly this span with this type) under the CRF, -1 on padding",
+    },
 }
 
 
@@ -208,18 +216,73 @@ def _iterated_dilated_cnn(x, mask, filters: int, dilations=(1, 1, 2), blocks: in
     return keras.layers.Concatenate(name="encoder")(outputs)
 
 
-def make_tagger(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
-    """Code points → (best tag ids ``[B, L]``, path probability ``[B]``), with Viterbi in the graph."""
+def make_tagger(model: keras.Model, tags: list[str] | None = None) -> tf.types.experimental.PolymorphicFunction:
+    """Code points → ``{"path": best tag ids [B, L], "confidence": its probability [B]}``, with
+    Viterbi in the graph; given the ``tags``' names, also each entity of the path with its
+    marginal probability under the CRF (``entity_*`` [B, M], ordered by start, -1 / '' padding)."""
     crf: CRF = model.get_layer("crf")
+    roles = None if tags is None else EntityRoles.of(tags)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
     def tag(codepoints):
         mask = codepoints != 0
         emissions = model(codepoints, training=False)
         path, score = crf.decode(emissions, mask)
-        return path, tf.exp(score - crf.log_partition(emissions, mask))
+        out = {"path": path, "confidence": tf.exp(score - crf.log_partition(emissions, mask))}
+        if roles is not None:
+            out.update(roles.entities(crf, emissions, mask, path))
+        return out
 
     return tag
+
+
+@dataclass(frozen=True)
+class EntityRoles:
+    """What each tag id means for entities: opens one (B-, S-), continues one (I-, E-), its type."""
+
+    opens: np.ndarray  # bool [K]
+    continues: np.ndarray  # bool [K]
+    type_of: np.ndarray  # int32 [K], -1 for O
+    types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, tags: list[str]) -> "EntityRoles":
+        prefixes = [t.partition("-")[0] for t in tags]
+        labels = [t.partition("-")[2] for t in tags]
+        types = tuple(dict.fromkeys(label for label in labels if label))
+        return cls(
+            np.array([p in ("B", "S") for p in prefixes]),
+            np.array([p in ("I", "E") for p in prefixes]),
+            np.array([types.index(label) if label else -1 for label in labels], dtype=np.int32),
+            types,
+        )
+
+    def entities(self, crf: CRF, emissions: tf.Tensor, mask: tf.Tensor, path: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The entities of ``path`` and the probability of each (exactly that span with that type)."""
+        opens, continues = tf.constant(self.opens), tf.constant(self.continues)
+        type_of = tf.constant(self.type_of)
+        # An entity runs from a tag that opens one to just before the next tag that does not
+        # continue it (the CRF's constraints keep a continuation to its own type).
+        stops = tf.concat([~tf.gather(continues, path) | ~mask, tf.ones_like(mask[:, :1])], axis=1)
+        length = tf.shape(stops)[1]
+        stop_at = tf.where(stops, tf.range(length)[None, :], length)
+        next_stop = tf.transpose(tf.scan(tf.minimum, tf.transpose(stop_at), reverse=True))
+        found = tf.cast(tf.where(tf.gather(opens, path) & mask), tf.int32)  # [E, 2]: row-major, by start
+        rows, starts = found[:, 0], found[:, 1]
+        ends = tf.gather_nd(next_stop, tf.stack([rows, starts + 1], axis=1))
+        types = tf.gather(type_of, tf.gather_nd(path, found))
+        continuations = continues[None, :] & (type_of[None, :] == types[:, None])  # [E, K]: tags that would extend it
+        probabilities = tf.exp(crf.span_log_marginals(emissions, mask, path, rows, starts, ends, continuations))
+
+        def padded(values, fill):
+            return tf.RaggedTensor.from_value_rowids(values, rows, nrows=tf.shape(path)[0]).to_tensor(fill)
+
+        return {
+            "entity_starts": padded(starts, -1),
+            "entity_ends": padded(ends, -1),
+            "entity_types": padded(tf.gather(tf.constant(self.types), types), ""),
+            "entity_probabilities": padded(probabilities, -1.0),
+        }
 
 
 def predict_spans(
@@ -246,7 +309,7 @@ def _in_process_predictor(model: keras.Model, tags: list[str]):
 
     def predict(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         codepoints = codepoints_of(texts)
-        path, _ = tagger(codepoints.to_tensor())
+        path = tagger(codepoints.to_tensor())["path"]
         return names[path.numpy()], codepoints.row_lengths().numpy()
 
     return predict
@@ -387,18 +450,18 @@ def export(args: argparse.Namespace) -> None:
         model = build_ensemble([m for m, _ in members])
     if args.int8_embeddings:
         quantize_embeddings(model)
-    tagger = make_tagger(model)
+    tagger = make_tagger(model, config.tags)
     tag_names = tf.constant([as_bio(t) for t in config.tags])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
         codepoints = encode_texts(text)
         mask = codepoints != 0
-        path, confidence = tagger(codepoints)
+        out = tagger(codepoints)
         return {
-            "tags": tf.where(mask, tf.gather(tag_names, path), ""),
+            "tags": tf.where(mask, tf.gather(tag_names, out.pop("path")), ""),
             "lengths": tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
-            "confidence": confidence,
+            **out,  # confidence, entity_starts/_ends/_types/_probabilities
         }
 
     export_version(

@@ -112,13 +112,44 @@ def test_serving_signature_takes_raw_strings(tiny_ner_store):
     assert np.all((out["confidence"].numpy() > 0) & (out["confidence"].numpy() <= 1 + 1e-6))
 
 
+def test_the_signature_gives_the_entities_of_the_tags_with_probabilities(tiny_ner_store):
+    """The graph's entities are the spans the tags spell (the service reads them from the graph)."""
+    from training.preprocessing.text import spans_from_tag_batch
+
+    serve = tf.saved_model.load(str(tiny_ner_store / "ner" / "1")).signatures["serving_default"]
+    out = {k: v.numpy() for k, v in serve(text=tf.constant([t.encode() for t in TEXTS])).items()}
+    for row, spans in enumerate(spans_from_tag_batch(out["tags"], out["lengths"])):
+        kept = out["entity_starts"][row] >= 0
+        graph = list(zip(out["entity_starts"][row][kept], out["entity_ends"][row][kept], out["entity_types"][row][kept]))
+        assert [(int(s), int(e), t.decode()) for s, e, t in graph] == [(s.start, s.end, s.label) for s in spans]
+        probabilities = out["entity_probabilities"][row][kept]
+        assert np.all((probabilities > 0) & (probabilities <= 1 + 1e-6))
+        # The best path is one of the paths holding each of its entities: its probability
+        # bounds theirs from below.
+        assert np.all(probabilities >= out["confidence"][row] - 1e-5)
+
+
 def test_evaluate_prints_json_last_line(tiny_ner_store, capsys):
     main(["ner", "evaluate", "--data-dir", str(FIXTURES / "ner"), "--model-root", str(tiny_ner_store)])
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    result = json.loads(last)
+    printed = capsys.readouterr().out
+    result = json.loads(printed.strip().splitlines()[-1])
     assert result["task"] == "ner"
     assert result["f1"] == result["msra_test"]["f1"]
     assert {"precision", "recall", "f1", "per_type"} <= set(result["peoples_daily_test"])
+    calibration = result["msra_test"]["entity_calibration"]
+    assert 0 <= calibration["ece"] <= 1 and sum(b["count"] for b in calibration["bins"]) == calibration["n"]
+    assert "ECE" in printed
+
+
+def test_reliability_table_and_expected_calibration_error():
+    from training.metrics import reliability
+
+    table = reliability([0.95, 0.95, 0.15, 0.15, 0.55], [True, False, False, False, True])
+    assert [(b["range"], b["count"], b["accuracy"]) for b in table["bins"]] == [
+        ([0.1, 0.2], 2, 0.0), ([0.5, 0.6], 1, 1.0), ([0.9, 1.0], 2, 0.5),
+    ]
+    assert table["ece"] == pytest.approx((2 * 0.15 + 1 * 0.45 + 2 * 0.45) / 5, abs=1e-4)
+    assert reliability([1.0], [True])["bins"][0]["range"] == [0.9, 1.0]  # 1.0 falls in the top bin
 
 
 def test_export_of_a_second_version_can_prune_the_first(tiny_ner_run, tmp_path):
@@ -187,3 +218,20 @@ def test_bio_reader_rejects_malformed_lines(tmp_path):
     path.write_text("北 B-LOC\n京\n", encoding="utf-8")
     with pytest.raises(ValueError, match="bad.txt:2"):
         read_bio(path)
+
+
+def test_warm_start_from_an_int8_export_dequantises_the_embeddings(tiny_ner_run, tmp_path, capsys):
+    """An int8 export's embeddings are int8 values with a scale per row; copied raw they would
+    give a different model. Dequantised, the warm-started model scores the exported one's F1
+    (up to int8 rounding)."""
+    main(["ner", "export", "--data-dir", str(FIXTURES / "ner"), "--model-root", str(tmp_path / "models"),
+          "--run-dir", str(tiny_ner_run), "--int8-embeddings"])
+    source = model_store.resolve_version(tmp_path / "models" / "ner")
+    source_best = json.loads((tiny_ner_run / "timing.json").read_text())["best"]
+    capsys.readouterr()
+    main([
+        "ner", "train", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(tmp_path / "warm"), "--epochs", "1",
+        "--init-from", str(source), *TINY_HYPERPARAMETERS,
+    ])
+    baseline = float(capsys.readouterr().out.split("held-out F1 ")[1].split()[0])
+    assert baseline == pytest.approx(source_best, abs=0.05)

@@ -6,6 +6,8 @@ import re
 from collections import Counter
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from training.preprocessing.text import Span
 
 
@@ -224,3 +226,24 @@ def recall_report(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequenc
         "per_class": per_class,
         "confusion": {t: {p: pairs[(t, p)] for p in predicted_names if pairs[(t, p)]} for t in present},
     }
+
+
+def reliability(probabilities: Sequence[float], correct: Sequence[bool], bins: int = 10) -> dict:
+    """How well stated probabilities match how often the answers are right: the expected
+    calibration error (the count-weighted mean |accuracy − mean probability| over ``bins``
+    equal-width bins) and the table of bins (range, count, mean probability, accuracy)."""
+    if len(probabilities) != len(correct):
+        raise ValueError(f"{len(probabilities)} probabilities but {len(correct)} outcomes")
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    right = np.asarray(correct, dtype=bool)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    table, error = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        n = int(inside.sum())
+        if not n:
+            continue
+        mean, accuracy = float(p[inside].mean()), float(right[inside].mean())
+        error += n * abs(accuracy - mean)
+        table.append({"range": [b / bins, (b + 1) / bins], "count": n, "mean_probability": round(mean, 4), "accuracy": round(accuracy, 4)})
+    return {"n": len(p), "ece": round(error / max(len(p), 1), 4), "bins": table}

@@ -137,11 +137,16 @@ def warm_start(model, version_dir: Path, run_dir: Path) -> None:
     record in ``run_dir`` where they came from so the next export's manifest can say so.
 
     Variables are matched by their Keras path (``encoder/forward_lstm/lstm_cell/kernel``), which the
-    SavedModel keeps as the variable name.
+    SavedModel keeps as the variable name. Embeddings exported as int8 (``--int8-embeddings``) are
+    dequantised as Keras does (int8 values / the row's ``embeddings_scale``).
     """
     import tensorflow as tf
 
-    exported = {v.name.removesuffix(":0"): v for v in tf.saved_model.load(str(version_dir))._all_variables}
+    exported = {v.name.removesuffix(":0"): v.numpy() for v in tf.saved_model.load(str(version_dir))._all_variables}
+    for name in [n for n in exported if n.endswith("_scale") and n.removesuffix("_scale") in exported]:
+        values = exported[name.removesuffix("_scale")]
+        if values.dtype == "int8":
+            exported[name.removesuffix("_scale")] = values.astype("float32") / exported[name][:, None]
     missing = [w.path for w in model.trainable_weights if w.path not in exported]
     if missing:
         raise ValueError(f"{version_dir} has no weights for {missing}: not the same architecture")
@@ -153,7 +158,7 @@ def warm_start(model, version_dir: Path, run_dir: Path) -> None:
                     f"{weight.path}: {tuple(source.shape)} in {version_dir}, {tuple(weight.shape)} here "
                     "(different hyper-parameters or vocabulary)"
                 )
-            weight.assign(source.numpy())
+            weight.assign(source)
     record = run_dir / WARM_START
     if not record.exists():
         manifest = read_manifest(version_dir)

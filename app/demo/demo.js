@@ -57,6 +57,11 @@ function highlight(text, spans) {
     nodes.push(chars.slice(position, span.start).join(""));
     const mark = element("mark", { class: span.className, "data-type": span.label }, chars.slice(span.start, span.end).join(""));
     if (span.label) mark.append(element("small", {}, span.label));
+    if (span.probability != null) {  // NER: the entity's own probability, as a tooltip; doubtful ones faded
+      mark.title = `${span.label}, probability ${span.probability.toFixed(2)}`;
+      mark.dataset.probability = span.probability;
+      if (span.probability < 0.6) mark.classList.add("doubtful");
+    }
     nodes.push(mark);
     position = span.end;
   }
@@ -89,7 +94,7 @@ handle($("#ner-form"), $("#ner-result"), async () => {
   const spans = entities.map((e) => ({ ...e, label: e.type, className: e.type }));
   return [
     element("p", { id: "ner-marked" }, ...highlight(text, spans)),
-    element("p", { class: "muted" }, `${entities.length} entities · path probability ${confidence.toFixed(3)} · model version ${model_version}`),
+    element("p", { class: "muted" }, `${entities.length} entities (hover for each one's probability; faded below 0.6) · path probability ${confidence.toFixed(3)} · model version ${model_version}`),
   ];
 });
 

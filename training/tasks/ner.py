@@ -28,7 +28,7 @@ from training.data.lexicon import jieba_lexicon
 from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_cluener, split_long
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
-from training.metrics import entity_prf
+from training.metrics import entity_prf, reliability
 from training.preprocessing.text import (
     Span,
     as_bio,
@@ -497,7 +497,8 @@ def _member_record(run_dir: Path, config: Config) -> dict:
 
 
 def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) -> dict:
-    """Entity P/R/F1 of an exported model on each test set of the corpus."""
+    """Entity P/R/F1 of an exported model on each test set of the corpus, and how well its
+    per-entity probabilities are calibrated there (models that give them)."""
     predict = saved_model_predictor(version_dir)
     corpus = CORPORA[corpus_name]
     results = {}
@@ -505,7 +506,31 @@ def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) ->
         sentences = corpus.reader(data_dir / relative)
         predicted = predict_spans(predict, [s.text for s in sentences], desc=name)
         results[name] = entity_prf([s.spans for s in sentences], predicted)
+        calibration = entity_reliability(version_dir, sentences)
+        if calibration:
+            results[name]["entity_calibration"] = calibration
     return results
+
+
+def entity_reliability(version_dir: Path, sentences: list[TaggedSentence], batch_size: int = 64) -> dict:
+    """ECE and reliability table of the entities' ``probability``: an entity is right when the
+    gold annotation has exactly that span with that type. Empty for models without it."""
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    if "entity_probabilities" not in serve.structured_outputs:
+        return {}
+    probabilities, correct = [], []
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].text))
+    for first in range(0, len(order), batch_size):
+        batch = order[first : first + batch_size]
+        out = serve(text=tf.constant([sentences[i].text.encode() for i in batch]))
+        columns = [out[f"entity_{k}"].numpy() for k in ("starts", "ends", "types", "probabilities")]
+        for row, i in enumerate(batch):
+            gold = {(s.start, s.end, s.label) for s in sentences[i].spans}
+            for start, end, kind, p in zip(*(column[row] for column in columns)):
+                if start >= 0:
+                    probabilities.append(float(p))
+                    correct.append((int(start), int(end), kind.decode()) in gold)
+    return reliability(probabilities, correct)
 
 
 def _headline(metrics: dict) -> dict:
@@ -522,6 +547,12 @@ def evaluate(args: argparse.Namespace) -> None:
         print(f"  {'type':<14}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}")
         for label, r in result["per_type"].items():
             print(f"  {label:<14}{r['precision']:>8.4f}{r['recall']:>8.4f}{r['f1']:>8.4f}{r['support']:>9}")
+        if "entity_calibration" in result:
+            calibration = result["entity_calibration"]
+            print(f"  entity probability: ECE {calibration['ece']:.4f} over {calibration['n']} predicted entities")
+            print(f"  {'probability':<14}{'entities':>9}{'mean p':>8}{'right':>8}")
+            for b in calibration["bins"]:
+                print(f"  {b['range'][0]:.1f}–{b['range'][1]:.1f}{'':<6}{b['count']:>9}{b['mean_probability']:>8.3f}{b['accuracy']:>8.3f}")
     print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}))
 
 

@@ -37,6 +37,19 @@ def test_readme_example(client):
     assert body["model_version"] >= 1 and 0 < body["confidence"] <= 1
 
 
+def test_each_entity_has_its_probability_and_doubtful_ones_can_be_dropped(client):
+    body = client.post("/v1/ner", json={"text": EXAMPLE}).json()
+    probabilities = [e["probability"] for e in body["entities"]]
+    # Each entity's marginal is at least the probability of the whole best path, which holds it.
+    assert probabilities and all(body["confidence"] - 1e-5 <= p <= 1 for p in probabilities)
+    threshold = sorted(probabilities)[len(probabilities) // 2]
+    kept = client.post("/v1/ner", json={"text": EXAMPLE, "min_probability": threshold}).json()["entities"]
+    assert kept == [e for e in body["entities"] if e["probability"] >= threshold]
+    batch = client.post("/v1/ner", json={"texts": [EXAMPLE], "min_probability": 1.0}).json()["results"][0]
+    assert all(e["probability"] >= 1.0 for e in batch["entities"])
+    assert client.post("/v1/ner", json={"text": EXAMPLE, "min_probability": 1.5}).status_code == 422
+
+
 def test_batch_equals_one_by_one(client):
     texts = [EXAMPLE, "张三在上海的复旦大学工作。", "今天天气很好。"]
     batch = client.post("/v1/ner", json={"texts": texts}).json()["results"]

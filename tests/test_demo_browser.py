@@ -62,6 +62,8 @@ def test_entities_are_highlighted_by_type(page):
     page.wait_for_selector("#ner-marked mark")
     marks = page.eval_on_selector_all("#ner-marked mark", "ms => ms.map(m => [m.dataset.type, m.firstChild.textContent])")
     assert ["PER", "李鹏"] in marks and ["LOC", "北京"] in marks
+    titles = page.eval_on_selector_all("#ner-marked mark", "ms => ms.map(m => m.title)")
+    assert all(t.startswith(f"{kind}, probability ") for t, (kind, _) in zip(titles, marks))  # each entity's own
     # The highlighted text still reads as the original sentence (labels aside).
     assert page.eval_on_selector(
         "#ner-marked", "p => Array.from(p.childNodes).map(n => n.nodeType === 3 ? n.textContent : n.firstChild.textContent).join('')"

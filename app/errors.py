@@ -100,6 +100,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
                 ]),
             )
         message = err["msg"].removeprefix("Value error, ")
+        if tuple(err["loc"]) == ("body",) and isinstance(err.get("input"), (bytes, str)):
+            # A JSON endpoint got a body it did not parse as JSON: the content type was not JSON
+            # (e.g. curl -d without -H). Not guessed: a JSON API that takes form posts can be
+            # driven by any web page a local user visits (the reason Elasticsearch stopped).
+            content_type = request.headers.get("content-type") or "none"
+            message = f"must be JSON sent with 'Content-Type: application/json' (got {content_type})"
         fields.append({"field": _field_name(tuple(err["loc"])), "message": message})
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return JSONResponse(status_code=422, content=error_body("invalid_request", summary, fields))

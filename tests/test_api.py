@@ -123,6 +123,13 @@ def test_bodies_that_are_not_usable_json(client, content, content_type, status):
     assert response.json()["error"]["fields"][0]["field"] in {"body", "text"}
 
 
+def test_json_sent_as_a_form_says_which_header_is_missing(client):
+    """What `curl -d '{...}'` without `-H 'content-type: application/json'` sends."""
+    response = client.post("/v1/ner", content='{"text": "李鹏"}'.encode(), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 422
+    assert "Content-Type: application/json" in response.json()["error"]["message"]
+
+
 LIMIT = get_settings().max_body_bytes
 
 

@@ -49,3 +49,15 @@ def _whole_number(value):
 def integer(**bounds) -> type[int]:
     """A request's integer field with ``ge``/``le``/``gt`` bounds, stated in its OpenAPI schema."""
     return Annotated[int, Field(**bounds), BeforeValidator(_whole_number)]  # bounds first: on the int itself
+
+
+def _plain_number(value):
+    # Lax float parsing would take false as 0.0 and "0.5" as 0.5; JSON Schema's number is neither.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    return value
+
+
+def number(**bounds) -> type[float]:
+    """A request's number field with ``ge``/``le`` bounds, stated in its OpenAPI schema."""
+    return Annotated[float, Field(**bounds), BeforeValidator(_plain_number)]

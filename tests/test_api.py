@@ -47,7 +47,8 @@ def test_each_entity_has_its_probability_and_doubtful_ones_can_be_dropped(client
     assert kept == [e for e in body["entities"] if e["probability"] >= threshold]
     batch = client.post("/v1/ner", json={"texts": [EXAMPLE], "min_probability": 1.0}).json()["results"][0]
     assert all(e["probability"] >= 1.0 for e in batch["entities"])
-    assert client.post("/v1/ner", json={"text": EXAMPLE, "min_probability": 1.5}).status_code == 422
+    for bad in (1.5, -0.1, False, "0.5", None):
+        assert client.post("/v1/ner", json={"text": EXAMPLE, "min_probability": bad}).status_code == 422, bad
 
 
 def test_batch_equals_one_by_one(client):

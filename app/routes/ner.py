@@ -13,7 +13,7 @@ from app.engine import InferenceEngine
 from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import Settings
-from app.validation import user_text
+from app.validation import number, user_text
 from training.preprocessing.text import spans_from_tag_batch
 
 TASK = "ner"
@@ -39,8 +39,8 @@ def request_model(settings: Settings) -> type[BaseModel]:
         # Not nullable: leave the other field out.
         text: Text = Field(None, description=f"at most {max_chars} characters")
         texts: list[Text] = Field(None, min_length=1, max_length=max_texts, description=f"1 to {max_texts} texts")
-        min_probability: float = Field(
-            0.0, ge=0.0, le=1.0, description="leave out entities whose `probability` is below this"
+        min_probability: number(ge=0.0, le=1.0) = Field(
+            0.0, description="leave out entities whose `probability` is below this"
         )
 
         @model_validator(mode="after")

@@ -93,3 +93,23 @@ def test_word2vec_rows_follow_the_word_lookup():
     assert np.abs(table[[0, 1, 4]]).max() <= 0.05
     model_vectors = table[[2, 3]]  # 是, 北京: word2vec's, not the random start
     assert not np.allclose(model_vectors, np.random.default_rng(1).uniform(-0.05, 0.05, (5, 8))[[2, 3]])
+
+
+def test_question_attention_trains_and_exports(qa_data, tmp_path):
+    """--question-attention: each passage character attends over the question; the reader trains,
+    and its export answers through the same signature."""
+    run_dir = tmp_path / "run"
+    main([
+        "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--quiet", "--epochs", "1",
+        "--hidden", "16", "--word-dim", "8", "--dilations", "1,2", "--window-chars", "24", "--window-stride", "12",
+        "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
+        "--word2vec-epochs", "0", "--question-attention",
+    ])
+    assert qa.Config.load(run_dir / "config.json").question_attention
+    main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--model-root", str(tmp_path / "models")])
+    serve = tf.saved_model.load(str(tmp_path / "models" / "qa" / "1")).signatures["serving_default"]
+    out = serve(
+        question_tokens=tf.constant(pad_tokens([segment(QUESTIONS[0])])),
+        passage_tokens=tf.constant(pad_tokens([segment(PASSAGES[0][0])])),
+    )
+    assert out["score"].shape[0] == 1

@@ -74,6 +74,7 @@ class Config:
     max_answer_chars: int = 64
     top_k: int = 5
     span_loss: str = "sigmoid"  # a key of SPAN_LOSSES; older runs were all sigmoid
+    question_attention: bool = False  # passage-to-question attention (older runs: the pooled question only)
     chars: list[int] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
 
@@ -158,7 +159,16 @@ def build_model(config: Config) -> keras.Model:
     question_vector = AttentionPooling1D(config.hidden, name="question_pooling")(q, mask=q_mask)
     question_vector = ops.expand_dims(question_vector, 1) + ops.zeros_like(p)  # repeated over the passage
 
-    x = keras.layers.Concatenate()([p, question_vector, inputs["passage_match"], soft_match])
+    features = [p, question_vector, inputs["passage_match"], soft_match]
+    if config.question_attention:
+        # Each passage character reads the question characters it matches (BiDAF's context-to-query
+        # attention): the pooled question vector alone is one summary for every position.
+        cross_mask = ops.logical_and(ops.expand_dims(p_mask, 2), ops.expand_dims(q_mask, 1))  # [B, Lp, Lq]
+        aligned = keras.layers.MultiHeadAttention(
+            config.heads, config.hidden // config.heads, dropout=config.dropout, name="question_attention"
+        )(p, q, attention_mask=cross_mask)
+        features += [aligned, p * aligned]
+    x = keras.layers.Concatenate()(features)
     x = keras.layers.Dense(config.hidden, name="passage_input")(x)
     x = keras.layers.Dropout(config.dropout)(x)
     for i, dilation in enumerate(config.dilations):
@@ -418,6 +428,7 @@ def train(args: argparse.Namespace) -> None:
             window_stride=args.window_stride,
             max_answer_chars=args.max_answer_chars,
             span_loss=args.span_loss,
+            question_attention=args.question_attention,
         )
         sentences = build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
         if args.word2vec_epochs and config.word_dim:
@@ -597,6 +608,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--span-loss", choices=sorted(SPAN_LOSSES), default="softmax",
         help="independent sigmoids per position, or a softmax over the window's positions and a null slot",
+    )
+    p.add_argument(
+        "--question-attention", action="store_true",
+        help="each passage character attends over the question's characters (besides the pooled question vector)",
     )
     p.add_argument("--negative-rate", type=float, default=0.3, help="share of answerless windows trained on")
     p.add_argument(

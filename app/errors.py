@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.batching import Closed, DeadlineExceeded, QueueFull
 from app.engine import ClientDisconnected, ModelUnavailable
+from app.registry import ModelRegistry
 from app.tfserving import TFServingError
 
 log = logging.getLogger("app.errors")
@@ -78,6 +79,11 @@ def without_paths(text: str) -> str:
     """``text`` with filesystem paths replaced by ``<path>``: messages that reach callers (load
     failures, a missing version) must not map the server's disk."""
     return _PATH.sub("<path>", text)
+
+
+def public_load_errors(registry: ModelRegistry) -> dict[str, str]:
+    """The registry's load failures per task, as callers may see them (``/readyz``, ``/v1/models``)."""
+    return {task: without_paths(error) for task, error in registry.errors().items()}
 
 
 def error_body(code: str, message: str, fields: list[dict] | None = None) -> dict:

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.access import AccessRoute, require
 from app.dependencies import get_metrics, get_registry
-from app.errors import ACCESS_ERRORS, ErrorResponse, error_body, without_paths
+from app.errors import ACCESS_ERRORS, ErrorResponse, error_body, public_load_errors
 from app.metrics import Metrics
 from app.registry import ModelRegistry
 
@@ -25,7 +25,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Every model on disk is loaded and serving")
 def readyz(registry: ModelRegistry = Depends(get_registry)) -> JSONResponse:
     loaded = {m.task: m.version for m in registry.loaded()}
-    errors = {task: without_paths(e) for task, e in registry.errors().items()}
+    errors = public_load_errors(registry)
     missing = [task for task in registry.discover() if task not in loaded]
     if loaded and not missing:
         return JSONResponse({"status": "ready", "models": loaded})

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.access import AccessRoute, Caller, audit_log, require
 from app.dependencies import get_metrics, get_registry
-from app.errors import ACCESS_ERRORS, ErrorResponse, documented_errors, error_body, without_paths
+from app.errors import ACCESS_ERRORS, ErrorResponse, documented_errors, error_body, public_load_errors, without_paths
 from app.metrics import Metrics
 from app.registry import ModelRegistry, settle_heap
 from app.validation import integer
@@ -29,7 +29,7 @@ log = logging.getLogger("app.models")
     responses={status: {"model": ErrorResponse, "description": text} for status, text in ACCESS_ERRORS.items()},
 )
 def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
-    return {"models": [m.describe() for m in registry.loaded()], "load_errors": {task: without_paths(e) for task, e in registry.errors().items()}}
+    return {"models": [m.describe() for m in registry.loaded()], "load_errors": public_load_errors(registry)}
 
 
 class ReloadRequest(BaseModel):

@@ -58,6 +58,7 @@ class LoadedModel:
             self.predict(**{name: _tensor(value) for name, value in inputs.items()})
 
     def describe(self) -> dict[str, Any]:
+        calibration = self.manifest.get("calibration")
         return {
             "task": self.task,
             "version": self.version,
@@ -65,6 +66,9 @@ class LoadedModel:
             "signature": self.manifest.get("signature", {}),
             "created": self.manifest.get("created"),
             "backend": self.backend,
+            # How a score becomes a probability, and the default answer threshold (QA); the fitting
+            # table stays in the manifest.
+            **({"calibration": {k: v for k, v in calibration.items() if k != "thresholds"}} if calibration else {}),
         }
 
 

@@ -34,8 +34,10 @@ class Settings(BaseSettings):
     max_passage_chars: int = Field(2000, gt=0, description="longest QA passage accepted, in Unicode code points")
     max_beam_width: int = Field(8, gt=0, description="widest headline beam search (and most candidates) accepted")
     max_headline_tokens: int = Field(64, gt=0, description="largest headline max_length accepted")
-    qa_answer_threshold: float = Field(
-        0.05, ge=0, le=1, description="a best span scoring below this is reported as no answer (answer: null)"
+    qa_answer_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="a best answer whose probability is below this is reported as no answer (answer: null); "
+        "unset: the threshold fitted with the model's calibration (its manifest)",
     )
     batching: dict[str, BatchPolicy] = Field(
         default_factory=dict,

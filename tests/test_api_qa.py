@@ -9,6 +9,7 @@ reader's quality is measured by ``python -m training qa evaluate``.
 from __future__ import annotations
 
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -41,9 +42,11 @@ def always_answering_client(qa_root):
 def _check_offsets(body: dict, passages: list[str]) -> None:
     for candidate in body["candidates"]:
         assert passages[candidate["passage_index"]][candidate["start"] : candidate["end"]] == candidate["answer"]
-        assert 0 <= candidate["score"] <= 1
+        assert 0 <= candidate["score"] <= 1 and 0 <= candidate["probability"] <= 1
     scores = [c["score"] for c in body["candidates"]]
     assert scores == sorted(scores, reverse=True)
+    probabilities = np.array([c["probability"] for c in body["candidates"]])
+    assert np.all(np.diff(probabilities) <= 1e-6)  # calibration keeps the order (up to rounding)
 
 
 def test_answer_is_the_best_candidate_with_offsets_into_its_passage(always_answering_client):
@@ -52,8 +55,8 @@ def test_answer_is_the_best_candidate_with_offsets_into_its_passage(always_answe
     body = response.json()
     assert 1 <= len(body["candidates"]) <= 3 and body["model_version"] == 1
     best = body["candidates"][0]
-    assert (body["answer"], body["passage_index"], body["start"], body["end"], body["score"]) == (
-        best["answer"], best["passage_index"], best["start"], best["end"], best["score"]
+    assert (body["answer"], body["passage_index"], body["start"], body["end"], body["score"], body["probability"]) == (
+        best["answer"], best["passage_index"], best["start"], best["end"], best["score"], best["probability"]
     )
     _check_offsets(body, PASSAGES)
 
@@ -63,6 +66,37 @@ def test_a_best_span_below_the_threshold_is_no_answer(qa_root):
         body = client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES}).json()
     assert body["answer"] is None and body["passage_index"] is None and body["start"] is None
     assert body["candidates"] and body["score"] == body["candidates"][0]["score"]
+
+
+@pytest.mark.parametrize(("min_probability", "answered"), [(0.0, True), (1.0, False)])
+def test_min_probability_overrides_the_default_threshold(qa_client, min_probability, answered):
+    body = qa_client.post(
+        "/v1/qa", json={"question": QUESTION, "passages": PASSAGES, "min_probability": min_probability}
+    ).json()
+    assert (body["answer"] is not None) == answered
+    assert body["probability"] == body["candidates"][0]["probability"]
+
+
+def test_the_default_threshold_is_the_models_own(qa_client, qa_root):
+    """Without APP_QA_ANSWER_THRESHOLD or min_probability, the threshold fitted with the model's
+    calibration decides, and GET /v1/models shows it."""
+    from training import model_store
+
+    calibration = model_store.read_manifest(qa_root / "qa" / "1")["calibration"]
+    (described,) = [m["calibration"] for m in qa_client.get("/v1/models").json()["models"] if m["task"] == "qa"]
+    assert described["answer_threshold"] == calibration["answer_threshold"] and "thresholds" not in described
+    body = qa_client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES}).json()
+    assert (body["answer"] is not None) == (body["probability"] >= calibration["answer_threshold"])
+
+
+@pytest.mark.parametrize("min_probability", [-0.1, 1.5, "0.5", True, None])
+def test_min_probability_must_be_a_number_in_0_1(qa_client, min_probability):
+    payload = {"question": QUESTION, "passages": PASSAGES, "min_probability": min_probability}
+    response = qa_client.post("/v1/qa", json=payload)
+    if min_probability is None:  # null: the default threshold
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 422 and "min_probability" in response.text
 
 
 @pytest.mark.parametrize(

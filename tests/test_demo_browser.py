@@ -88,6 +88,7 @@ def test_the_answer_is_highlighted_in_its_passage(page):
     page.click("[data-tab=qa]")
     page.click("#qa-form button[type=submit]")
     assert page.wait_for_selector("#qa-answer strong").inner_text() == "北京"
+    assert "probability" in page.inner_text("#qa-answer")  # the calibrated one, not the raw score
     assert page.inner_text("[data-passage='0'] mark.answer") == "北京"
 
 

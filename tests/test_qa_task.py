@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import tensorflow as tf
 
 from training import model_store
 from training.__main__ import main
+from training.data.qa import QAExample
 from training.preprocessing.qa import pad_tokens, segment
 from training.tasks import qa
 
@@ -31,7 +33,10 @@ def test_export_layout_and_manifest(tiny_qa_store):
     version_dir = model_store.resolve_version(tiny_qa_store / "qa")
     manifest = model_store.read_manifest(version_dir)
     assert manifest["task"] == "qa" and manifest["version"] == 1
-    assert set(manifest["metrics"]) == {"cmrc_dev", "webqa_max", "webqa_sum"}
+    assert set(manifest["metrics"]) == {"cmrc_dev", "cmrc_dev_report_half", "webqa_max", "webqa_sum"}
+    calibration = manifest["calibration"]  # fitted at export on dev's calibration half
+    assert calibration["method"] == "platt" and calibration["answer_threshold"] in qa.ANSWER_THRESHOLDS
+    assert [row["threshold"] for row in calibration["thresholds"]] == list(qa.ANSWER_THRESHOLDS)
     assert manifest["preprocessing"]["window_chars"] == 24
     assert manifest["training_commands"][0].startswith("python -m training qa train")
 
@@ -75,14 +80,41 @@ def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys):
     assert result["task"] == "qa"
     assert result["f1"] == result["cmrc_dev"]["f1"] and result["em"] == result["cmrc_dev"]["em"]
     assert {"accuracy", "f1", "score"} <= set(result["webqa_max"]) and result["webqa_sum"]["questions"] == 4
+    report = result["cmrc_dev_report_half"]
+    assert result["ece"] == report["reliability"]["ece"] and 0 <= result["ece"] <= 1
+    assert (result["api_em"], result["api_f1"]) == (report["api"]["em"], report["api"]["f1"])
+    assert sum(row["count"] for row in report["reliability"]["bins"]) == report["questions"]
+    assert 0 <= report["wrong_passage"]["withheld"] <= 1
 
 
-def test_evaluate_reports_the_answer_threshold_trade_off_on_trial(qa_data, tiny_qa_store, capsys):
-    main(["qa", "evaluate", "--data-dir", str(qa_data), "--model-root", str(tiny_qa_store), "--thresholds"])
-    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trial_thresholds"]
-    assert [row["threshold"] for row in rows] == list(qa.THRESHOLDS)
-    answered = [row["answered"] for row in rows]
-    assert all(0 <= a <= 1 for a in answered) and answered == sorted(answered, reverse=True)
+def test_dev_halves_split_by_passage():
+    dev = [QAExample(f"q{i}", f"问题{i}", f"段落{i // 2}", (("段", 0),)) for i in range(9)]
+    fit, report = qa.dev_halves(dev)
+    assert sorted(fit + report) == list(range(9))
+    assert not {dev[i].context for i in fit} & {dev[i].context for i in report}
+    assert len(fit) == 5 and len(report) == 4  # passages 0, 2, 4 and 1, 3
+
+
+def test_answered_scores_count_a_withheld_answer_as_zero():
+    probabilities, em, f1 = np.array([0.9, 0.3, 0.05]), np.array([1.0, 0.0, 1.0]), np.array([1.0, 0.5, 1.0])
+    row = qa.answered_scores(probabilities, em, f1, 0.1)
+    assert row == {"threshold": 0.1, "answered": round(2 / 3, 4), "em_answered": 50.0, "em": 33.33, "f1": 50.0}
+    assert qa.answered_scores(probabilities, em, f1, 0.95)["em_answered"] is None
+
+
+def test_calibrate_refits_an_exported_reader_in_place(qa_data, tiny_qa_store, tmp_path, capsys):
+    root = tmp_path / "models"
+    shutil.copytree(tiny_qa_store, root)
+    version_dir = root / "qa" / "1"
+    manifest = model_store.read_manifest(version_dir)
+    manifest.pop("calibration")
+    (version_dir / "manifest.json").write_text(json.dumps(manifest))
+    main(["qa", "calibrate", "--data-dir", str(qa_data), "--model-root", str(root)])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    refitted = model_store.read_manifest(version_dir)
+    assert result["calibrated"] == str(version_dir) and refitted["calibration"]["method"] == "platt"
+    assert refitted["metrics"]["cmrc_dev_report_half"]["reliability"]["ece"] == result["ece"]
+    assert refitted["signature"] == manifest["signature"]  # the rest of the manifest is kept
 
 
 def test_word2vec_rows_follow_the_word_lookup():

@@ -21,6 +21,7 @@ class TaskParsers:
     export: argparse.ArgumentParser
     evaluate: argparse.ArgumentParser
     commands: argparse._SubParsersAction  # for a task's own further commands
+    shared: argparse.ArgumentParser  # --data-dir and --model-root, as a parent for those commands
 
 
 def add_task_commands(
@@ -62,7 +63,7 @@ def add_task_commands(
     p_evaluate = commands.add_parser("evaluate", parents=[shared], help="test-split metrics of an exported model")
     p_evaluate.add_argument("--version", type=int, default=None, help="default: the highest present")
     p_evaluate.set_defaults(func=evaluate)
-    return TaskParsers(p_train, p_export, p_evaluate, commands)
+    return TaskParsers(p_train, p_export, p_evaluate, commands, shared)
 
 
 def export_version(

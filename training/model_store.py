@@ -132,6 +132,16 @@ def write_manifest(
     (version_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
+def update_manifest(version_dir: Path, **fields: Any) -> None:
+    """Replace top-level ``fields`` of a published version's manifest (a calibration fitted later,
+    and the metrics it gives); written to a temporary file first, so readers never see half of it."""
+    manifest = read_manifest(version_dir)
+    manifest.update(fields)
+    staged = version_dir / (MANIFEST + ".tmp")
+    staged.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    staged.replace(version_dir / MANIFEST)
+
+
 def warm_start(model, version_dir: Path, run_dir: Path) -> None:
     """Copy an exported version's weights into ``model`` (same architecture and vocabularies), and
     record in ``run_dir`` where they came from so the next export's manifest can say so.

@@ -69,6 +69,10 @@ function highlight(text, spans) {
   return nodes;
 }
 
+function percent(probability) {
+  return `${Math.round(100 * probability)} %`;
+}
+
 function table(headings, rows) {
   return element(
     "table", {},
@@ -109,12 +113,12 @@ handle($("#qa-form"), $("#qa-result"), async () => {
     return element("p", { class: "passage", "data-passage": String(i) }, ...highlight(passage, spans));
   });
   const headline = answer.answer === null
-    ? element("p", { id: "qa-answer" }, "No answer found (best score below the threshold).")
-    : element("p", { id: "qa-answer" }, element("strong", {}, answer.answer), ` · score ${answer.score.toFixed(3)} · passage ${answer.passage_index + 1}`);
+    ? element("p", { id: "qa-answer" }, `No answer: the best span's probability (${percent(answer.probability)}) is below the threshold.`)
+    : element("p", { id: "qa-answer" }, element("strong", {}, answer.answer), ` · probability ${percent(answer.probability)} · passage ${answer.passage_index + 1}`);
   return [
     headline,
     ...shown,
-    table(["candidate", "score", "passage"], answer.candidates.map((c) => [c.answer, c.score.toFixed(3), c.passage_index + 1])),
+    table(["candidate", "probability", "score", "passage"], answer.candidates.map((c) => [c.answer, percent(c.probability), c.score.toFixed(3), c.passage_index + 1])),
   ];
 });
 

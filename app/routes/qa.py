@@ -13,8 +13,11 @@ from app.engine import InferenceEngine, ModelUnavailable
 from app.errors import error_responses
 from app.registry import LoadedModel
 from app.settings import Settings
-from app.validation import integer, user_text
-from training.preprocessing.qa import Answer, Spans, Window, best_answers, prepare, read_windows, segment
+from app.validation import integer, number, user_text
+from training.calibration import PlattScaling
+from training.preprocessing.qa import (
+    Answer, Spans, Window, answer_policy, best_answers, prepare, read_windows, segment,
+)
 
 TASK = "qa"
 MAX_CANDIDATES = 10
@@ -37,21 +40,33 @@ def request_model(settings: Settings) -> type[BaseModel]:
             min_length=1, max_length=max_passages, description=f"1 to {max_passages} passages of at most {max_passage} characters"
         )
         num_candidates: integer(ge=1, le=MAX_CANDIDATES) = Field(5, description="how many ranked candidates to return")
+        min_probability: number(ge=0.0, le=1.0) | None = Field(
+            None, description="withhold the answer (answer: null) when its `probability` is below this "
+            "(default: the model's answer threshold, see GET /v1/models, or APP_QA_ANSWER_THRESHOLD)",
+        )
 
     return QARequest
 
 
 class Candidate(BaseModel):
     answer: str
-    score: float = Field(description="P(start)·P(end) of the span, in [0, 1]")
+    probability: float = Field(
+        description="estimated chance that this span is right (matches a reference answer exactly): the "
+        "span's score through the model's calibration, which was fitted on best spans"
+    )
+    score: float = Field(description="P(start)·P(end) of the span, in [0, 1]: the reader's raw, uncalibrated score")
     passage_index: int
     start: int = Field(description="offset into the passage, in Unicode code points")
     end: int = Field(description="exclusive")
 
 
 class QAResponse(BaseModel):
-    answer: str | None = Field(description="null when no span scores at least the answer threshold")
-    score: float = Field(description="the best span's score, also when it is below the threshold")
+    answer: str | None = Field(description="null when the best span's probability is below the answer threshold")
+    probability: float = Field(
+        description="estimated chance that the best span is right (an exact match with a reference answer), "
+        "also when it is below the threshold"
+    )
+    score: float = Field(description="the best span's raw score, P(start)·P(end)")
     passage_index: int | None
     start: int | None
     end: int | None
@@ -69,9 +84,14 @@ def warm_up() -> None:
     segment(EXAMPLE["question"])
 
 
-def _candidate(answer: Answer) -> Candidate:
+def _candidate(answer: Answer, calibration: PlattScaling) -> Candidate:
     return Candidate(
-        answer=answer.text, score=round(answer.score, 6), passage_index=answer.passage_index, start=answer.start, end=answer.end
+        answer=answer.text,
+        probability=round(calibration.probability(answer.score), 6),
+        score=round(answer.score, 6),
+        passage_index=answer.passage_index,
+        start=answer.start,
+        end=answer.end,
     )
 
 
@@ -89,8 +109,10 @@ def build_router(settings: Settings) -> APIRouter:
                 "content": {
                     "application/json": {
                         "example": {
-                            "answer": "北京", "score": 0.91, "passage_index": 0, "start": 0, "end": 2,
-                            "candidates": [{"answer": "北京", "score": 0.91, "passage_index": 0, "start": 0, "end": 2}],
+                            "answer": "北京", "probability": 0.66, "score": 0.91, "passage_index": 0, "start": 0, "end": 2,
+                            "candidates": [
+                                {"answer": "北京", "probability": 0.66, "score": 0.91, "passage_index": 0, "start": 0, "end": 2}
+                            ],
                             "model_version": 1,
                         }
                     }
@@ -110,10 +132,16 @@ def build_router(settings: Settings) -> APIRouter:
         )
         results, version = await engine.run(TASK, [(question_tokens, window) for _, window in plan], request)
         spans = [(index, window, *result) for (index, window), result in zip(plan, results)]
-        candidates = [_candidate(a) for a in best_answers(body.passages, spans, body.num_candidates)]
-        best = candidates[0] if candidates and candidates[0].score >= settings.qa_answer_threshold else None
+        calibration, threshold = answer_policy(model.manifest.get("calibration"))
+        if body.min_probability is not None:
+            threshold = body.min_probability
+        elif settings.qa_answer_threshold is not None:
+            threshold = settings.qa_answer_threshold
+        candidates = [_candidate(a, calibration) for a in best_answers(body.passages, spans, body.num_candidates)]
+        best = candidates[0] if candidates and candidates[0].probability >= threshold else None
         return QAResponse(
             answer=best.answer if best else None,
+            probability=candidates[0].probability if candidates else 0.0,
             score=candidates[0].score if candidates else 0.0,
             passage_index=best.passage_index if best else None,
             start=best.start if best else None,

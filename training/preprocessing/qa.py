@@ -20,6 +20,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 import numpy as np
 import tensorflow as tf
 
+from training.calibration import PlattScaling
 from training.preprocessing.text import normalize_codepoints, REPLACEMENT_CHARACTER
 
 PAD_TOKEN = ""
@@ -216,3 +217,14 @@ def best_answers(
     else:
         raise ValueError(f"aggregate must be 'max' or 'sum', not {aggregate!r}")
     return answers[:k]
+
+
+UNCALIBRATED_ANSWER_THRESHOLD = 0.05  # a reader without a fitted calibration withholds below this raw score
+
+
+def answer_policy(calibration: dict | None) -> tuple[PlattScaling, float]:
+    """An exported reader's map from span score to probability, and the probability below which
+    its best answer is withheld (both from its manifest's ``calibration``; without one, the
+    probability is the score itself)."""
+    calibration = calibration or {}
+    return PlattScaling.from_dict(calibration), float(calibration.get("answer_threshold", UNCALIBRATED_ANSWER_THRESHOLD))

@@ -10,10 +10,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 install: $(VENV)/.installed  ## create .venv with everything `run`, `test` and training need
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet -e '.[train,dev]' -e ./clients/python
 	touch $@
 
 run: install  ## serve the bundled models on $(HOST):$(PORT)

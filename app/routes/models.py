@@ -21,15 +21,35 @@ router = APIRouter(tags=["models"], route_class=AccessRoute)
 log = logging.getLogger("app.models")
 
 
+class ModelInfo(BaseModel):
+    task: str
+    version: int
+    metrics: dict[str, Any] = Field(description="the version's test-split figures, as its manifest records them")
+    signature: dict[str, Any] = Field(description="the SavedModel's inputs and outputs")
+    created: str | None = Field(description="when the version was exported (ISO 8601)")
+    backend: str = Field(description="`inprocess` or `tfserving`")
+    calibration: dict[str, Any] | None = Field(
+        None, description="how the model's scores become probabilities, and its default answer threshold (QA)"
+    )
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+    load_errors: dict[str, str] = Field(description="per task, why its model on disk is not serving")
+
+
 # Who may call: anyone without a keys file; with one, any valid key.
 @router.get(
     "/v1/models",
     summary="Loaded models: task, version, test metrics and signature",
     dependencies=[Depends(require(None))],
+    response_model=ModelsResponse,
     responses={status: {"model": ErrorResponse, "description": text} for status, text in ACCESS_ERRORS.items()},
 )
-def list_models(registry: ModelRegistry = Depends(get_registry)) -> dict[str, Any]:
-    return {"models": [m.describe() for m in registry.loaded()], "load_errors": public_load_errors(registry)}
+def list_models(registry: ModelRegistry = Depends(get_registry)) -> ModelsResponse:
+    return ModelsResponse(
+        models=[ModelInfo(**m.describe()) for m in registry.loaded()], load_errors=public_load_errors(registry)
+    )
 
 
 class ReloadRequest(BaseModel):

@@ -1,0 +1,5 @@
+import sys
+
+from model_serving_client.cli import main
+
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""Typed responses, mirroring the service's OpenAPI schema (a test compares the two).
+
+Fields the service adds later are ignored rather than rejected, so an older client keeps working
+against a newer service.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Entity(_Response):
+    type: str
+    """PER, LOC or ORG."""
+    text: str
+    start: int
+    """Offset of the first character, in Unicode code points."""
+    end: int
+    """Exclusive."""
+    probability: float | None = None
+    """The CRF's probability that exactly this span is an entity of this type."""
+
+
+class NERResult(_Response):
+    entities: list[Entity]
+    confidence: float
+    """Probability of the whole best tag sequence."""
+
+
+class NERResponse(NERResult):
+    model_version: int
+
+
+class NERBatchResponse(_Response):
+    results: list[NERResult]
+    model_version: int
+
+
+class QACandidate(_Response):
+    answer: str
+    probability: float
+    """Estimated chance that this span is right (calibrated)."""
+    score: float
+    """The reader's raw P(start)·P(end)."""
+    passage_index: int
+    start: int
+    end: int
+
+
+class QAResponse(_Response):
+    answer: str | None
+    """None when the best span's probability is below the threshold."""
+    probability: float
+    score: float
+    passage_index: int | None
+    start: int | None
+    end: int | None
+    candidates: list[QACandidate]
+    model_version: int
+
+
+class HeadlineCandidate(_Response):
+    text: str
+    score: float
+    """Log-probability divided by the length penalty (the ranking), not a probability."""
+    log_prob: float
+
+
+class HeadlineResponse(_Response):
+    headline: str
+    candidates: list[HeadlineCandidate]
+    truncated: bool
+    chars_read: int
+    model_version: int
+
+
+class SpectrumResult(_Response):
+    label: str
+    """STAR, GALAXY, QSO or UNKNOWN."""
+    probabilities: dict[str, float]
+    z: float | None = None
+    z_err: float | None = None
+    subtype: str | None = None
+    stellar_template: str | None = None
+    warning: int = 0
+    warnings: list[str] = []
+    median_snr: float | None = None
+    masked_fraction: float
+    heavily_masked: bool
+
+
+class SpectraResponse(_Response):
+    results: list[SpectrumResult]
+    model_version: int
+
+
+class FileSpectrumResult(SpectrumResult):
+    file: str
+    row: int | None = None
+    targetid: str | None = None
+    pipeline: dict[str, Union[str, float, int]] | None = None
+    spectrum: dict[str, list[float]] | None = None
+
+
+class FileSpectrumError(_Response):
+    file: str
+    row: int | None = None
+    error: str
+
+
+class FitsResponse(_Response):
+    results: list[Union[FileSpectrumResult, FileSpectrumError]]
+    model_version: int
+
+
+class ModelInfo(_Response):
+    task: str
+    version: int
+    metrics: dict[str, Any]
+    signature: dict[str, Any]
+    created: str | None
+    backend: str
+    calibration: dict[str, Any] | None = None
+
+
+class ModelsResponse(_Response):
+    models: list[ModelInfo]
+    load_errors: dict[str, str]
+
+
+class ReloadResponse(_Response):
+    task: str
+    version: int
+    previous_version: int | None

@@ -44,7 +44,7 @@ class BatchPolicy(BaseModel):
     """Batching settings for one model."""
 
     max_batch_size: int = Field(32, ge=1, description="most items run in one model call (1: batching off)")
-    # 20 ms beat 5 ms in throughput and p99 at 32 clients for NER and spectra (bench/serve.py, README);
+    # 20 ms beat 5 ms in throughput and p99 at 32 clients for NER and spectra (bench/serve.py, docs/benchmark.md);
     # with the server's Arrivals a lone request does not wait at all.
     max_wait_ms: float = Field(
         20.0, ge=0, description="how long the oldest queued request may wait for company while more are arriving"

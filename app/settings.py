@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(30.0, gt=0, description="a request not answered by then gets 504")
     # On 2 cores one thread per op (a core left to the event loop) helped NER and not the other
-    # models (README, Serving engine), so the default stays TensorFlow's own choice.
+    # models (docs/serving.md), so the default stays TensorFlow's own choice.
     tf_intra_op_threads: int = Field(
         0, ge=0, description="TensorFlow threads per op, set before the runtime starts (0: TensorFlow's choice)"
     )

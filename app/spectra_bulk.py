@@ -1,7 +1,8 @@
 """Classify a directory of FITS spectra into a CSV: ``python -m app.spectra_bulk DIR --out results.csv``.
 
-In process (the bundled model, no server) or through a running service (``--url``); both
-give the answers ``POST /v1/spectra/fits`` gives, one CSV row per spectrum. The CSV is
+In process, with the bundled model and no server: the answers ``POST /v1/spectra/fits`` gives,
+one CSV row per spectrum. Through a running service, the Python client does the same job
+(``python -m model_serving_client bulk spectra DIR out.csv``, docs/client.md). The CSV is
 written file by file, so an interrupted run started again with the same ``--out`` skips
 the files already in it (resumable). A file that cannot be read gets a row with its error.
 """
@@ -73,46 +74,6 @@ class InProcess:
             yield name, [{"error": failed[name]}] if name in failed else [r.model_dump() for r in results if r.file == name]
 
 
-class ThroughApi:
-    """``POST /v1/spectra/fits`` on a running service; a file it refuses gets the service's message."""
-
-    def __init__(self, url: str, timeout: float = 120.0):
-        import httpx
-
-        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
-
-    def classify(self, files: list[tuple[str, bytes]]) -> Iterator[tuple[str, list[dict]]]:
-        response = self._post(files)
-        # A refused group (a bad file, too many spectra, a body over the limit): one file at a time.
-        if response.status_code in (413, 422) and len(files) > 1:
-            for one in files:
-                yield from self.classify([one])
-            return
-        if response.status_code in (413, 422):
-            message = response.json()["error"]["message"].replace(_upload_name(0, files[0][0]), Path(files[0][0]).name)
-            yield files[0][0], [{"error": message}]
-            return
-        response.raise_for_status()
-        answers = response.json()["results"]
-        for i, (name, _) in enumerate(files):
-            yield name, [{**a, "file": name} for a in answers if a["file"] == _upload_name(i, name)]
-
-    def _post(self, files: list[tuple[str, bytes]]):
-        uploads = [("files", (_upload_name(i, name), data)) for i, (name, data) in enumerate(files)]
-        for attempt in range(5):
-            response = self.client.post("/v1/spectra/fits", files=uploads)
-            if response.status_code != 503:
-                return response
-            time.sleep(float(response.headers.get("Retry-After", 1)) * (attempt + 1))
-        return response
-
-
-def _upload_name(index: int, name: str) -> str:
-    """The name a file travels under: the service echoes only a file's base name, and two files
-    in one request may share one (``night1/spec.fits``, ``night2/spec.fits``)."""
-    return f"{index}-{Path(name).name}"
-
-
 def _groups(paths: list[Path], root: Path, size: int) -> Iterable[list[tuple[str, bytes]]]:
     for start in range(0, len(paths), size):
         yield [(str(p.relative_to(root)), p.read_bytes()) for p in paths[start : start + size]]
@@ -150,14 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.spectra_bulk", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="searched recursively for .fits/.fit/.fts files, gzip-compressed or not")
     parser.add_argument("--out", type=Path, required=True, help="CSV to write; an existing one is continued")
-    parser.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8000 (default: classify in this process)")
     parser.add_argument("--model-root", type=Path, default=Path("models"), help="in-process model store")
-    parser.add_argument("--files-per-request", type=int, default=16, help="files per request (per model batch in process)")
+    parser.add_argument("--files-per-request", type=int, default=16, help="files per model batch")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.error(f"{args.folder} is not a directory")
-    classifier = ThroughApi(args.url) if args.url else InProcess(args.model_root)
-    summary = run(args.folder, args.out, classifier, args.files_per_request)
+    summary = run(args.folder, args.out, InProcess(args.model_root), args.files_per_request)
     print(
         f"{summary['spectra']} spectra from {summary['files']} files in {summary['seconds']} s "
         f"({summary['spectra_per_second']} spectra/s); {summary['skipped_already_done']} files already in {args.out}"

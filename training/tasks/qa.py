@@ -638,6 +638,7 @@ def evaluate_saved_model(
             "best_span": {"em": round(100 * float(em.mean()), 2), "f1": round(100 * float(f1.mean()), 2)},
             "api": answered_scores(probabilities, em, f1, threshold),
             "reliability": reliability(probabilities, em > 0),
+            "score_ece": reliability(scores, em > 0)["ece"],  # the raw score read as a probability
             "wrong_passage": _wrong_passage(predict, config, [dev[i] for i in report], scaling, threshold),
         }
     webqa = read_webqa(data_dir / WEBQA)[:limit]
@@ -678,7 +679,7 @@ def _print_report(metrics: dict, calibration: dict | None) -> None:
                 f"asked of another passage (no answer there): withheld {wrong['withheld']:.1%}, "
                 f"mean probability {wrong['mean_probability']:.3f}"
             )
-        print(f"probability of an exact match ({fitted}): ECE {table['ece']:.4f}")
+        print(f"probability of an exact match ({fitted}): ECE {table['ece']:.4f} (the raw score's: {report['score_ece']:.4f})")
         print("  probability    questions  mean probability  exact")
         for row in table["bins"]:
             low, high = row["range"]

@@ -23,7 +23,7 @@ test: install  ## run the test suite (fails on "no tests collected", pytest's ex
 	$(BIN)/pytest
 
 bench: install  ## serving benchmark (batching on/off vs the raw SavedModel, on loopback; a few minutes), then headline decoding
-	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.serve --plots docs/images/bench
 	$(BIN)/python -m bench.headline_decode
 
 clean:

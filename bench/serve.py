@@ -499,6 +499,36 @@ def print_table(title: str, result: dict, policy, cores: int, client_shares_core
         )
 
 
+def plot_task(title: str, result: dict, path: Path) -> Path:
+    """Throughput and p99 latency against concurrency for (a) batching on and (b) off, with the raw
+    SavedModel's best items/s as the ceiling: one PNG per task, for docs/benchmark.md."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    for (name, label), style in zip([("batching", "(a) batching"), ("no-batching", "(b) no batching")], ("o-", "s--")):
+        levels = result[name]
+        concurrency = list(levels)
+        left.plot(concurrency, [levels[c].throughput for c in concurrency], style, label=label)
+        right.plot(concurrency, [levels[c].percentile(99) for c in concurrency], style, label=label)
+    best_raw = max(level.items_per_s for level in result["raw"].values())
+    left.axhline(best_raw, color="grey", linestyle=":", label="(c) raw SavedModel, best batch")
+    for axis, ylabel in ((left, "requests / s"), (right, "p99 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent clients")
+        axis.set_ylabel(ylabel)
+        axis.grid(True, alpha=0.3)
+    right.set_yscale("log")
+    left.legend(fontsize=8)
+    figure.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
@@ -517,6 +547,7 @@ def main(argv: list[str] | None = None) -> None:
         "--with-access", action="store_true",
         help="also run (a) with an API keys file and a per-key rate limit (counted, never reached): what access control costs",
     )
+    parser.add_argument("--plots", type=Path, help="also write one PNG per task (throughput and p99 against concurrency) here")
     parser.add_argument("--max-batch-size", type=int, help="override the configured policy for (a)")
     parser.add_argument("--max-wait-ms", type=float, help="override the configured policy for (a)")
     args = parser.parse_args(argv)
@@ -538,6 +569,8 @@ def main(argv: list[str] | None = None) -> None:
         title = f"{task}, {args.spectra_encoding} bodies" if task == "spectra" else task
         result = run_task(task, policy, args, server_cpus, client_cpus)
         print_table(title, result, policy, cores, client_shares_cores=server_cpus is None)
+        if args.plots:
+            plot_task(title, result, args.plots / f"{title.replace(', ', '_').replace(' ', '_')}.png")
 
 
 if __name__ == "__main__":

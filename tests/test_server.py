@@ -148,3 +148,16 @@ def test_the_benchmark_with_access_control(tiny_spectra_store):
         level = measured_level(server, workload("spectra"), concurrency=2, max_requests=6, max_seconds=60)
         assert (level.requests, level.failed) == (6, 0)
         assert httpx.post(f"{server.url}/v1/spectra", content=workload("spectra").bodies[0], timeout=30).status_code == 401
+
+
+def test_the_benchmark_plots_throughput_and_p99_per_task(tmp_path):
+    import numpy as np
+
+    from bench.serve import Level, RawLevel, plot_task
+
+    def levels(scale: float) -> dict:
+        return {c: Level(c, 100, 0, 100 / (scale * c**0.5), np.full(100, 5.0 * c / scale)) for c in (1, 8, 32)}
+
+    result = {"batching": levels(2.0), "no-batching": levels(1.0), "raw": {1: RawLevel(50, 20, 10), 32: RawLevel(400, 80, 2)}}
+    path = plot_task("ner", result, tmp_path / "plots" / "ner.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000

@@ -129,8 +129,12 @@ def test_the_signature_gives_the_entities_of_the_tags_with_probabilities(tiny_ne
         assert np.all(probabilities >= out["confidence"][row] - 1e-5)
 
 
-def test_evaluate_prints_json_last_line(tiny_ner_store, capsys):
-    main(["ner", "evaluate", "--data-dir", str(FIXTURES / "ner"), "--model-root", str(tiny_ner_store)])
+def test_evaluate_prints_json_last_line(tiny_ner_store, capsys, tmp_path):
+    plot = tmp_path / "reliability.png"
+    main([
+        "ner", "evaluate", "--data-dir", str(FIXTURES / "ner"), "--model-root", str(tiny_ner_store),
+        "--reliability-plot", str(plot),
+    ])
     printed = capsys.readouterr().out
     result = json.loads(printed.strip().splitlines()[-1])
     assert result["task"] == "ner"
@@ -139,6 +143,7 @@ def test_evaluate_prints_json_last_line(tiny_ner_store, capsys):
     calibration = result["msra_test"]["entity_calibration"]
     assert 0 <= calibration["ece"] <= 1 and sum(b["count"] for b in calibration["bins"]) == calibration["n"]
     assert "ECE" in printed
+    assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_reliability_table_and_expected_calibration_error():

@@ -74,8 +74,11 @@ def test_serving_signature_takes_jieba_tokens(tiny_qa_store):
     assert not valid[1].any()  # an empty passage has no span
 
 
-def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys):
-    main(["qa", "evaluate", "--data-dir", str(qa_data), "--model-root", str(tiny_qa_store)])
+def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys, tmp_path):
+    plot = tmp_path / "reliability.png"
+    main([
+        "qa", "evaluate", "--data-dir", str(qa_data), "--model-root", str(tiny_qa_store), "--reliability-plot", str(plot),
+    ])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["task"] == "qa"
     assert result["f1"] == result["cmrc_dev"]["f1"] and result["em"] == result["cmrc_dev"]["em"]
@@ -85,6 +88,7 @@ def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys):
     assert (result["api_em"], result["api_f1"]) == (report["api"]["em"], report["api"]["f1"])
     assert sum(row["count"] for row in report["reliability"]["bins"]) == report["questions"]
     assert 0 <= report["wrong_passage"]["withheld"] <= 1
+    assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_dev_halves_split_by_passage():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 from collections import Counter
 from typing import Iterable, Sequence
@@ -247,3 +249,41 @@ def reliability(probabilities: Sequence[float], correct: Sequence[bool], bins: i
         error += n * abs(accuracy - mean)
         table.append({"range": [b / bins, (b + 1) / bins], "count": n, "mean_probability": round(mean, 4), "accuracy": round(accuracy, 4)})
     return {"n": len(p), "ece": round(error / max(len(p), 1), 4), "bins": table}
+
+
+def reliability_lines(table: dict) -> list[str]:
+    """A :func:`reliability` table as aligned text lines, one per bin."""
+    lines = [f"{'probability':<13}{'count':>8}{'mean probability':>18}{'right':>8}"]
+    for row in table["bins"]:
+        low, high = row["range"]
+        lines.append(f"{low:.1f}–{high:.1f}{'':<6}{row['count']:>8}{row['mean_probability']:>18.3f}{row['accuracy']:>8.3f}")
+    return lines
+
+
+def plot_reliability(tables: dict[str, dict], path: Path, title: str) -> Path:
+    """A reliability diagram: for each named :func:`reliability` table, how often answers were right
+    against the probability stated, per bin (the diagonal is perfect calibration), and below it
+    how many answers fell in each bin."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}, constrained_layout=True
+    )
+    top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    width = 0.8 / (10 * max(len(tables), 1))
+    for i, (name, table) in enumerate(tables.items()):
+        rows = table["bins"]
+        top.plot([r["mean_probability"] for r in rows], [r["accuracy"] for r in rows], "o-", label=f"{name} (ECE {table['ece']:.3f})")
+        centres = [(r["range"][0] + r["range"][1]) / 2 + (i - (len(tables) - 1) / 2) * width for r in rows]
+        bottom.bar(centres, [r["count"] for r in rows], width=width, label=name)
+    top.set(ylabel="share right", xlim=(0, 1), ylim=(0, 1), title=title)
+    bottom.set(xlabel="stated probability", ylabel="count", yscale="log")
+    top.grid(True, alpha=0.3)
+    top.legend(fontsize=8, loc="upper left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

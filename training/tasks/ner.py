@@ -28,7 +28,7 @@ from training.data.lexicon import jieba_lexicon
 from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_cluener, split_long
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
-from training.metrics import entity_prf, reliability
+from training.metrics import entity_prf, plot_reliability, reliability, reliability_lines
 from training.preprocessing.text import (
     Span,
     as_bio,
@@ -550,9 +550,11 @@ def evaluate(args: argparse.Namespace) -> None:
         if "entity_calibration" in result:
             calibration = result["entity_calibration"]
             print(f"  entity probability: ECE {calibration['ece']:.4f} over {calibration['n']} predicted entities")
-            print(f"  {'probability':<14}{'entities':>9}{'mean p':>8}{'right':>8}")
-            for b in calibration["bins"]:
-                print(f"  {b['range'][0]:.1f}–{b['range'][1]:.1f}{'':<6}{b['count']:>9}{b['mean_probability']:>8.3f}{b['accuracy']:>8.3f}")
+            for line in reliability_lines(calibration):
+                print(f"  {line}")
+    calibrated = {name: r["entity_calibration"] for name, r in metrics.items() if "entity_calibration" in r}
+    if args.reliability_plot and calibrated:
+        plot_reliability(calibrated, args.reliability_plot, f"NER entity probability, ner/{version_dir.name}")
     print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}))
 
 
@@ -607,4 +609,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parsers.evaluate.add_argument(
         "--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on"
+    )
+    parsers.evaluate.add_argument(
+        "--reliability-plot", type=Path, help="also draw the entity probability's reliability diagram (PNG)"
     )

@@ -31,7 +31,7 @@ from training.cli import add_task_commands, export_version
 from training.data.qa import QAExample, read_squad, read_webqa, traditional_to_simplified
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
 from training.calibration import PlattScaling
-from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, reliability, webqa_score
+from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, plot_reliability, reliability, reliability_lines, webqa_score
 from training.preprocessing.qa import (
     Answer, Spans, Window, answer_policy, best_answers, model_inputs, normalize_tokens, pad_tokens, prepare,
     question_tokens, read_windows, segment, windows,
@@ -680,10 +680,8 @@ def _print_report(metrics: dict, calibration: dict | None) -> None:
                 f"mean probability {wrong['mean_probability']:.3f}"
             )
         print(f"probability of an exact match ({fitted}): ECE {table['ece']:.4f} (the raw score's: {report['score_ece']:.4f})")
-        print("  probability    questions  mean probability  exact")
-        for row in table["bins"]:
-            low, high = row["range"]
-            print(f"  {low:.1f}–{high:.1f}      {row['count']:9d}  {row['mean_probability']:16.3f}  {row['accuracy']:5.3f}")
+        for line in reliability_lines(table):
+            print(f"  {line}")
     for aggregate in ("max", "sum"):
         w = metrics[f"webqa_{aggregate}"]
         print(f"WebQA sample, {aggregate} over passages: accuracy {w['accuracy']:.4f}  F1 {w['f1']:.4f}  score {w['score']:.4f}")
@@ -695,6 +693,10 @@ def evaluate(args: argparse.Namespace) -> None:
     calibration = model_store.read_manifest(version_dir).get("calibration")
     metrics = evaluate_saved_model(saved_model_predictor(version_dir), Path(args.data_dir), config, calibration, args.limit)
     _print_report(metrics, calibration)
+    report = metrics.get("cmrc_dev_report_half")
+    if args.reliability_plot and report:
+        title = f"QA answer probability, qa/{version_dir.name}"
+        plot_reliability({"CMRC dev, report half": report["reliability"]}, args.reliability_plot, title)
     print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}))
 
 
@@ -759,6 +761,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--t2s", action="store_true", help="convert the extra files from Traditional to Simplified Chinese")
     p.add_argument("--max-select-questions", type=int, default=0, help="trial questions for model selection (0: all)")
     parsers.evaluate.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")
+    parsers.evaluate.add_argument("--reliability-plot", type=Path, help="also draw the probability's reliability diagram (PNG)")
     p = parsers.commands.add_parser(
         "calibrate", parents=[parsers.shared],
         help="fit an exported reader's probability calibration and answer threshold into its manifest",

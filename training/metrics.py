@@ -260,10 +260,14 @@ def reliability_lines(table: dict) -> list[str]:
     return lines
 
 
+MIN_PLOTTED = 10
+
+
 def plot_reliability(tables: dict[str, dict], path: Path, title: str) -> Path:
     """A reliability diagram: for each named :func:`reliability` table, how often answers were right
-    against the probability stated, per bin (the diagonal is perfect calibration), and below it
-    how many answers fell in each bin."""
+    against the probability stated, per bin (the diagonal is perfect calibration; bins of fewer
+    than ``MIN_PLOTTED`` answers are left off the line, their share being noise), and below it how
+    many answers fell in each bin."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only
@@ -276,7 +280,8 @@ def plot_reliability(tables: dict[str, dict], path: Path, title: str) -> Path:
     width = 0.8 / (10 * max(len(tables), 1))
     for i, (name, table) in enumerate(tables.items()):
         rows = table["bins"]
-        top.plot([r["mean_probability"] for r in rows], [r["accuracy"] for r in rows], "o-", label=f"{name} (ECE {table['ece']:.3f})")
+        plotted = [r for r in rows if r["count"] >= MIN_PLOTTED]
+        top.plot([r["mean_probability"] for r in plotted], [r["accuracy"] for r in plotted], "o-", label=f"{name} (ECE {table['ece']:.3f})")
         centres = [(r["range"][0] + r["range"][1]) / 2 + (i - (len(tables) - 1) / 2) * width for r in rows]
         bottom.bar(centres, [r["count"] for r in rows], width=width, label=name)
     top.set(ylabel="share right", xlim=(0, 1), ylim=(0, 1), title=title)

@@ -149,3 +149,36 @@ def test_question_attention_trains_and_exports(qa_data, tmp_path):
         passage_tokens=tf.constant(pad_tokens([segment(PASSAGES[0][0])])),
     )
     assert out["score"].shape[0] == 1
+
+
+def test_word2vec_can_also_read_the_other_tasks_training_text(tmp_path):
+    """--word2vec-extra: word2vec also reads the NER and headline training text under the shared
+    data folder (the parent of --data-dir); the vocabulary stays the QA data's."""
+    from tests.conftest import FIXTURES
+    from tests.fixtures.headline_corpus import write_headline_data
+    from tests.fixtures.qa_corpus import write_qa_data
+    from training.data.unlabelled import unlabelled_texts
+
+    shared = tmp_path / "shared"
+    write_qa_data(shared / "qa")
+    shutil.copytree(FIXTURES / "ner" / "msra", shared / "ner" / "msra")
+    (shared / "ner" / "cluener2020").mkdir(parents=True)
+    (shared / "ner" / "cluener2020" / "train.json").write_text(
+        json.dumps({"text": "浙商银行企业信贷部叶老桂博士", "label": {"name": {"叶老桂": [[9, 11]]}}}, ensure_ascii=False) + "\n"
+    )
+    write_headline_data(shared / "headline")
+    (shared / "headline" / "csl_titles_only").mkdir()
+    (shared / "headline" / "csl_titles_only" / "train_titles.tsv").write_text("to category\t基于深度学习的图像分割\t计算机\n")
+    texts = unlabelled_texts(shared, ["ner", "headline"])
+    assert "浙商银行企业信贷部叶老桂博士" in texts and "基于深度学习的图像分割" in texts
+
+    run_dir = tmp_path / "run"
+    main([
+        "qa", "train", "--data-dir", str(shared / "qa"), "--run-dir", str(run_dir), "--quiet", "--epochs", "1",
+        "--hidden", "16", "--word-dim", "8", "--dilations", "1", "--window-chars", "24", "--window-stride", "12",
+        "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
+        "--word2vec-epochs", "1", "--word2vec-extra", "ner", "--word2vec-extra", "headline",
+    ])
+    config = qa.Config.load(run_dir / "config.json")
+    assert "叶老桂" not in config.words  # NER text shaped the vectors, not the vocabulary
+    assert (run_dir / "best.weights.h5").is_file()

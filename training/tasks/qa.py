@@ -29,6 +29,8 @@ from training import model_store
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.qa import QAExample, read_squad, read_webqa, traditional_to_simplified
+from training.data.unlabelled import SOURCES as UNLABELLED_SOURCES
+from training.data.unlabelled import unlabelled_texts
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
 from training.calibration import PlattScaling
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, plot_reliability, reliability, reliability_lines, webqa_score
@@ -95,12 +97,17 @@ def build_vocabularies(
     texts = sorted({e.context for e in examples}) + [e.question for e in examples]
     chars = Counter(codepoints_of(texts).flat_values.numpy().tolist())
     config.chars = [c for c, n in chars.most_common() if n >= min_char_count]
-    segmented = [segment(text) for text in tqdm(texts, desc="jieba", unit="text", file=sys.stderr)]
-    flat = [w.decode() for w in normalize_tokens(tf.constant([t for tokens in segmented for t in tokens])).numpy()]
-    sentences = [flat[i - len(tokens) : i] for tokens, i in zip(segmented, accumulate(map(len, segmented)))]
-    words = Counter(flat)
+    sentences = normalized_sentences(texts)
+    words = Counter(word for sentence in sentences for word in sentence)
     config.words = [w for w, n in words.most_common(max_words) if n >= min_word_count and w.strip()]
     return sentences
+
+
+def normalized_sentences(texts: Sequence[str], desc: str = "jieba") -> list[list[str]]:
+    """Each text's jieba tokens, normalised as the reader sees them (the word2vec corpus)."""
+    segmented = [segment(text) for text in tqdm(texts, desc=desc, unit="text", file=sys.stderr)]
+    flat = [w.decode() for w in normalize_tokens(tf.constant([t for tokens in segmented for t in tokens] or [""])).numpy()]
+    return [flat[i - len(tokens) : i] for tokens, i in zip(segmented, accumulate(map(len, segmented)))]
 
 
 def word2vec_table(
@@ -433,6 +440,9 @@ def train(args: argparse.Namespace) -> None:
         )
         sentences = build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
         if args.word2vec_epochs and config.word_dim:
+            if args.word2vec_extra:  # more text for the vectors; the vocabulary stays the QA data's
+                extra = unlabelled_texts(data_dir.parent, args.word2vec_extra)
+                sentences += normalized_sentences(extra, desc=f"jieba ({', '.join(args.word2vec_extra)})")
             word_vectors = word2vec_table(sentences, config.words, config.word_dim, args.word2vec_epochs, args.seed)
         config.save(config_path)
     rows = _training_windows(train_examples, config, args.negative_rate, args.crop_rate, args.seed)
@@ -749,6 +759,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--word2vec-epochs", type=int, default=5,
         help="start the word embeddings from skip-gram word2vec over the training passages and questions "
         "(this many epochs; 0: learned from scratch)",
+    )
+    p.add_argument(
+        "--word2vec-extra", action="append", default=[], choices=sorted(UNLABELLED_SOURCES),
+        help="also train the word2vec vectors on another task's training text in the shared data folder "
+        "(repeatable): ner (news sentences), headline (scientific abstracts and titles)",
     )
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-word-count", type=int, default=3)

@@ -89,6 +89,8 @@ def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys, tmp_path
     assert sum(row["count"] for row in report["reliability"]["bins"]) == report["questions"]
     assert 0 <= report["wrong_passage"]["withheld"] <= 1
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    webqa = result["webqa_max"]["reliability"]  # the probability over many passages, as the service answers
+    assert webqa["n"] == 4 and 0 <= webqa["ece"] <= 1
 
 
 def test_dev_halves_split_by_passage():

@@ -639,8 +639,8 @@ def evaluate_saved_model(
     answers = answer_in_context(predict, config, dev, desc="cmrc dev")
     results = {"cmrc_dev": cmrc_scores([best_text(a) for a in answers], [references(e) for e in dev])}
     report = dev_halves(dev)[1]
+    scaling, threshold = answer_policy(calibration)
     if report:
-        scaling, threshold = answer_policy(calibration)
         scores, em, f1 = graded([answers[i] for i in report], [dev[i] for i in report])
         probabilities = scaling(scores)
         results["cmrc_dev_report_half"] = {
@@ -657,6 +657,10 @@ def evaluate_saved_model(
             predict, config, [q.question for q in webqa], [q.passages for q in webqa], aggregate, desc=f"webqa {aggregate}"
         )
         results[f"webqa_{aggregate}"] = webqa_score([best_text(a) for a in answers], [q.answers for q in webqa])
+        if aggregate == "max" and webqa:  # what the service answers over many passages: is its probability right?
+            probabilities = scaling([a[0].score if a else 0.0 for a in answers])
+            right = [best_text(a) in q.answers for a, q in zip(answers, webqa)]  # WebQA's accuracy: exact match
+            results["webqa_max"]["reliability"] = reliability(probabilities, right)
     return results
 
 
@@ -695,6 +699,11 @@ def _print_report(metrics: dict, calibration: dict | None) -> None:
     for aggregate in ("max", "sum"):
         w = metrics[f"webqa_{aggregate}"]
         print(f"WebQA sample, {aggregate} over passages: accuracy {w['accuracy']:.4f}  F1 {w['f1']:.4f}  score {w['score']:.4f}")
+    webqa = metrics["webqa_max"].get("reliability")
+    if webqa:
+        print(f"WebQA sample, probability of the answer over all passages (max): ECE {webqa['ece']:.4f}")
+        for line in reliability_lines(webqa):
+            print(f"  {line}")
 
 
 def evaluate(args: argparse.Namespace) -> None:

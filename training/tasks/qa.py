@@ -499,8 +499,9 @@ def export(args: argparse.Namespace) -> None:
 
     def measure(staged: Path) -> dict:
         predict = saved_model_predictor(staged)
-        calibration.update(fit_calibration(predict, Path(args.data_dir), config))
-        return evaluate_saved_model(predict, Path(args.data_dir), config, calibration)
+        dev = dev_answers(predict, Path(args.data_dir), config)
+        calibration.update(fit_calibration(dev))
+        return evaluate_saved_model(predict, Path(args.data_dir), config, calibration, dev_with_answers=dev)
 
     export_version(
         args,
@@ -545,6 +546,11 @@ def best_text(answers: Sequence[Answer]) -> str:
     return answers[0].text if answers else ""
 
 
+def best_scores(answers: Sequence[Sequence[Answer]]) -> np.ndarray:
+    """Each question's best-span score (0 when no span was found)."""
+    return np.array([a[0].score if a else 0.0 for a in answers])
+
+
 def references(example: QAExample) -> list[str]:
     return [text for text, _ in example.answers]
 
@@ -567,7 +573,7 @@ def graded(answers: Sequence[Sequence[Answer]], examples: Sequence[QAExample]) -
     """Each question's best-span score, exact match (0/1) and F1 (0–1) against its references."""
     texts = [best_text(a) for a in answers]
     return (
-        np.array([a[0].score if a else 0.0 for a in answers]),
+        best_scores(answers),
         np.array([cmrc_em(t, references(e)) for t, e in zip(texts, examples)]),
         np.array([cmrc_f1(t, references(e)) for t, e in zip(texts, examples)]),
     )
@@ -599,7 +605,7 @@ def _wrong_passage(
     answers = answer_all(
         predict, config, [e.question for e in examples], [[following[e.context]] for e in examples], desc="wrong passage"
     )
-    probabilities = scaling(np.array([a[0].score if a else 0.0 for a in answers]))
+    probabilities = scaling(best_scores(answers))
     return {
         "questions": len(examples),
         "withheld": round(float((probabilities < threshold).mean()), 4),
@@ -611,13 +617,21 @@ ANSWER_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(11))  # 0 … 0.5, o
 MAX_F1_COST = 1.0  # F1 points the default answer threshold may cost against answering every question
 
 
-def fit_calibration(predict: WindowPredictor, data_dir: Path, config: Config, limit: int | None = None) -> dict:
+DevAnswers = tuple[list[QAExample], list[list[Answer]]]  # CMRC dev and the reader's answers to it
+
+
+def dev_answers(predict: WindowPredictor, data_dir: Path, config: Config, limit: int | None = None) -> DevAnswers:
+    dev = read_squad(data_dir / TESTS)[:limit]
+    return dev, answer_in_context(predict, config, dev, desc="cmrc dev")
+
+
+def fit_calibration(dev: DevAnswers) -> dict:
     """Platt scaling of the best span's score to P(exact match with a reference), fitted on the
     calibration half of CMRC dev (:func:`dev_halves`), and the default answer threshold: the
     highest of :data:`ANSWER_THRESHOLDS` that costs at most :data:`MAX_F1_COST` F1 points there."""
-    dev = read_squad(data_dir / TESTS)[:limit]
-    fit_half = [dev[i] for i in dev_halves(dev)[0]]
-    scores, em, f1 = graded(answer_in_context(predict, config, fit_half, desc="calibration half"), fit_half)
+    examples, answers = dev
+    fit_half = dev_halves(examples)[0]
+    scores, em, f1 = graded([answers[i] for i in fit_half], [examples[i] for i in fit_half])
     scaling = PlattScaling.fit(scores, em > 0)
     table = [answered_scores(scaling(scores), em, f1, t) for t in ANSWER_THRESHOLDS]
     threshold = max(row["threshold"] for row in table if row["f1"] >= table[0]["f1"] - MAX_F1_COST)
@@ -630,13 +644,18 @@ def fit_calibration(predict: WindowPredictor, data_dir: Path, config: Config, li
 
 
 def evaluate_saved_model(
-    predict: WindowPredictor, data_dir: Path, config: Config, calibration: dict | None, limit: int | None = None
+    predict: WindowPredictor,
+    data_dir: Path,
+    config: Config,
+    calibration: dict | None,
+    limit: int | None = None,
+    dev_with_answers: DevAnswers | None = None,
 ) -> dict:
     """CMRC 2018 dev EM/F1 of the best span; on dev's report half (:func:`dev_halves`) also what the
     service answers (the calibrated probability against the default threshold) and the
-    calibration's reliability; the WebQA sample score (max and sum over passages)."""
-    dev = read_squad(data_dir / TESTS)[:limit]
-    answers = answer_in_context(predict, config, dev, desc="cmrc dev")
+    calibration's reliability; the WebQA sample score (max and sum over passages).
+    ``dev_with_answers``: what :func:`dev_answers` gives, when the caller has it already."""
+    dev, answers = dev_with_answers or dev_answers(predict, data_dir, config, limit)
     results = {"cmrc_dev": cmrc_scores([best_text(a) for a in answers], [references(e) for e in dev])}
     report = dev_halves(dev)[1]
     scaling, threshold = answer_policy(calibration)
@@ -658,7 +677,7 @@ def evaluate_saved_model(
         )
         results[f"webqa_{aggregate}"] = webqa_score([best_text(a) for a in answers], [q.answers for q in webqa])
         if aggregate == "max" and webqa:  # what the service answers over many passages: is its probability right?
-            probabilities = scaling([a[0].score if a else 0.0 for a in answers])
+            probabilities = scaling(best_scores(answers))
             right = [best_text(a) in q.answers for a, q in zip(answers, webqa)]  # WebQA's accuracy: exact match
             results["webqa_max"]["reliability"] = reliability(probabilities, right)
     return results
@@ -725,14 +744,15 @@ def calibrate(args: argparse.Namespace) -> None:
     version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
     config = config_of_export(version_dir)
     predict = saved_model_predictor(version_dir)
-    calibration = fit_calibration(predict, Path(args.data_dir), config, args.limit)
+    dev = dev_answers(predict, Path(args.data_dir), config, args.limit)
+    calibration = fit_calibration(dev)
     for row in calibration["thresholds"]:
         print(
             f"calibration half, probability ≥ {row['threshold']:.2f}: answers {row['answered']:.1%} "
             f"({row['em_answered']}% exact), EM {row['em']:.2f}  F1 {row['f1']:.2f}"
         )
     print(f"slope {calibration['slope']:.4f}, intercept {calibration['intercept']:.4f}; answer threshold {calibration['answer_threshold']}")
-    metrics = evaluate_saved_model(predict, Path(args.data_dir), config, calibration, args.limit)
+    metrics = evaluate_saved_model(predict, Path(args.data_dir), config, calibration, args.limit, dev)
     _print_report(metrics, calibration)
     model_store.update_manifest(version_dir, calibration=calibration, metrics=metrics)
     print(json.dumps({"task": TASK, "calibrated": str(version_dir), **_headline(metrics)}))

@@ -125,7 +125,6 @@ def _drop_partial_record(out: Path) -> None:
 
 
 def _done_keys(out: Path, key: str) -> set[str]:
-    _drop_partial_record(out)
     if not out.exists() or not out.stat().st_size:
         return set()
     with open(out, encoding="utf-8", newline="") as f:
@@ -199,6 +198,7 @@ async def run_async(
     task = TASKS[task_name]
     source, out = Path(source), Path(out)
     items = task.read(source)
+    _drop_partial_record(out)
     done = _done_keys(out, task.key)
     todo = [item for item in items if item.key not in done]
     summary = Summary(items=len(items), skipped=len(items) - len(todo))

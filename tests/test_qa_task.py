@@ -74,6 +74,34 @@ def test_serving_signature_takes_jieba_tokens(tiny_qa_store):
     assert not valid[1].any()  # an empty passage has no span
 
 
+def test_warm_start_from_an_export_keeps_its_score_as_the_baseline(qa_data, tiny_qa_run, tiny_qa_store, tmp_path, capsys):
+    run_dir = tmp_path / "warm"
+    run_dir.mkdir()
+    shutil.copy(tiny_qa_run / "config.json", run_dir)  # the source's vocabularies
+    source_best = json.loads((tiny_qa_run / "timing.json").read_text())["best"]
+    capsys.readouterr()
+    main([
+        "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--epochs", "1", "--quiet",
+        "--batch-size", "8", "--init-from", str(tiny_qa_store / "qa" / "1"), "--crop-rate", "1", "--crop-negative-rate", "0",
+    ])
+    out = capsys.readouterr().out
+    assert f"held-out F1 {source_best:.4f}" in out and "val_short_f1" in out
+    assert json.loads((run_dir / "timing.json").read_text())["best"] >= source_best
+    assert (run_dir / model_store.WARM_START).is_file()
+
+
+def test_answerless_crops_follow_their_own_rate():
+    context = "北京是中国的首都。上海在东边。广州在南边。长江很长。黄河也很长。"
+    examples = [QAExample(f"q{i}", "首都是哪里？", context, (("北京", 0),)) for i in range(20)]
+    config = qa.Config(window_chars=64, window_stride=32)
+
+    def answerless(rate: float) -> int:
+        rows = qa._training_windows(examples, config, 0.0, 1.0, seed=1, crop_negative_rate=rate)
+        return sum(1 for _, _, start, _ in rows if start < 0)  # --negative-rate 0: only crops can be answerless
+
+    assert answerless(0.0) == 0 < answerless(0.5) < answerless(1.0) == 20
+
+
 def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys, tmp_path):
     plot = tmp_path / "reliability.png"
     main([
@@ -88,6 +116,9 @@ def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys, tmp_path
     assert (result["api_em"], result["api_f1"]) == (report["api"]["em"], report["api"]["f1"])
     assert sum(row["count"] for row in report["reliability"]["bins"]) == report["questions"]
     assert 0 <= report["wrong_passage"]["withheld"] <= 1
+    short = report["short_passages"]  # each question over its answer's sentence alone
+    assert result["short_api_f1"] == short["api"]["f1"] and 0 < short["questions"] <= report["questions"]
+    assert short["mean_chars"] > 0 and 0 <= short["ece"] <= 1
     assert plot.read_bytes()[:4] == b"\x89PNG"
     webqa = result["webqa_max"]["reliability"]  # the probability over many passages, as the service answers
     assert webqa["n"] == 4 and 0 <= webqa["ece"] <= 1
@@ -99,6 +130,17 @@ def test_dev_halves_split_by_passage():
     assert sorted(fit + report) == list(range(9))
     assert not {dev[i].context for i in fit} & {dev[i].context for i in report}
     assert len(fit) == 5 and len(report) == 4  # passages 0, 2, 4 and 1, 3
+
+
+def test_short_passages_cut_the_answers_sentence_and_another():
+    context = "第一句话。第二句在这里！答案在第三句北京里。第四句？最后一句没有结束"
+    example = QAExample("q", "问题", context, (("北京", context.index("北京")),))
+    assert qa.short_passages(example) == ("答案在第三句北京里。", "最后一句没有结束")  # not the neighbours
+    across = QAExample("q", "问题", context, (("里。第四", context.index("里。第四")),))
+    assert qa.short_passages(across)[0] == "答案在第三句北京里。第四句？"  # an answer over two sentences keeps both
+    assert qa.short_passages(QAExample("q", "问题", "只有一句。", (("一句", 2),))) == ("只有一句。", None)
+    assert qa.short_passages(QAExample("q", "问题", context, (("无", -1),))) is None
+    assert qa.sentence_bounds("甲。乙") == [(0, 2), (2, 3)] and qa.sentence_bounds("") == []
 
 
 def test_answered_scores_count_a_withheld_answer_as_zero():

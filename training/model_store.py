@@ -180,6 +180,21 @@ def warm_start(model, version_dir: Path, run_dir: Path) -> None:
         }, indent=2, ensure_ascii=False))
 
 
+def warm_start_run(model, version_dir: Path, run_dir: Path, held_out) -> float | None:
+    """Start a new run in ``run_dir`` from an exported version's weights (:func:`warm_start`) and
+    keep them as its best until beaten; returns their held-out score (``held_out()["f1"]``), the
+    baseline later epochs must beat. A resumed run (it has best weights) restores its own backup
+    instead and gets ``None``."""
+    if (run_dir / "best.weights.h5").exists():
+        return None
+    warm_start(model, version_dir, run_dir)
+    # Same split and vocabularies as the source run give back its held-out score: a cheap check.
+    baseline = held_out()["f1"]
+    print(f"warm start from {version_dir}: held-out F1 {baseline:.4f}", flush=True)
+    model.save_weights(run_dir / "best.weights.h5")
+    return baseline
+
+
 def prune_other_versions(keep: Path) -> None:
     for version in versions(keep.parent):
         if str(version) != keep.name:

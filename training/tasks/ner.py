@@ -415,14 +415,7 @@ def train(args: argparse.Namespace) -> None:
         predicted = predict_spans(predict, [s.text for s in dev_set], batch_size=128)
         return {"f1": entity_prf(gold, predicted)["f1"]}
 
-    baseline = None
-    if args.init_from and not (run_dir / "best.weights.h5").exists():  # a resumed run restores its backup
-        model_store.warm_start(model, Path(args.init_from), run_dir)
-        # Same split and vocabularies as the source run give back its held-out F1: a cheap check.
-        baseline = held_out_f1()["f1"]
-        print(f"warm start from {args.init_from}: held-out F1 {baseline:.4f}", flush=True)
-        model.save_weights(run_dir / "best.weights.h5")  # the starting point stays best until beaten
-
+    baseline = model_store.warm_start_run(model, Path(args.init_from), run_dir, held_out_f1) if args.init_from else None
     model.fit(
         _dataset(train_set, config, args.batch_size, shuffle=True, unseen_rate=args.unseen_rate),
         epochs=args.epochs,

@@ -352,12 +352,30 @@ def sentence_crops(
     return crops
 
 
+# The raw span score the held-out short-passage F1 withholds below during training: qa/2's default
+# (calibrated probability 0.05) falls at a raw score of about 0.01.
+HELD_OUT_SCORE_THRESHOLD = 0.01
+
+
 def _training_windows(
-    examples: Sequence[QAExample], config: Config, negative_rate: float, crop_rate: float, seed: int
+    examples: Sequence[QAExample],
+    config: Config,
+    negative_rate: float,
+    crop_rate: float,
+    seed: int,
+    crop_negative_rate: float | None = None,
 ) -> list[tuple[tuple[str, ...], Window, int, int]]:
     """(question tokens, window, answer start, answer end) per training window; -1, -1 for a window
     without the answer (kept with probability ``negative_rate``). With probability ``crop_rate`` a
-    question also gets :func:`sentence_crops` of its first window holding the answer."""
+    question also gets :func:`sentence_crops` of its first window holding the answer; the crop
+    without the answer is kept with probability ``crop_negative_rate`` (default: ``negative_rate``).
+
+    Keeping every answerless crop made most short windows answerless (64 % of those under 64
+    characters against 31 % of full windows), and the reader learned that a short passage seldom
+    holds the answer: it withheld 9 % of the answers to questions asked of the answer's sentence alone.
+    """
+    if crop_negative_rate is None:
+        crop_negative_rate = negative_rate
     rng = random.Random(seed)
     segmented: dict[str, list[Window]] = {}
     result = []
@@ -376,7 +394,9 @@ def _training_windows(
                 result.append((q_tokens, window, start - window.offset, end - window.offset))
                 if not cropped and rng.random() < crop_rate:
                     crops = sentence_crops(window, start - window.offset, end - window.offset, rng)
-                    result.extend((q_tokens, crop, s, e) for crop, s, e in crops)
+                    result.extend(
+                        (q_tokens, crop, s, e) for crop, s, e in crops if s >= 0 or rng.random() < crop_negative_rate
+                    )
                 cropped = True
             elif not inside and rng.random() < negative_rate:
                 result.append((q_tokens, window, -1, -1))
@@ -445,7 +465,9 @@ def train(args: argparse.Namespace) -> None:
                 sentences += normalized_sentences(extra, desc=f"jieba ({', '.join(args.word2vec_extra)})")
             word_vectors = word2vec_table(sentences, config.words, config.word_dim, args.word2vec_epochs, args.seed)
         config.save(config_path)
-    rows = _training_windows(train_examples, config, args.negative_rate, args.crop_rate, args.seed)
+    rows = _training_windows(
+        train_examples, config, args.negative_rate, args.crop_rate, args.seed, args.crop_negative_rate
+    )
     print(
         f"train {len(rows)} windows ({sum(r[2] < 0 for r in rows)} without the answer) from {len(train_examples)} "
         f"questions; {len(config.chars)} chars, {len(config.words)} words; select on {len(select)} trial questions",
@@ -461,16 +483,24 @@ def train(args: argparse.Namespace) -> None:
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
     predict = _in_process_predictor(model, config)
 
+    short = [(e, cut[0]) for e in select if (cut := short_passages(e))]
+
     def held_out() -> dict[str, float]:
         answers = answer_in_context(predict, config, select)
         scores = cmrc_scores([best_text(a) for a in answers], [references(e) for e in select])
-        return {"f1": scores["f1"], "em": scores["em"]}
+        # Also each question over its answer's sentence alone, a withheld answer scoring 0: during
+        # training there is no calibration yet, so a raw score threshold stands in for the service's.
+        on_short = answer_all(predict, config, [e.question for e, _ in short], [[p] for _, p in short])
+        kept = [best_text(a) if a and a[0].score >= HELD_OUT_SCORE_THRESHOLD else "" for a in on_short]
+        short_scores = cmrc_scores(kept, [references(e) for e, _ in short])
+        return {"f1": scores["f1"], "em": scores["em"], "short_f1": short_scores["f1"]}
 
+    baseline = model_store.warm_start_run(model, Path(args.init_from), run_dir, held_out) if args.init_from else None
     model.fit(
         _dataset(rows, args.batch_size, shuffle=True),
         epochs=args.epochs,
         callbacks=standard_callbacks(
-            run_dir, held_out, monitor="val_f1", patience=args.patience, swap_ema=args.ema > 0
+            run_dir, held_out, monitor="val_f1", patience=args.patience, baseline=baseline, swap_ema=args.ema > 0
         ),
         shuffle=False,
         verbose=2 if args.quiet else 1,
@@ -613,6 +643,69 @@ def _wrong_passage(
     }
 
 
+def sentence_bounds(text: str) -> list[tuple[int, int]]:
+    """Character ranges ``[start, end)`` of the sentences of ``text`` (each ends with one of
+    :data:`SENTENCE_ENDS`, or the text does)."""
+    bounds, first = [], 0
+    for i, char in enumerate(text):
+        if char in SENTENCE_ENDS:
+            bounds.append((first, i + 1))
+            first = i + 1
+    if first < len(text):
+        bounds.append((first, len(text)))
+    return bounds
+
+
+def short_passages(example: QAExample) -> tuple[str, str | None] | None:
+    """The question's passage cut down to what a person would paste into the API: the sentence(s)
+    holding its first reference answer, and a sentence of the same passage that neither holds nor
+    touches it (``None`` when there is none). ``None`` when the answer's position is unknown."""
+    if not example.answers or example.answers[0][1] < 0:
+        return None
+    text, start = example.answers[0]
+    end = start + len(text)
+    bounds = sentence_bounds(example.context)
+    holding = [k for k, (i, j) in enumerate(bounds) if i < end and j > start]
+    if not holding:
+        return None
+    with_answer = example.context[bounds[holding[0]][0] : bounds[holding[-1]][1]]
+    others = [k for k in range(len(bounds)) if k < holding[0] - 1 or k > holding[-1] + 1]
+    without = example.context[slice(*bounds[others[len(others) // 2]])] if others else None
+    return with_answer.strip(), without.strip() if without else None
+
+
+def _short_passages(
+    predict: WindowPredictor, config: Config, examples: Sequence[QAExample], scaling: PlattScaling, threshold: float
+) -> dict:
+    """Each question asked of the sentence(s) holding its answer alone (hand-written API calls are
+    a sentence or two, the training passages a few hundred characters), and of another sentence
+    of its passage: what the service answers to each."""
+    pairs = [(e, cut) for e in examples if (cut := short_passages(e))]
+    if not pairs:
+        return {}
+    examples, cut = [e for e, _ in pairs], [c for _, c in pairs]
+    answers = answer_all(predict, config, [e.question for e in examples], [[c[0]] for c in cut], desc="short passages")
+    scores, em, f1 = graded(answers, examples)
+    probabilities = scaling(scores)
+    negatives = [(e.question, c[1]) for e, c in zip(examples, cut) if c[1]]
+    result = {
+        "questions": len(examples),
+        "mean_chars": round(float(np.mean([len(c[0]) for c in cut])), 1),
+        "best_span": {"em": round(100 * float(em.mean()), 2), "f1": round(100 * float(f1.mean()), 2)},
+        "api": answered_scores(probabilities, em, f1, threshold),
+        "ece": reliability(probabilities, em > 0)["ece"],
+    }
+    if negatives:
+        withheld = answer_all(
+            predict, config, [q for q, _ in negatives], [[p] for _, p in negatives], desc="short passages, no answer"
+        )
+        result["other_sentence"] = {
+            "questions": len(negatives),
+            "withheld": round(float((scaling(best_scores(withheld)) < threshold).mean()), 4),
+        }
+    return result
+
+
 ANSWER_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(11))  # 0 … 0.5, on the calibrated probability
 MAX_F1_COST = 1.0  # F1 points the default answer threshold may cost against answering every question
 
@@ -669,6 +762,7 @@ def evaluate_saved_model(
             "reliability": reliability(probabilities, em > 0),
             "score_ece": reliability(scores, em > 0)["ece"],  # the raw score read as a probability
             "wrong_passage": _wrong_passage(predict, config, [dev[i] for i in report], scaling, threshold),
+            "short_passages": _short_passages(predict, config, [dev[i] for i in report], scaling, threshold),
         }
     webqa = read_webqa(data_dir / WEBQA)[:limit]
     for aggregate in ("max", "sum"):
@@ -689,6 +783,8 @@ def _headline(metrics: dict) -> dict:
     if report:
         api = report["api"]
         headline.update(api_em=api["em"], api_f1=api["f1"], answered=api["answered"], ece=report["reliability"]["ece"])
+        if report.get("short_passages"):
+            headline["short_api_f1"] = report["short_passages"]["api"]["f1"]
     if "webqa_sum" in metrics:
         headline["webqa"] = metrics["webqa_sum"]["score"]
     return headline
@@ -712,6 +808,16 @@ def _print_report(metrics: dict, calibration: dict | None) -> None:
                 f"asked of another passage (no answer there): withheld {wrong['withheld']:.1%}, "
                 f"mean probability {wrong['mean_probability']:.3f}"
             )
+        short = report.get("short_passages")
+        if short:
+            api = short["api"]
+            print(
+                f"the answer's sentence alone ({short['mean_chars']:.0f} characters on average): best span EM "
+                f"{short['best_span']['em']:.2f} F1 {short['best_span']['f1']:.2f}; the API answers {api['answered']:.1%}, "
+                f"EM {api['em']:.2f}  F1 {api['f1']:.2f}; ECE {short['ece']:.4f}"
+            )
+            if "other_sentence" in short:
+                print(f"another sentence of the passage (no answer there): withheld {short['other_sentence']['withheld']:.1%}")
         print(f"probability of an exact match ({fitted}): ECE {table['ece']:.4f} (the raw score's: {report['score_ece']:.4f})")
         for line in reliability_lines(table):
             print(f"  {line}")
@@ -780,6 +886,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="each passage character attends over the question's characters (besides the pooled question vector)",
     )
     p.add_argument("--negative-rate", type=float, default=0.3, help="share of answerless windows trained on")
+    p.add_argument(
+        "--crop-negative-rate", type=float, default=None,
+        help="share of answerless sentence crops trained on (default: --negative-rate; qa/2 was trained with 1)",
+    )
+    p.add_argument(
+        "--init-from", metavar="VERSION_DIR", default=None,
+        help="start from an exported version's weights (e.g. models/qa/2) to train it further; give the options "
+        "it was trained with, so the vocabularies and shapes match",
+    )
     p.add_argument(
         "--crop-rate", type=float, default=0.0,
         help="share of questions that also train on short sentence crops of their passage (with and without the answer)",

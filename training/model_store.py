@@ -189,8 +189,10 @@ def warm_start_run(model, version_dir: Path, run_dir: Path, held_out) -> float |
         return None
     warm_start(model, version_dir, run_dir)
     # Same split and vocabularies as the source run give back its held-out score: a cheap check.
-    baseline = held_out()["f1"]
-    print(f"warm start from {version_dir}: held-out F1 {baseline:.4f}", flush=True)
+    scores = held_out()
+    baseline = scores["f1"]
+    others = ", ".join(f"{name} {value:.4f}" for name, value in scores.items() if name != "f1")
+    print(f"warm start from {version_dir}: held-out F1 {baseline:.4f}" + (f" ({others})" if others else ""), flush=True)
     model.save_weights(run_dir / "best.weights.h5")
     return baseline
 

@@ -395,7 +395,10 @@ def _training_windows(
                 if not cropped and rng.random() < crop_rate:
                     crops = sentence_crops(window, start - window.offset, end - window.offset, rng)
                     result.extend(
-                        (q_tokens, crop, s, e) for crop, s, e in crops if s >= 0 or rng.random() < crop_negative_rate
+                        (q_tokens, crop, s, e)
+                        for crop, s, e in crops
+                        # (no draw at rate 1: the same windows as before the option, for the same seed)
+                        if s >= 0 or crop_negative_rate >= 1 or rng.random() < crop_negative_rate
                     )
                 cropped = True
             elif not inside and rng.random() < negative_rate:

@@ -59,6 +59,28 @@ def test_exported_reader_matches_the_in_process_one(tiny_qa_run, tiny_qa_store):
             assert a.end - a.start <= config.max_answer_chars
 
 
+def test_an_ensemble_of_one_run_with_itself_answers_as_the_run(qa_data, tiny_qa_run, tiny_qa_store, tmp_path, capsys):
+    root = tmp_path / "models"
+    main([
+        "qa", "export", "--data-dir", str(qa_data), "--run-dir", str(tiny_qa_run), "--ensemble", str(tiny_qa_run),
+        "--model-root", str(root),
+    ])
+    ensemble_dir = model_store.resolve_version(root / "qa")
+    assert [m["run_dir"] for m in model_store.read_manifest(ensemble_dir)["ensemble"]] == [str(tiny_qa_run)] * 2
+    single_dir = model_store.resolve_version(tiny_qa_store / "qa")
+    config = qa.config_of_export(single_dir)
+    single = qa.answer_all(qa.saved_model_predictor(single_dir), config, QUESTIONS, PASSAGES)
+    ensemble = qa.answer_all(qa.saved_model_predictor(ensemble_dir), config, QUESTIONS, PASSAGES)
+    assert [[(a.text, a.start) for a in answers] for answers in ensemble] == [
+        [(a.text, a.start) for a in answers] for answers in single
+    ]
+    assert np.allclose([a.score for answers in ensemble for a in answers], [a.score for answers in single for a in answers], atol=1e-5)
+    capsys.readouterr()
+    main(["qa", "evaluate", "--data-dir", str(qa_data), "--model-root", str(root), "--selection"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["cmrc_trial"]) == {"f1", "em", "short_f1"}
+
+
 def test_serving_signature_takes_jieba_tokens(tiny_qa_store):
     serve = tf.saved_model.load(str(tiny_qa_store / "qa" / "1")).signatures["serving_default"]
     passages = ["北京是首都", "", "😀" * 3]

@@ -129,7 +129,7 @@ def word2vec_table(
     return table
 
 
-def build_model(config: Config) -> keras.Model:
+def build_model(config: Config, name: str = "dgcnn_reader") -> keras.Model:
     """Question and passage-window features → start/end logits ``[B, Lp, 2]``."""
     inputs = {
         "question_chars": keras.Input((None,), dtype="int32", name="question_chars"),
@@ -189,7 +189,24 @@ def build_model(config: Config) -> keras.Model:
     x = keras.layers.LayerNormalization(name="attention_norm")(x + attended)
     x = GatedDilatedResidualConv1D(3, 1, config.dropout, name="output_conv")(x, mask=p_mask)
     logits = keras.layers.Dense(2, name="span_logits")(x)
-    return keras.Model(inputs, logits, name="dgcnn_reader")
+    return keras.Model(inputs, logits, name=name)
+
+
+def load_reader(run_dir: Path, name: str = "dgcnn_reader") -> tuple[keras.Model, Config]:
+    """A trained run's reader with its best (held-out) weights, and its config."""
+    config = Config.load(run_dir / "config.json")
+    model = build_model(config, name)
+    model.load_weights(run_dir / "best.weights.h5")
+    return model, config
+
+
+def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
+    """Trained readers → one reader whose start/end logits are the members' means: a product of
+    experts, each pointer's softmax (and its null slot) taken once over the averaged logits.
+    Each member keeps its own vocabularies; the inputs are raw characters and words."""
+    inputs = {name: keras.Input(t.shape[1:], dtype=t.dtype, name=name) for name, t in members[0].input.items()}
+    logits = keras.layers.Average(name="mean_span_logits")([member(inputs) for member in members])
+    return keras.Model(inputs, logits, name="dgcnn_ensemble")
 
 
 def _unit(x):
@@ -352,6 +369,18 @@ def sentence_crops(
     return crops
 
 
+def selection_scores(predict: WindowPredictor, config: Config, select: Sequence[QAExample]) -> dict[str, float]:
+    """What runs are chosen by, on CMRC trial: F1 and EM of the best span over each question's
+    passage, and F1 over the answer's sentence alone (:func:`short_passages`) with a span scoring
+    under :data:`HELD_OUT_SCORE_THRESHOLD` withheld (there is no calibration before export)."""
+    answers = answer_in_context(predict, config, select)
+    scores = cmrc_scores([best_text(a) for a in answers], [references(e) for e in select])
+    short = [(e, cut[0]) for e in select if (cut := short_passages(e))]
+    on_short = answer_all(predict, config, [e.question for e, _ in short], [[p] for _, p in short])
+    kept = [best_text(a) if a and a[0].score >= HELD_OUT_SCORE_THRESHOLD else "" for a in on_short]
+    return {"f1": scores["f1"], "em": scores["em"], "short_f1": cmrc_scores(kept, [references(e) for e, _ in short])["f1"]}
+
+
 # The raw span score the held-out short-passage F1 withholds below during training: qa/2's default
 # (calibrated probability 0.05) falls at a raw score of about 0.01.
 HELD_OUT_SCORE_THRESHOLD = 0.01
@@ -486,17 +515,8 @@ def train(args: argparse.Namespace) -> None:
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
     predict = _in_process_predictor(model, config)
 
-    short = [(e, cut[0]) for e in select if (cut := short_passages(e))]
-
     def held_out() -> dict[str, float]:
-        answers = answer_in_context(predict, config, select)
-        scores = cmrc_scores([best_text(a) for a in answers], [references(e) for e in select])
-        # Also each question over its answer's sentence alone, a withheld answer scoring 0: during
-        # training there is no calibration yet, so a raw score threshold stands in for the service's.
-        on_short = answer_all(predict, config, [e.question for e, _ in short], [[p] for _, p in short])
-        kept = [best_text(a) if a and a[0].score >= HELD_OUT_SCORE_THRESHOLD else "" for a in on_short]
-        short_scores = cmrc_scores(kept, [references(e) for e, _ in short])
-        return {"f1": scores["f1"], "em": scores["em"], "short_f1": short_scores["f1"]}
+        return selection_scores(predict, config, select)
 
     baseline = model_store.warm_start_run(model, Path(args.init_from), run_dir, held_out) if args.init_from else None
     model.fit(
@@ -512,11 +532,20 @@ def train(args: argparse.Namespace) -> None:
         f.write(args.command_line + "\n")
 
 
+PREPROCESSING = ("window_chars", "window_stride", "max_question_chars", "max_answer_chars", "top_k", "span_loss")
+
+
 def export(args: argparse.Namespace) -> None:
-    run_dir = Path(args.run_dir)
-    config = Config.load(run_dir / "config.json")
-    model = build_model(config)
-    model.load_weights(run_dir / "best.weights.h5")
+    run_dirs = [Path(args.run_dir), *map(Path, args.ensemble)]
+    if len(run_dirs) == 1:
+        model, config = load_reader(run_dirs[0])
+        members = [(model, config)]
+    else:
+        members = [load_reader(d, f"member_{i}") for i, d in enumerate(run_dirs)]
+        config = members[0][1]
+        if any(getattr(c, f) != getattr(config, f) for _, c in members for f in PREPROCESSING):
+            raise ValueError(f"ensemble members must share {', '.join(PREPROCESSING)}")
+        model = build_ensemble([m for m, _ in members])
     read = make_reader(model, config)
 
     @tf.function(
@@ -559,8 +588,19 @@ def export(args: argparse.Namespace) -> None:
                 "question_tokens": [segment(EXAMPLE_QUESTION)] * 2,
                 "passage_tokens": [[t.decode() for t in row] for row in pad_tokens([segment(p) for p in EXAMPLE_PASSAGES])],
             },
+            **({"ensemble": [_member_record(d, c) for d, (_, c) in zip(run_dirs, members)]} if len(members) > 1 else {}),
         },
     )
+
+
+def _member_record(run_dir: Path, config: Config) -> dict:
+    """What the manifest says of one ensemble member: how it was trained."""
+    return {
+        "run_dir": str(run_dir),
+        "training_commands": model_store.read_run_file(run_dir, "command.txt", "").splitlines(),
+        "training_time": model_store.read_run_file(run_dir, "timing.json", {}),
+        "question_attention": config.question_attention,
+    }
 
 
 def config_of_export(version_dir: Path) -> Config:
@@ -837,6 +877,11 @@ def _print_report(metrics: dict, calibration: dict | None) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
     config = config_of_export(version_dir)
+    if args.selection:  # the figures runs are chosen by, for a model that was only exported (an ensemble)
+        select = read_squad(Path(args.data_dir) / SELECT)[: args.limit]
+        scores = selection_scores(saved_model_predictor(version_dir), config, select)
+        print(json.dumps({"task": TASK, "model": str(version_dir), "cmrc_trial": scores}))
+        return
     calibration = model_store.read_manifest(version_dir).get("calibration")
     metrics = evaluate_saved_model(saved_model_predictor(version_dir), Path(args.data_dir), config, calibration, args.limit)
     _print_report(metrics, calibration)
@@ -924,6 +969,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-select-questions", type=int, default=0, help="trial questions for model selection (0: all)")
     parsers.evaluate.add_argument("--limit", type=int, default=None, help="only the first N questions of each set")
     parsers.evaluate.add_argument("--reliability-plot", type=Path, help="also draw the probability's reliability diagram (PNG)")
+    parsers.evaluate.add_argument(
+        "--selection", action="store_true",
+        help="only the figures runs are chosen by (CMRC trial: F1, EM, short-passage F1), e.g. for an exported ensemble",
+    )
+    parsers.export.add_argument(
+        "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
+        help="more trained runs to export with --run-dir as one reader: start/end logits averaged",
+    )
     p = parsers.commands.add_parser(
         "calibrate", parents=[parsers.shared],
         help="fit an exported reader's probability calibration and answer threshold into its manifest",

@@ -110,21 +110,28 @@ def read_run_file(run_dir: Path, name: str, default):
     return json.loads(path.read_text()) if name.endswith(".json") else path.read_text().strip()
 
 
+def run_record(run_dir: Path) -> dict:
+    """How a run was trained: its commands — those of the version it was warm-started from, then
+    each (resumed) stage of this run —, its training time (this run only), and its warm start."""
+    warm_start = read_run_file(run_dir, WARM_START, None)
+    return {
+        "training_commands": (warm_start or {}).get("training_commands", []) + read_run_file(run_dir, "command.txt", "").splitlines(),
+        "training_time": read_run_file(run_dir, "timing.json", {}),
+        **({"warm_started_from": warm_start} if warm_start else {}),
+    }
+
+
 def write_manifest(
     version_dir: Path, *, task: str, run_dir: Path, metrics: dict, data_source: str, params: int, extra: dict
 ) -> None:
     """Record what the model is, how it was trained and how well it does on the test split."""
-    warm_start = read_run_file(run_dir, WARM_START, None)
     manifest = {
         "task": task,
         "version": None,  # set by publish()
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
         "data_source": data_source,
-        # In order: those of the version it was warm-started from, then each (resumed) stage of this run.
-        "training_commands": (warm_start or {}).get("training_commands", []) + read_run_file(run_dir, "command.txt", "").splitlines(),
-        "training_time": read_run_file(run_dir, "timing.json", {}),  # this run only; a warm start's own is under warm_started_from
-        **({"warm_started_from": warm_start} if warm_start else {}),
+        **run_record(run_dir),
         "params": params,
         "metrics": metrics,
         **extra,

@@ -482,8 +482,7 @@ def _member_record(run_dir: Path, config: Config) -> dict:
     """What the manifest says of one ensemble member: how it was trained."""
     return {
         "run_dir": str(run_dir),
-        "training_commands": model_store.read_run_file(run_dir, "command.txt", "").splitlines(),
-        "training_time": model_store.read_run_file(run_dir, "timing.json", {}),
+        **model_store.run_record(run_dir),
         "tag_scheme": config.tag_scheme,
         "encoder_layers": config.encoder_layers,
     }

@@ -198,7 +198,7 @@ def test_an_ensemble_with_int8_embeddings_exports_as_one_tagger(tiny_ner_run, tm
     shared = ner.lexicon_layer(ner.Config.load(tiny_ner_run / "config.json"))
     members = [ner.load_tagger(d, f"member_{i}", shared)[0] for i, d in enumerate([tiny_ner_run, other])]
     ensemble = ner.build_ensemble(members)
-    ner.quantize_embeddings(ensemble)
+    model_store.quantize_embeddings(ensemble)
     tags = ner.Config.load(tiny_ner_run / "config.json").tags
     in_process = ner.predict_spans(ner._in_process_predictor(ensemble, tags), TEXTS)
     assert ner.predict_spans(ner.saved_model_predictor(version_dir), TEXTS) == in_process

@@ -81,6 +81,22 @@ def test_an_ensemble_of_one_run_with_itself_answers_as_the_run(qa_data, tiny_qa_
     assert set(result["cmrc_trial"]) == {"f1", "em", "short_f1"}
 
 
+def test_int8_embeddings_shrink_the_export(qa_data, tiny_qa_run, tiny_qa_store, tmp_path):
+    root = tmp_path / "models"
+    main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", str(tiny_qa_run), "--int8-embeddings", "--model-root", str(root)])
+    int8_dir = model_store.resolve_version(root / "qa")
+    float_dir = model_store.resolve_version(tiny_qa_store / "qa")
+    assert model_store.read_manifest(int8_dir)["int8_embeddings"] is True
+
+    def variables_size(version_dir):
+        return sum(f.stat().st_size for f in (version_dir / "variables").iterdir())
+
+    assert variables_size(int8_dir) < variables_size(float_dir)
+    answers = qa.answer_all(qa.saved_model_predictor(int8_dir), qa.config_of_export(int8_dir), QUESTIONS, PASSAGES)
+    for found, passages in zip(answers, PASSAGES):
+        assert all(passages[a.passage_index][a.start : a.end] == a.text for a in found)
+
+
 def test_serving_signature_takes_jieba_tokens(tiny_qa_store):
     serve = tf.saved_model.load(str(tiny_qa_store / "qa" / "1")).signatures["serving_default"]
     passages = ["北京是首都", "", "😀" * 3]

@@ -189,14 +189,6 @@ def build_ensemble(members: list[keras.Model]) -> keras.Model:
     return ensemble
 
 
-def quantize_embeddings(model: keras.Model) -> None:
-    """Store the character and bigram tables as int8 with a scale per row (Keras' own
-    quantization): a quarter of the size, for an F1 change of +0.0003 on MSRA test (measured)."""
-    for layer in model_store.leaf_layers(model):
-        if isinstance(layer, keras.layers.Embedding):
-            layer.quantize("int8")
-
-
 def _iterated_dilated_cnn(x, mask, filters: int, dilations=(1, 1, 2), blocks: int = 4):
     """ID-CNN (Strubell et al., 2017): one dilated block applied ``blocks`` times with shared weights.
 
@@ -442,7 +434,7 @@ def export(args: argparse.Namespace) -> None:
             raise ValueError("ensemble members must share their tags and lexicon settings")
         model = build_ensemble([m for m, _ in members])
     if args.int8_embeddings:
-        quantize_embeddings(model)
+        model_store.quantize_embeddings(model)
     tagger = make_tagger(model, config.tags)
     tag_names = tf.constant([as_bio(t) for t in config.tags])
 

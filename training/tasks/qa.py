@@ -546,6 +546,8 @@ def export(args: argparse.Namespace) -> None:
         if any(getattr(c, f) != getattr(config, f) for _, c in members for f in PREPROCESSING):
             raise ValueError(f"ensemble members must share {', '.join(PREPROCESSING)}")
         model = build_ensemble([m for m, _ in members])
+    if args.int8_embeddings:
+        model_store.quantize_embeddings(model)
     read = make_reader(model, config)
 
     @tf.function(
@@ -588,6 +590,7 @@ def export(args: argparse.Namespace) -> None:
                 "question_tokens": [segment(EXAMPLE_QUESTION)] * 2,
                 "passage_tokens": [[t.decode() for t in row] for row in pad_tokens([segment(p) for p in EXAMPLE_PASSAGES])],
             },
+            "int8_embeddings": args.int8_embeddings,
             **({"ensemble": [_member_record(d, c) for d, (_, c) in zip(run_dirs, members)]} if len(members) > 1 else {}),
         },
     )
@@ -975,6 +978,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parsers.export.add_argument(
         "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
         help="more trained runs to export with --run-dir as one reader: start/end logits averaged",
+    )
+    parsers.export.add_argument(
+        "--int8-embeddings", action="store_true", help="store the character and word tables as int8 (a quarter of the size)"
     )
     p = parsers.commands.add_parser(
         "calibrate", parents=[parsers.shared],

@@ -369,6 +369,11 @@ def sentence_crops(
     return crops
 
 
+# The raw span score the held-out short-passage F1 withholds below during training: qa/2's default
+# (calibrated probability 0.05) falls at a raw score of about 0.01.
+HELD_OUT_SCORE_THRESHOLD = 0.01
+
+
 def selection_scores(predict: WindowPredictor, config: Config, select: Sequence[QAExample]) -> dict[str, float]:
     """What runs are chosen by, on CMRC trial: F1 and EM of the best span over each question's
     passage, and F1 over the answer's sentence alone (:func:`short_passages`) with a span scoring
@@ -379,11 +384,6 @@ def selection_scores(predict: WindowPredictor, config: Config, select: Sequence[
     on_short = answer_all(predict, config, [e.question for e, _ in short], [[p] for _, p in short])
     kept = [best_text(a) if a and a[0].score >= HELD_OUT_SCORE_THRESHOLD else "" for a in on_short]
     return {"f1": scores["f1"], "em": scores["em"], "short_f1": cmrc_scores(kept, [references(e) for e, _ in short])["f1"]}
-
-
-# The raw span score the held-out short-passage F1 withholds below during training: qa/2's default
-# (calibrated probability 0.05) falls at a raw score of about 0.01.
-HELD_OUT_SCORE_THRESHOLD = 0.01
 
 
 def _training_windows(

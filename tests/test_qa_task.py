@@ -213,6 +213,19 @@ def test_word2vec_rows_follow_the_word_lookup():
     assert not np.allclose(model_vectors, np.random.default_rng(1).uniform(-0.05, 0.05, (5, 8))[[2, 3]])
 
 
+def test_character_word2vec_reads_the_units_the_char_lookup_sees():
+    """--char-word2vec: the corpus is each text's normalised code points, so its table rows line up
+    with ``config.chars`` (lower-cased Latin, as the reader's lookup)."""
+    texts = ["北京是首都", "Beijing 北京"]
+    corpus = qa.char_sentences(texts)
+    assert corpus[0] == [str(ord(c)) for c in "北京是首都"]
+    assert corpus[1][0] == str(ord("b"))  # lower-cased like the reader's input
+    chars = [int(c) for c in dict.fromkeys(corpus[0])]
+    table = qa.word2vec_table(corpus * 50, [str(c) for c in chars], dim=8, epochs=2, seed=1)
+    assert table.shape == (len(chars) + 2, 8)
+    assert np.abs(table[2:]).max() > 0.05  # trained vectors, not the small random start
+
+
 def test_question_attention_trains_and_exports(qa_data, tmp_path):
     """--question-attention: each passage character attends over the question; the reader trains,
     and its export answers through the same signature."""
@@ -259,8 +272,9 @@ def test_word2vec_can_also_read_the_other_tasks_training_text(tmp_path):
         "qa", "train", "--data-dir", str(shared / "qa"), "--run-dir", str(run_dir), "--quiet", "--epochs", "1",
         "--hidden", "16", "--word-dim", "8", "--dilations", "1", "--window-chars", "24", "--window-stride", "12",
         "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
-        "--word2vec-epochs", "1", "--word2vec-extra", "ner", "--word2vec-extra", "headline",
+        "--word2vec-epochs", "1", "--word2vec-extra", "ner", "--word2vec-extra", "headline", "--char-word2vec",
     ])
     config = qa.Config.load(run_dir / "config.json")
     assert "叶老桂" not in config.words  # NER text shaped the vectors, not the vocabulary
+    assert ord("桂") not in config.chars
     assert (run_dir / "best.weights.h5").is_file()

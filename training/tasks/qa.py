@@ -89,12 +89,17 @@ class Config:
         return cls(**json.loads(path.read_text()))
 
 
+def corpus_texts(examples: Sequence[QAExample]) -> list[str]:
+    """Each distinct passage once, then every question: the text vocabularies and word2vec read."""
+    return sorted({e.context for e in examples}) + [e.question for e in examples]
+
+
 def build_vocabularies(
     config: Config, examples: Sequence[QAExample], min_char_count: int, min_word_count: int, max_words: int
 ) -> list[list[str]]:
     """Fill ``config.chars`` and ``config.words`` from the examples' passages and questions; returns
     the normalised jieba tokens of each passage and question (the corpus for :func:`word2vec_table`)."""
-    texts = sorted({e.context for e in examples}) + [e.question for e in examples]
+    texts = corpus_texts(examples)
     chars = Counter(codepoints_of(texts).flat_values.numpy().tolist())
     config.chars = [c for c, n in chars.most_common() if n >= min_char_count]
     sentences = normalized_sentences(texts)
@@ -110,12 +115,19 @@ def normalized_sentences(texts: Sequence[str], desc: str = "jieba") -> list[list
     return [flat[i - len(tokens) : i] for tokens, i in zip(segmented, accumulate(map(len, segmented)))]
 
 
+def char_sentences(texts: Sequence[str]) -> list[list[str]]:
+    """Each text's normalised code points as strings: the character word2vec corpus, in the
+    units the reader's ``char_lookup`` sees."""
+    return [[str(c) for c in row] for row in codepoints_of(list(texts)).to_list()]
+
+
 def word2vec_table(
     sentences: Sequence[Sequence[str]], words: Sequence[str], dim: int, epochs: int, seed: int
 ) -> np.ndarray:
-    """Skip-gram word2vec (gensim) over ``sentences``, as rows of the word embedding: row 0 is the
-    padding token, row 1 out-of-vocabulary, row ``i + 2`` is ``words[i]``. Words word2vec did
-    not keep (whitespace) start from small random vectors like Keras' own initialiser."""
+    """Skip-gram word2vec (gensim) over ``sentences``, as rows of an embedding behind a lookup
+    layer: row 0 is the padding token, row 1 out-of-vocabulary, row ``i + 2`` is ``words[i]``.
+    Tokens word2vec did not keep (whitespace) start from small random vectors like Keras' own
+    initialiser. The tokens may be jieba words or single characters (:func:`char_sentences`)."""
     from gensim.models import Word2Vec  # a training extra: the service never imports it
 
     model = Word2Vec(
@@ -475,7 +487,7 @@ def train(args: argparse.Namespace) -> None:
     select = read_squad(data_dir / SELECT)[: args.max_select_questions or None]
 
     config_path = run_dir / "config.json"
-    word_vectors = None
+    word_vectors = char_vectors = None
     if config_path.exists():  # resuming: the vocabulary must match the checkpoint, whose weights win
         config = Config.load(config_path)
     else:
@@ -491,11 +503,15 @@ def train(args: argparse.Namespace) -> None:
             question_attention=args.question_attention,
         )
         sentences = build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
+        # More text for the vectors; the vocabularies stay the QA data's.
+        extra = unlabelled_texts(data_dir.parent, args.word2vec_extra) if args.word2vec_extra else []
         if args.word2vec_epochs and config.word_dim:
-            if args.word2vec_extra:  # more text for the vectors; the vocabulary stays the QA data's
-                extra = unlabelled_texts(data_dir.parent, args.word2vec_extra)
+            if extra:
                 sentences += normalized_sentences(extra, desc=f"jieba ({', '.join(args.word2vec_extra)})")
             word_vectors = word2vec_table(sentences, config.words, config.word_dim, args.word2vec_epochs, args.seed)
+        if args.word2vec_epochs and args.char_word2vec:
+            corpus = char_sentences(corpus_texts(train_examples) + extra)
+            char_vectors = word2vec_table(corpus, [str(c) for c in config.chars], config.hidden, args.word2vec_epochs, args.seed)
         config.save(config_path)
     rows = _training_windows(
         train_examples, config, args.negative_rate, args.crop_rate, args.seed, args.crop_negative_rate
@@ -506,8 +522,11 @@ def train(args: argparse.Namespace) -> None:
         flush=True,
     )
     model = build_model(config)
-    if word_vectors is not None:  # a starting point: the reader fine-tunes them
+    # Starting points: the reader fine-tunes them.
+    if word_vectors is not None:
         model.get_layer("word_embedding").set_weights([word_vectors])
+    if char_vectors is not None:
+        model.get_layer("char_embedding").set_weights([char_vectors])
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
         loss=SPAN_LOSSES[config.span_loss],
@@ -958,6 +977,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--word2vec-extra", action="append", default=[], choices=sorted(UNLABELLED_SOURCES),
         help="also train the word2vec vectors on another task's training text in the shared data folder "
         "(repeatable): ner (news sentences), headline (scientific abstracts and titles)",
+    )
+    p.add_argument(
+        "--char-word2vec", action="store_true",
+        help="also start the character embeddings from skip-gram word2vec over the same text's characters "
+        "(--word2vec-epochs epochs)",
     )
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-word-count", type=int, default=3)

@@ -132,6 +132,12 @@ def run_record(run_dir: Path) -> dict:
     }
 
 
+def member_record(run_dir: Path, **settings: Any) -> dict:
+    """What a manifest says of one ensemble member: its run, how it was trained, and the
+    ``settings`` that tell it from the other members."""
+    return {"run_dir": str(run_dir), **run_record(run_dir), **settings}
+
+
 def write_manifest(
     version_dir: Path, *, task: str, run_dir: Path, metrics: dict, data_source: str, params: int, extra: dict
 ) -> None:

@@ -465,19 +465,12 @@ def export(args: argparse.Namespace) -> None:
             "signature": SIGNATURE,
             "warmup_inputs": {"text": [WARMUP_TEXT, WARMUP_TEXT * 4]},
             "int8_embeddings": args.int8_embeddings,
-            **({"ensemble": [_member_record(d, c) for d, (_, c) in zip(run_dirs, members)]} if len(members) > 1 else {}),
+            **({"ensemble": [
+                model_store.member_record(d, tag_scheme=c.tag_scheme, encoder_layers=c.encoder_layers)
+                for d, (_, c) in zip(run_dirs, members)
+            ]} if len(members) > 1 else {}),
         },
     )
-
-
-def _member_record(run_dir: Path, config: Config) -> dict:
-    """What the manifest says of one ensemble member: how it was trained."""
-    return {
-        "run_dir": str(run_dir),
-        **model_store.run_record(run_dir),
-        "tag_scheme": config.tag_scheme,
-        "encoder_layers": config.encoder_layers,
-    }
 
 
 def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) -> dict:

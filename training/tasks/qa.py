@@ -610,18 +610,11 @@ def export(args: argparse.Namespace) -> None:
                 "passage_tokens": [[t.decode() for t in row] for row in pad_tokens([segment(p) for p in EXAMPLE_PASSAGES])],
             },
             "int8_embeddings": args.int8_embeddings,
-            **({"ensemble": [_member_record(d, c) for d, (_, c) in zip(run_dirs, members)]} if len(members) > 1 else {}),
+            **({"ensemble": [
+                model_store.member_record(d, question_attention=c.question_attention) for d, (_, c) in zip(run_dirs, members)
+            ]} if len(members) > 1 else {}),
         },
     )
-
-
-def _member_record(run_dir: Path, config: Config) -> dict:
-    """What the manifest says of one ensemble member: how it was trained."""
-    return {
-        "run_dir": str(run_dir),
-        **model_store.run_record(run_dir),
-        "question_attention": config.question_attention,
-    }
 
 
 def config_of_export(version_dir: Path) -> Config:

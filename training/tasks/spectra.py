@@ -371,20 +371,11 @@ def export(args: argparse.Namespace) -> None:
             "test_split": {"per_class": args.test_per_class, "seed": SPLIT_SEEDS["test"]},
             "signature": SIGNATURE,
             "zwarning_bits": ZWARNING_BITS,
-            **({"ensemble": [_member_record(d) for d in run_dirs]} if len(run_dirs) > 1 else {}),
+            **({"ensemble": [model_store.member_record(d) for d in run_dirs]} if len(run_dirs) > 1 else {}),
             "templates": {**{c: path for c, (path, *_) in REDSHIFT_TEMPLATES.items()}, "STAR": STELLAR_TEMPLATES},
             "warmup_inputs": {"flux": {"shape": [2, LAMOST.npix], "dtype": "float32", "fill": 1.0}},
         },
     )
-
-
-def _member_record(run_dir: Path) -> dict:
-    """What the manifest says of one ensemble member: how it was trained."""
-    return {
-        "run_dir": str(run_dir),
-        "training_commands": model_store.read_run_file(run_dir, "command.txt", "").splitlines(),
-        "training_time": model_store.read_run_file(run_dir, "timing.json", {}),
-    }
 
 
 def evaluate(args: argparse.Namespace) -> None:

@@ -128,6 +128,57 @@ def test_warm_start_from_an_export_keeps_its_score_as_the_baseline(qa_data, tiny
     assert (run_dir / model_store.WARM_START).is_file()
 
 
+def test_distillation_targets_mix_the_answer_with_the_teacher():
+    """With a teacher the pointer targets are ``(1 - w)·one-hot + w·teacher``: still a distribution
+    over the window's positions and the null slot, -1 on padding."""
+    context = "北京是中国的首都。上海在东边。"
+    examples = [QAExample("q", "首都是哪里？", context, (("北京", 0),))]
+    config = qa.Config(window_chars=64, window_stride=32)
+    rows = qa._training_windows(examples, config, 1.0, 1.0, seed=1) * 2
+    rng = np.random.default_rng(0)
+    soft = [rng.dirichlet(np.ones(r[1].length + 1), size=2).T[1:].astype(np.float32) for r in rows]  # null slot dropped
+    for (_, targets), in zip(qa._dataset(rows, batch_size=64, shuffle=False, soft=soft, soft_weight=0.25)):
+        targets = targets.numpy()
+    by_length = sorted(range(len(rows)), key=lambda i: rows[i][1].length)  # one bucket, its order kept
+    for row_targets, i in zip(targets, by_length):
+        length, (start, end) = rows[i][1].length, rows[i][2:]
+        hard = np.zeros((length, 2), np.float32)
+        if start >= 0:
+            hard[start, 0] = hard[end - 1, 1] = 1
+        np.testing.assert_allclose(row_targets[:length], 0.75 * hard + 0.25 * soft[i], atol=1e-6)
+        assert (row_targets[length:] == -1).all() and (row_targets[:length].sum(axis=0) <= 1 + 1e-6).all()
+
+
+def test_a_student_trains_toward_its_teacher(qa_data, tiny_qa_run, tmp_path):
+    """--teacher: the teacher's distributions over the training windows are computed once and kept
+    in the run directory (a resumed run reads them back)."""
+    run_dir = tmp_path / "student"
+    options = [
+        "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--quiet", "--epochs", "1",
+        "--hidden", "16", "--word-dim", "8", "--dilations", "1", "--window-chars", "24", "--window-stride", "12",
+        "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
+        "--span-loss", "softmax", "--word2vec-epochs", "0", "--teacher", str(tiny_qa_run), "--teacher", str(tiny_qa_run),
+    ]
+    main(options)
+    stored = np.load(run_dir / qa.TEACHER_TARGETS)
+    per_position = stored["probabilities"]
+    assert per_position.shape == (stored["lengths"].sum(), 2) and (per_position >= 0).all()
+    first = np.split(per_position, np.cumsum(stored["lengths"])[:-1])
+    assert all((p.sum(axis=0) <= 1 + 1e-5).all() for p in first)  # the rest is the null slot's
+    assert (run_dir / "best.weights.h5").is_file()
+
+
+def test_distillation_needs_the_softmax_span_loss(qa_data, tiny_qa_run, tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="softmax"):
+        main([
+            "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(tmp_path / "run"), "--quiet", "--epochs", "1",
+            "--hidden", "16", "--word-dim", "8", "--min-char-count", "1", "--word2vec-epochs", "0",
+            "--span-loss", "sigmoid", "--teacher", str(tiny_qa_run),
+        ])
+
+
 def test_answerless_crops_follow_their_own_rate():
     context = "北京是中国的首都。上海在东边。广州在南边。长江很长。黄河也很长。"
     examples = [QAExample(f"q{i}", "首都是哪里？", context, (("北京", 0),)) for i in range(20)]

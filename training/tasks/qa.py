@@ -447,30 +447,78 @@ def _training_windows(
     return result
 
 
-def _dataset(rows, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+def teacher_probabilities(teacher: keras.Model, rows, batch_size: int = 64) -> list[np.ndarray]:
+    """A (softmax-pointer) teacher's P(start), P(end) ``[length, 2]`` over each training window;
+    the rest of each pointer's mass is on the "no answer" slot."""
+    order = sorted(range(len(rows)), key=lambda i: rows[i][1].length)
+    result: list[np.ndarray] = [np.empty((0, 2), np.float32)] * len(rows)
+    for start in tqdm(range(0, len(order), batch_size), desc="teacher", unit="batch", file=sys.stderr):
+        batch = order[start : start + batch_size]
+        inputs = model_inputs(
+            tf.constant(pad_tokens([rows[i][0] for i in batch])), tf.constant(pad_tokens([rows[i][1].tokens for i in batch]))
+        )
+        valid = inputs["passage_chars"] != 0
+        probabilities = span_probabilities(teacher(inputs, training=False), valid, "softmax").numpy()
+        for row, i in zip(probabilities, batch):
+            result[i] = row[: rows[i][1].length]
+    return result
+
+
+def _dataset(
+    rows, batch_size: int, shuffle: bool, soft: Sequence[np.ndarray] | None = None, soft_weight: float = 0.0
+) -> tf.data.Dataset:
+    """Training batches; with ``soft`` (:func:`teacher_probabilities`), each pointer's target is
+    ``(1 - soft_weight)·one-hot + soft_weight·teacher`` — still a distribution over the window's
+    positions and the null slot, so the softmax span loss is the cross-entropy to it."""
     questions = tf.constant(pad_tokens([r[0] for r in rows]))
     passages = tf.constant(pad_tokens([r[1].tokens for r in rows]))
     starts = tf.constant([r[2] for r in rows], tf.int32)
     ends = tf.constant([r[3] for r in rows], tf.int32)
     lengths = tf.constant([r[1].length for r in rows], tf.int32)
-    ds = tf.data.Dataset.from_tensor_slices((questions, passages, starts, ends, lengths))
+    # The inputs' character axis has one padding column beyond the longest window.
+    teacher = np.zeros((len(rows), 1 + max((len(s) for s in soft), default=0) if soft is not None else 0, 2), np.float32)
+    for i, probabilities in enumerate(soft or []):
+        teacher[i, : len(probabilities)] = probabilities
+    ds = tf.data.Dataset.from_tensor_slices((questions, passages, starts, ends, lengths, teacher))
     if shuffle:
         ds = ds.shuffle(len(rows), reshuffle_each_iteration=True)
     # Batches of similar window length: short crops do not pay for a full window's padding.
     ds = ds.bucket_by_sequence_length(
-        lambda q, p, start, end, length: length, bucket_boundaries=[64, 128, 192], bucket_batch_sizes=[batch_size] * 4
+        lambda q, p, start, end, length, _: length, bucket_boundaries=[64, 128, 192], bucket_batch_sizes=[batch_size] * 4
     )
 
-    def features_and_targets(q, p, start, end, _):
+    def features_and_targets(q, p, start, end, _, teacher):
         inputs = model_inputs(q, p)  # the character axis is as long as the batch's longest window
         positions = tf.range(tf.shape(inputs["passage_chars"])[1])[None, :]
         valid = inputs["passage_chars"] != 0
         targets = tf.stack(
             [tf.cast(positions == start[:, None], tf.float32), tf.cast(positions == end[:, None] - 1, tf.float32)], -1
         )
+        if soft is not None:  # cut to the batch's longest window, as the inputs
+            targets = (1 - soft_weight) * targets + soft_weight * teacher[:, : tf.shape(targets)[1]]
         return inputs, tf.where(valid[..., None], targets, -1.0)
 
     return ds.map(features_and_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+TEACHER_TARGETS = "teacher_targets.npz"
+
+
+def _distillation_targets(run_dir: Path, teachers: Sequence[Path], rows) -> list[np.ndarray]:
+    """The teacher's pointer distributions over the training windows: the trained runs in
+    ``teachers``, their logits averaged as :func:`build_ensemble` exports them. Computed once and
+    kept in the run directory, so a resumed run does not recompute them."""
+    cache = run_dir / TEACHER_TARGETS
+    lengths = np.array([r[1].length for r in rows])
+    if cache.exists():
+        stored = np.load(cache)
+        if np.array_equal(stored["lengths"], lengths):  # the same windows (same data, options and seed)
+            return np.split(stored["probabilities"], np.cumsum(lengths)[:-1])
+    members = [load_reader(d, f"teacher_{i}")[0] for i, d in enumerate(teachers)]
+    teacher = members[0] if len(members) == 1 else build_ensemble(members)
+    soft = teacher_probabilities(teacher, rows)
+    np.savez(cache, probabilities=np.concatenate(soft), lengths=lengths)
+    return soft
 
 
 def train(args: argparse.Namespace) -> None:
@@ -516,6 +564,9 @@ def train(args: argparse.Namespace) -> None:
     rows = _training_windows(
         train_examples, config, args.negative_rate, args.crop_rate, args.seed, args.crop_negative_rate
     )
+    if args.teacher and config.span_loss != "softmax":
+        raise ValueError("--teacher distils pointer distributions: it needs --span-loss softmax")
+    soft = _distillation_targets(run_dir, [Path(d) for d in args.teacher], rows) if args.teacher else None
     print(
         f"train {len(rows)} windows ({sum(r[2] < 0 for r in rows)} without the answer) from {len(train_examples)} "
         f"questions; {len(config.chars)} chars, {len(config.words)} words; select on {len(select)} trial questions",
@@ -539,7 +590,7 @@ def train(args: argparse.Namespace) -> None:
 
     baseline = model_store.warm_start_run(model, Path(args.init_from), run_dir, held_out) if args.init_from else None
     model.fit(
-        _dataset(rows, args.batch_size, shuffle=True),
+        _dataset(rows, args.batch_size, shuffle=True, soft=soft, soft_weight=args.distill_weight),
         epochs=args.epochs,
         callbacks=standard_callbacks(
             run_dir, held_out, monitor="val_f1", patience=args.patience, baseline=baseline, swap_ema=args.ema > 0
@@ -970,6 +1021,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--word2vec-extra", action="append", default=[], choices=sorted(UNLABELLED_SOURCES),
         help="also train the word2vec vectors on another task's training text in the shared data folder "
         "(repeatable): ner (news sentences), headline (scientific abstracts and titles)",
+    )
+    p.add_argument(
+        "--teacher", action="append", default=[], metavar="RUN_DIR",
+        help="distil: train toward these trained runs' averaged pointer distributions as well as the answers "
+        "(repeatable; softmax span loss)",
+    )
+    p.add_argument(
+        "--distill-weight", type=float, default=0.5,
+        help="share of each pointer's target taken from the teacher (with --teacher)",
     )
     p.add_argument(
         "--char-word2vec", action="store_true",

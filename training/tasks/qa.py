@@ -1023,6 +1023,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "(repeatable): ner (news sentences), headline (scientific abstracts and titles)",
     )
     p.add_argument(
+        "--char-word2vec", action="store_true",
+        help="also start the character embeddings from skip-gram word2vec over the same text's characters "
+        "(--word2vec-epochs epochs)",
+    )
+    p.add_argument(
         "--teacher", action="append", default=[], metavar="RUN_DIR",
         help="distil: train toward these trained runs' averaged pointer distributions as well as the answers "
         "(repeatable; softmax span loss)",
@@ -1030,11 +1035,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--distill-weight", type=float, default=0.5,
         help="share of each pointer's target taken from the teacher (with --teacher)",
-    )
-    p.add_argument(
-        "--char-word2vec", action="store_true",
-        help="also start the character embeddings from skip-gram word2vec over the same text's characters "
-        "(--word2vec-epochs epochs)",
     )
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--min-word-count", type=int, default=3)

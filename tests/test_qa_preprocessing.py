@@ -11,7 +11,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.data.qa import read_squad, read_webqa
+from training.data.qa import read_handwritten, read_squad, read_webqa
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, webqa_score
 from training.preprocessing.qa import Window, best_answers, model_inputs, pad_tokens, prepare, segment, windows
 from training.tasks.qa import decode_spans
@@ -198,6 +198,13 @@ def test_webqa_reader_pools_golden_answers(tmp_path):
         f.write(json.dumps(record, ensure_ascii=False) + "\n")
     (question,) = read_webqa(path)
     assert question.question == "谁是王" and question.passages == ("纣王是王", "无关") and question.answers == ("纣王",)
+
+
+def test_every_handwritten_question_has_its_answer_in_a_passage():
+    questions = read_handwritten()
+    assert len(questions) >= 40 and len({q.question for q in questions}) == len(questions)
+    for q in questions:
+        assert q.answers and any(answer in passage for answer in q.answers for passage in q.passages), q.question
 
 
 @pytest.mark.parametrize("seed", range(8))

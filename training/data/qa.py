@@ -1,4 +1,5 @@
-"""Readers for the reading-comprehension sets: SQuAD-style JSON (CMRC 2018, DRCD) and the WebQA sample."""
+"""Readers for the reading-comprehension sets: SQuAD-style JSON (CMRC 2018, DRCD), the WebQA sample
+and the hand-written questions kept with this module."""
 
 from __future__ import annotations
 
@@ -87,3 +88,17 @@ def traditional_to_simplified() -> Callable[[str], str]:
     import opencc
 
     return opencc.OpenCC("t2s").convert
+
+
+HANDWRITTEN = Path(__file__).with_name("handwritten_qa.json")
+
+
+def read_handwritten(path: str | Path = HANDWRITTEN) -> list[MultiPassageQuestion]:
+    """Questions written for this project as people type them into the API (short passages: a
+    sentence or two of encyclopaedia, notices, product blurbs), with every acceptable answer. A
+    check of what users get, never trained or chosen on."""
+    records = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [
+        MultiPassageQuestion(f"handwritten-{i}", r["question"], tuple(r["passages"]), tuple(r["answers"]))
+        for i, r in enumerate(records)
+    ]

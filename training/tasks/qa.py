@@ -28,7 +28,7 @@ from tqdm import tqdm
 from training import model_store
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
-from training.data.qa import QAExample, read_squad, read_webqa, traditional_to_simplified
+from training.data.qa import QAExample, read_handwritten, read_squad, read_webqa, traditional_to_simplified
 from training.data.unlabelled import SOURCES as UNLABELLED_SOURCES
 from training.data.unlabelled import unlabelled_texts
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
@@ -854,7 +854,8 @@ def evaluate_saved_model(
 ) -> dict:
     """CMRC 2018 dev EM/F1 of the best span; on dev's report half (:func:`dev_halves`) also what the
     service answers (the calibrated probability against the default threshold) and the
-    calibration's reliability; the WebQA sample score (max and sum over passages).
+    calibration's reliability; the hand-written questions (:func:`read_handwritten`, best span and
+    as the service answers); the WebQA sample score (max and sum over passages).
     ``dev_with_answers``: what :func:`dev_answers` gives, when the caller has it already."""
     dev, answers = dev_with_answers or dev_answers(predict, data_dir, config, limit)
     results = {"cmrc_dev": cmrc_scores([best_text(a) for a in answers], [references(e) for e in dev])}
@@ -872,6 +873,18 @@ def evaluate_saved_model(
             "wrong_passage": _wrong_passage(predict, config, [dev[i] for i in report], scaling, threshold),
             "short_passages": _short_passages(predict, config, [dev[i] for i in report], scaling, threshold),
         }
+    handwritten = read_handwritten()[:limit]
+    answers = answer_all(predict, config, [q.question for q in handwritten], [q.passages for q in handwritten])
+    texts = [best_text(a) for a in answers]
+    results["handwritten"] = {
+        **cmrc_scores(texts, [q.answers for q in handwritten]),
+        "api": answered_scores(
+            scaling(best_scores(answers)),
+            np.array([cmrc_em(t, q.answers) for t, q in zip(texts, handwritten)]),
+            np.array([cmrc_f1(t, q.answers) for t, q in zip(texts, handwritten)]),
+            threshold,
+        ),
+    }
     webqa = read_webqa(data_dir / WEBQA)[:limit]
     for aggregate in ("max", "sum"):
         answers = answer_all(
@@ -893,6 +906,8 @@ def _headline(metrics: dict) -> dict:
         headline.update(api_em=api["em"], api_f1=api["f1"], answered=api["answered"], ece=report["reliability"]["ece"])
         if report.get("short_passages"):
             headline["short_api_f1"] = report["short_passages"]["api"]["f1"]
+    if "handwritten" in metrics:
+        headline["handwritten_f1"] = metrics["handwritten"]["f1"]
     if "webqa_sum" in metrics:
         headline["webqa"] = metrics["webqa_sum"]["score"]
     return headline
@@ -929,6 +944,13 @@ def _print_report(metrics: dict, calibration: dict | None) -> None:
         print(f"probability of an exact match ({fitted}): ECE {table['ece']:.4f} (the raw score's: {report['score_ece']:.4f})")
         for line in reliability_lines(table):
             print(f"  {line}")
+    handwritten = metrics.get("handwritten")
+    if handwritten:
+        api = handwritten["api"]
+        print(
+            f"hand-written questions ({handwritten['questions']}): best span EM {handwritten['em']:.2f}  "
+            f"F1 {handwritten['f1']:.2f}; the API answers {api['answered']:.1%}, EM {api['em']:.2f}  F1 {api['f1']:.2f}"
+        )
     for aggregate in ("max", "sum"):
         w = metrics[f"webqa_{aggregate}"]
         print(f"WebQA sample, {aggregate} over passages: accuracy {w['accuracy']:.4f}  F1 {w['f1']:.4f}  score {w['score']:.4f}")

@@ -33,7 +33,9 @@ def test_export_layout_and_manifest(tiny_qa_store):
     version_dir = model_store.resolve_version(tiny_qa_store / "qa")
     manifest = model_store.read_manifest(version_dir)
     assert manifest["task"] == "qa" and manifest["version"] == 1
-    assert set(manifest["metrics"]) == {"cmrc_dev", "cmrc_dev_report_half", "handwritten", "webqa_max", "webqa_sum"}
+    assert set(manifest["metrics"]) == {
+        "cmrc_dev", "cmrc_dev_calibration_half", "cmrc_dev_report_half", "handwritten", "webqa_max", "webqa_sum"
+    }
     calibration = manifest["calibration"]  # fitted at export on dev's calibration half
     assert calibration["method"] == "platt" and calibration["answer_threshold"] in qa.ANSWER_THRESHOLDS
     assert [row["threshold"] for row in calibration["thresholds"]] == list(qa.ANSWER_THRESHOLDS)

@@ -707,13 +707,15 @@ def dev_halves(examples: Sequence[QAExample]) -> tuple[list[int], list[int]]:
     return halves
 
 
-def graded(answers: Sequence[Sequence[Answer]], examples: Sequence[QAExample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def graded(
+    answers: Sequence[Sequence[Answer]], refs: Sequence[Sequence[str]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each question's best-span score, exact match (0/1) and F1 (0–1) against its references."""
     texts = [best_text(a) for a in answers]
     return (
         best_scores(answers),
-        np.array([cmrc_em(t, references(e)) for t, e in zip(texts, examples)]),
-        np.array([cmrc_f1(t, references(e)) for t, e in zip(texts, examples)]),
+        np.array([cmrc_em(t, r) for t, r in zip(texts, refs)]),
+        np.array([cmrc_f1(t, r) for t, r in zip(texts, refs)]),
     )
 
 
@@ -793,7 +795,7 @@ def _short_passages(
         return {}
     examples, cut = [e for e, _ in pairs], [c for _, c in pairs]
     answers = answer_all(predict, config, [e.question for e in examples], [[c[0]] for c in cut], desc="short passages")
-    scores, em, f1 = graded(answers, examples)
+    scores, em, f1 = graded(answers, [references(e) for e in examples])
     probabilities = scaling(scores)
     negatives = [(e.question, c[1]) for e, c in zip(examples, cut) if c[1]]
     result = {
@@ -832,7 +834,7 @@ def fit_calibration(dev: DevAnswers) -> dict:
     highest of :data:`ANSWER_THRESHOLDS` that costs at most :data:`MAX_F1_COST` F1 points there."""
     examples, answers = dev
     fit_half = dev_halves(examples)[0]
-    scores, em, f1 = graded([answers[i] for i in fit_half], [examples[i] for i in fit_half])
+    scores, em, f1 = graded([answers[i] for i in fit_half], [references(examples[i]) for i in fit_half])
     scaling = PlattScaling.fit(scores, em > 0)
     table = [answered_scores(scaling(scores), em, f1, t) for t in ANSWER_THRESHOLDS]
     threshold = max(row["threshold"] for row in table if row["f1"] >= table[0]["f1"] - MAX_F1_COST)
@@ -867,7 +869,7 @@ def evaluate_saved_model(
             [best_text(answers[i]) for i in fitting], [references(dev[i]) for i in fitting]
         )
     if report:
-        scores, em, f1 = graded([answers[i] for i in report], [dev[i] for i in report])
+        scores, em, f1 = graded([answers[i] for i in report], [references(dev[i]) for i in report])
         probabilities = scaling(scores)
         results["cmrc_dev_report_half"] = {
             "questions": len(report),
@@ -880,15 +882,10 @@ def evaluate_saved_model(
         }
     handwritten = read_handwritten()[:limit]
     answers = answer_all(predict, config, [q.question for q in handwritten], [q.passages for q in handwritten])
-    texts = [best_text(a) for a in answers]
+    scores, em, f1 = graded(answers, [q.answers for q in handwritten])
     results["handwritten"] = {
-        **cmrc_scores(texts, [q.answers for q in handwritten]),
-        "api": answered_scores(
-            scaling(best_scores(answers)),
-            np.array([cmrc_em(t, q.answers) for t, q in zip(texts, handwritten)]),
-            np.array([cmrc_f1(t, q.answers) for t, q in zip(texts, handwritten)]),
-            threshold,
-        ),
+        **cmrc_scores([best_text(a) for a in answers], [q.answers for q in handwritten]),
+        "api": answered_scores(scaling(scores), em, f1, threshold),
     }
     webqa = read_webqa(data_dir / WEBQA)[:limit]
     for aggregate in ("max", "sum"):

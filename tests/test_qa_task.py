@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from training import model_store
@@ -153,26 +154,32 @@ def test_distillation_targets_mix_the_answer_with_the_teacher():
 
 def test_a_student_trains_toward_its_teacher(qa_data, tiny_qa_run, tmp_path):
     """--teacher: the teacher's distributions over the training windows are computed once and kept
-    in the run directory (a resumed run reads them back)."""
+    in the run directory; a resumed run reads them back."""
     run_dir = tmp_path / "student"
-    options = [
-        "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--quiet", "--epochs", "1",
-        "--hidden", "16", "--word-dim", "8", "--dilations", "1", "--window-chars", "24", "--window-stride", "12",
-        "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
-        "--span-loss", "softmax", "--word2vec-epochs", "0", "--teacher", str(tiny_qa_run), "--teacher", str(tiny_qa_run),
-    ]
-    main(options)
-    stored = np.load(run_dir / qa.TEACHER_TARGETS)
+
+    def train(epochs: int) -> None:
+        main([
+            "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--quiet", "--epochs", str(epochs),
+            "--hidden", "16", "--word-dim", "8", "--dilations", "1", "--window-chars", "24", "--window-stride", "12",
+            "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
+            "--span-loss", "softmax", "--word2vec-epochs", "0", "--teacher", str(tiny_qa_run), "--teacher", str(tiny_qa_run),
+        ])
+
+    train(epochs=1)
+    cache = run_dir / qa.TEACHER_TARGETS
+    stored = np.load(cache)
     per_position = stored["probabilities"]
     assert per_position.shape == (stored["lengths"].sum(), 2) and (per_position >= 0).all()
-    first = np.split(per_position, np.cumsum(stored["lengths"])[:-1])
-    assert all((p.sum(axis=0) <= 1 + 1e-5).all() for p in first)  # the rest is the null slot's
+    per_window = np.split(per_position, np.cumsum(stored["lengths"])[:-1])
+    assert all((p.sum(axis=0) <= 1 + 1e-5).all() for p in per_window)  # the rest is the null slot's
     assert (run_dir / "best.weights.h5").is_file()
+    written = cache.stat().st_mtime_ns
+    train(epochs=2)  # resumes from the backup for a second epoch
+    assert cache.stat().st_mtime_ns == written
+    assert json.loads((run_dir / "timing.json").read_text())["epochs"] == 2
 
 
 def test_distillation_needs_the_softmax_span_loss(qa_data, tiny_qa_run, tmp_path):
-    import pytest
-
     with pytest.raises(ValueError, match="softmax"):
         main([
             "qa", "train", "--data-dir", str(qa_data), "--run-dir", str(tmp_path / "run"), "--quiet", "--epochs", "1",

@@ -186,6 +186,7 @@ def test_distillation_needs_the_softmax_span_loss(qa_data, tiny_qa_run, tmp_path
             "--hidden", "16", "--word-dim", "8", "--min-char-count", "1", "--word2vec-epochs", "0",
             "--span-loss", "sigmoid", "--teacher", str(tiny_qa_run),
         ])
+    assert not (tmp_path / "run" / "config.json").exists()  # refused before any vocabulary is built
 
 
 def test_answerless_crops_follow_their_own_rate():

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -323,6 +323,14 @@ def saved_model_predictor(version_dir: Path) -> WindowPredictor:
     return lambda rows: read_windows(serve, rows)
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, desc: str | None = None) -> Iterator[list[int]]:
+    """Indices into ``lengths`` in batches of similar length (little padding); a progress bar
+    named ``desc`` when given."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", file=sys.stderr, disable=desc is None):
+        yield order[start : start + batch_size]
+
+
 def answer_all(
     predict: WindowPredictor,
     config: Config,
@@ -337,11 +345,10 @@ def answer_all(
     for qi, (question, texts) in enumerate(zip(questions, passages)):
         q_tokens, plan = prepare(question, texts, config.window_chars, config.window_stride, config.max_question_chars)
         rows.extend((qi, pi, q_tokens, window) for pi, window in plan)
-    rows.sort(key=lambda r: r[3].length)
     spans: list[list] = [[] for _ in questions]
-    for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", file=sys.stderr, disable=desc is None):
-        batch = rows[start : start + batch_size]
-        for (qi, pi, _, window), (s, e, score) in zip(batch, predict([(r[2], r[3]) for r in batch])):
+    for batch in length_batches([r[3].length for r in rows], batch_size, desc):
+        for i, (s, e, score) in zip(batch, predict([(rows[i][2], rows[i][3]) for i in batch])):
+            qi, pi, _, window = rows[i]
             spans[qi].append((pi, window, s, e, score))
     return [best_answers(texts, spans[qi], config.top_k, aggregate) for qi, texts in enumerate(passages)]
 
@@ -450,10 +457,8 @@ def _training_windows(
 def teacher_probabilities(teacher: keras.Model, rows, batch_size: int = 64) -> list[np.ndarray]:
     """A (softmax-pointer) teacher's P(start), P(end) ``[length, 2]`` over each training window;
     the rest of each pointer's mass is on the "no answer" slot."""
-    order = sorted(range(len(rows)), key=lambda i: rows[i][1].length)
     result: list[np.ndarray] = [np.empty((0, 2), np.float32)] * len(rows)
-    for start in tqdm(range(0, len(order), batch_size), desc="teacher", unit="batch", file=sys.stderr):
-        batch = order[start : start + batch_size]
+    for batch in length_batches([r[1].length for r in rows], batch_size, "teacher"):
         inputs = model_inputs(
             tf.constant(pad_tokens([rows[i][0] for i in batch])), tf.constant(pad_tokens([rows[i][1].tokens for i in batch]))
         )
@@ -536,7 +541,8 @@ def train(args: argparse.Namespace) -> None:
 
     config_path = run_dir / "config.json"
     word_vectors = char_vectors = None
-    if config_path.exists():  # resuming: the vocabulary must match the checkpoint, whose weights win
+    resuming = config_path.exists()  # then the vocabulary must match the checkpoint, whose weights win
+    if resuming:
         config = Config.load(config_path)
     else:
         config = Config(
@@ -550,6 +556,9 @@ def train(args: argparse.Namespace) -> None:
             span_loss=args.span_loss,
             question_attention=args.question_attention,
         )
+    if args.teacher and config.span_loss != "softmax":
+        raise ValueError("--teacher distils pointer distributions: it needs --span-loss softmax")
+    if not resuming:
         sentences = build_vocabularies(config, train_examples, args.min_char_count, args.min_word_count, args.max_words)
         # More text for the vectors; the vocabularies stay the QA data's.
         extra = unlabelled_texts(data_dir.parent, args.word2vec_extra) if args.word2vec_extra else []
@@ -564,8 +573,6 @@ def train(args: argparse.Namespace) -> None:
     rows = _training_windows(
         train_examples, config, args.negative_rate, args.crop_rate, args.seed, args.crop_negative_rate
     )
-    if args.teacher and config.span_loss != "softmax":
-        raise ValueError("--teacher distils pointer distributions: it needs --span-loss softmax")
     soft = _distillation_targets(run_dir, [Path(d) for d in args.teacher], rows) if args.teacher else None
     print(
         f"train {len(rows)} windows ({sum(r[2] < 0 for r in rows)} without the answer) from {len(train_examples)} "
@@ -719,6 +726,13 @@ def graded(
     )
 
 
+def mean_scores(em: np.ndarray, f1: np.ndarray) -> dict[str, float]:
+    """Mean EM and F1 of :func:`graded`'s arrays, in percent as CMRC's script prints them."""
+    if not len(em):
+        return {"em": 0.0, "f1": 0.0}
+    return {"em": round(100 * float(em.mean()), 2), "f1": round(100 * float(f1.mean()), 2)}
+
+
 def answered_scores(probabilities: np.ndarray, em: np.ndarray, f1: np.ndarray, threshold: float) -> dict:
     """What the service returns with ``threshold``: the share answered, their exact-match rate, and
     EM/F1 over all questions with a withheld answer scoring 0 (in percent, as CMRC's script)."""
@@ -801,7 +815,7 @@ def _short_passages(
     result = {
         "questions": len(examples),
         "mean_chars": round(float(np.mean([len(c[0]) for c in cut])), 1),
-        "best_span": {"em": round(100 * float(em.mean()), 2), "f1": round(100 * float(f1.mean()), 2)},
+        "best_span": mean_scores(em, f1),
         "api": answered_scores(probabilities, em, f1, threshold),
         "ece": reliability(probabilities, em > 0)["ece"],
     }
@@ -873,7 +887,7 @@ def evaluate_saved_model(
         probabilities = scaling(scores)
         results["cmrc_dev_report_half"] = {
             "questions": len(report),
-            "best_span": {"em": round(100 * float(em.mean()), 2), "f1": round(100 * float(f1.mean()), 2)},
+            "best_span": mean_scores(em, f1),
             "api": answered_scores(probabilities, em, f1, threshold),
             "reliability": reliability(probabilities, em > 0),
             "score_ece": reliability(scores, em > 0)["ece"],  # the raw score read as a probability
@@ -884,7 +898,8 @@ def evaluate_saved_model(
     answers = answer_all(predict, config, [q.question for q in handwritten], [q.passages for q in handwritten])
     scores, em, f1 = graded(answers, [q.answers for q in handwritten])
     results["handwritten"] = {
-        **cmrc_scores([best_text(a) for a in answers], [q.answers for q in handwritten]),
+        "questions": len(handwritten),
+        **mean_scores(em, f1),
         "api": answered_scores(scaling(scores), em, f1, threshold),
     }
     webqa = read_webqa(data_dir / WEBQA)[:limit]

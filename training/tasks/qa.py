@@ -492,6 +492,8 @@ def _dataset(
         lambda q, p, start, end, length, _: length, bucket_boundaries=[64, 128, 192], bucket_batch_sizes=[batch_size] * 4
     )
 
+    # Nothing here branches on a tensor; converting it only made autograph warn about the closure.
+    @tf.autograph.experimental.do_not_convert
     def features_and_targets(q, p, start, end, _, teacher):
         inputs = model_inputs(q, p)  # the character axis is as long as the batch's longest window
         positions = tf.range(tf.shape(inputs["passage_chars"])[1])[None, :]

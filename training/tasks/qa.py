@@ -598,6 +598,8 @@ def train(args: argparse.Namespace) -> None:
         return selection_scores(predict, config, select)
 
     baseline = model_store.warm_start_run(model, Path(args.init_from), run_dir, held_out) if args.init_from else None
+    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage, kept if it is stopped
+        f.write(args.command_line + "\n")
     model.fit(
         _dataset(rows, args.batch_size, shuffle=True, soft=soft, soft_weight=args.distill_weight),
         epochs=args.epochs,
@@ -607,8 +609,6 @@ def train(args: argparse.Namespace) -> None:
         shuffle=False,
         verbose=2 if args.quiet else 1,
     )
-    with open(run_dir / "command.txt", "a") as f:
-        f.write(args.command_line + "\n")
 
 
 PREPROCESSING = ("window_chars", "window_stride", "max_question_chars", "max_answer_chars", "top_k", "span_loss")

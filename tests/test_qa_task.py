@@ -80,8 +80,20 @@ def test_an_ensemble_of_one_run_with_itself_answers_as_the_run(qa_data, tiny_qa_
     assert np.allclose([a.score for answers in ensemble for a in answers], [a.score for answers in single for a in answers], atol=1e-5)
     capsys.readouterr()
     main(["qa", "evaluate", "--data-dir", str(qa_data), "--model-root", str(root), "--selection"])
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(result["cmrc_trial"]) == {"f1", "em", "short_f1"}
+    exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(exported["cmrc_trial"]) == {"f1", "em", "short_f1"}
+    trial, half = exported["cmrc_trial"], exported["cmrc_dev_calibration_half"]
+    assert exported["mean_f1"] == pytest.approx((trial["f1"] + trial["short_f1"] + half["f1"]) / 3, abs=0.01)
+    assert exported["example"] and {"answer", "score"} <= set(exported["example"][0])
+    # The same choice figures for runs not yet exported, averaged in-process.
+    main(["qa", "evaluate", "--data-dir", str(qa_data), "--selection", "--runs", str(tiny_qa_run), str(tiny_qa_run)])
+    in_process = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert in_process["runs"] == [str(tiny_qa_run)] * 2
+    assert {k: in_process[k] for k in ("cmrc_trial", "cmrc_dev_calibration_half", "mean_f1")} == {
+        k: exported[k] for k in ("cmrc_trial", "cmrc_dev_calibration_half", "mean_f1")
+    }
+    with pytest.raises(ValueError, match="--selection"):
+        main(["qa", "evaluate", "--data-dir", str(qa_data), "--runs", str(tiny_qa_run)])
 
 
 def test_int8_embeddings_shrink_the_export(qa_data, tiny_qa_run, tiny_qa_store, tmp_path):

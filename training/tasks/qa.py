@@ -983,13 +983,39 @@ def _print_report(metrics: dict, calibration: dict | None) -> None:
             print(f"  {line}")
 
 
+def choice_figures(predict: WindowPredictor, config: Config, data_dir: Path, limit: int | None = None) -> dict:
+    """What a version is chosen by (docs/qa.md): trial F1, EM and short-passage F1
+    (:func:`selection_scores`), best-span EM/F1 on dev's calibration half, the mean of trial F1,
+    trial short-passage F1 and calibration-half F1, and the answers to the API example."""
+    trial = selection_scores(predict, config, read_squad(data_dir / SELECT)[:limit])
+    dev = read_squad(data_dir / TESTS)[:limit]
+    fitting = [dev[i] for i in dev_halves(dev)[0]]
+    answers = answer_in_context(predict, config, fitting, desc="cmrc dev, calibration half")
+    calibration_half = cmrc_scores([best_text(a) for a in answers], [references(e) for e in fitting])
+    example = answer_all(predict, config, [EXAMPLE_QUESTION], [EXAMPLE_PASSAGES])[0]
+    return {
+        "cmrc_trial": trial,
+        "cmrc_dev_calibration_half": calibration_half,
+        "mean_f1": round((trial["f1"] + trial["short_f1"] + calibration_half["f1"]) / 3, 2),
+        "example": [{"answer": a.text, "score": round(float(a.score), 3)} for a in example[:3]],
+    }
+
+
 def evaluate(args: argparse.Namespace) -> None:
+    if args.runs and not args.selection:
+        raise ValueError("--runs measures trained runs for the choice of a version: use it with --selection")
+    if args.runs:  # averaged in-process, as export --ensemble would average them (float tables)
+        members = [load_reader(run_dir, f"member_{i}") for i, run_dir in enumerate(args.runs)]
+        config = members[0][1]
+        model = members[0][0] if len(members) == 1 else build_ensemble([m for m, _ in members])
+        figures = choice_figures(_in_process_predictor(model, config), config, Path(args.data_dir), args.limit)
+        print(json.dumps({"task": TASK, "runs": [str(r) for r in args.runs], **figures}, ensure_ascii=False))
+        return
     version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
     config = config_of_export(version_dir)
-    if args.selection:  # the figures runs are chosen by, for a model that was only exported (an ensemble)
-        select = read_squad(Path(args.data_dir) / SELECT)[: args.limit]
-        scores = selection_scores(saved_model_predictor(version_dir), config, select)
-        print(json.dumps({"task": TASK, "model": str(version_dir), "cmrc_trial": scores}))
+    if args.selection:
+        figures = choice_figures(saved_model_predictor(version_dir), config, Path(args.data_dir), args.limit)
+        print(json.dumps({"task": TASK, "model": str(version_dir), **figures}, ensure_ascii=False))
         return
     calibration = model_store.read_manifest(version_dir).get("calibration")
     metrics = evaluate_saved_model(saved_model_predictor(version_dir), Path(args.data_dir), config, calibration, args.limit)
@@ -1094,7 +1120,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parsers.evaluate.add_argument("--reliability-plot", type=Path, help="also draw the probability's reliability diagram (PNG)")
     parsers.evaluate.add_argument(
         "--selection", action="store_true",
-        help="only the figures runs are chosen by (CMRC trial: F1, EM, short-passage F1), e.g. for an exported ensemble",
+        help="only the figures a version is chosen by (CMRC trial F1, EM and short-passage F1; dev calibration-half "
+        "F1; their mean; the API example's answers)",
+    )
+    parsers.evaluate.add_argument(
+        "--runs", nargs="+", type=Path, default=[], metavar="RUN_DIR",
+        help="with --selection: measure these trained runs, averaged as export --ensemble would, instead of an export",
     )
     parsers.export.add_argument(
         "--ensemble", nargs="+", default=[], metavar="RUN_DIR",

@@ -211,10 +211,14 @@ def _emission_lines(wavelength: np.ndarray, z: np.ndarray, continuum: np.ndarray
 
 def _galaxies(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray:
     """Eigenspectrum galaxies at z ∈ [0, 0.8]; three in five with strong narrow emission lines
-    (star-forming, starburst, Seyfert 2: SDSS calls all of them GALAXY), mostly at lower z."""
+    (star-forming, starburst, Seyfert 2: SDSS calls all of them GALAXY), mostly at lower z, and
+    a third of those emission-line galaxies (ELGs) at z 0.6–1.4, as eBOSS and DESI observe them:
+    little but [O II] and a faint blue continuum on the model grid ([O II] leaves it at z 1.44)."""
     which = rng.integers(0, len(templates.galaxies), n)
     emitting = rng.random(n) < 0.6
     z = np.where(emitting, rng.uniform(0, 0.5, n) ** 1.3 / 0.5**0.3, rng.uniform(0, 0.8, n))
+    distant = emitting & (rng.random(n) < 1 / 3)
+    z[distant] = rng.uniform(0.6, 1.4, int(distant.sum()))
     out = np.empty((n, LAMOST.npix))
     for k, tset in enumerate(templates.galaxies):
         rows = np.flatnonzero(which == k)

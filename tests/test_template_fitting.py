@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.data.spectra import read_templates, redshift_onto_grid
-from training.preprocessing.spectra import LAMOST
+from training.data.spectra import TemplateSet, read_templates, redshift_onto_grid
+from training.preprocessing.spectra import LAMOST, LogGrid
 from training.template_fitting import (
     RedshiftScan,
     StellarFit,
@@ -80,3 +80,23 @@ def test_stellar_fit_finds_the_type_through_a_calibration_error(templates):
 )
 def test_mk_letter(name, letter):
     assert mk_letter(name) == letter
+
+
+def test_stellar_fit_chooses_the_type_at_the_stars_velocity():
+    # Narrow deep lines (a "G2") and broad shallow ones at the same wavelengths (an "F5"): a G2
+    # moving 4 pixels (280 km/s) looks more like the F5 at rest than like itself.
+    grid = LogGrid(3.55, 1e-4, 4100)
+    pixel = np.arange(grid.npix)[None, :]
+    centres = np.searchsorted(grid.wavelength, [4500.0, 5200.0, 6000.0, 6500.0, 8000.0])[:, None]
+    lines = lambda depth, width: 1 - depth * np.exp(-0.5 * ((pixel - centres) / width) ** 2).sum(0)  # noqa: E731
+    basis = TemplateSet("made-up stars", grid, np.stack([lines(0.6, 1.2), lines(0.25, 4.0)]), ("G2", "F5"))
+    observed = redshift_onto_grid(basis, basis.flux[:1], np.array([10 ** (4 * 1e-4) - 1]))
+    noisy = observed + np.random.default_rng(4).normal(0, 0.005, observed.shape)
+    out = StellarFit(basis)(*spectrum_weights(tf.constant(noisy, tf.float32))[:2])
+    assert out["template"].numpy()[0].decode() == "G2"
+    assert out["z"].numpy()[0] * 299_792.458 == pytest.approx(276, abs=20)
+
+
+def test_stellar_fit_of_no_spectra_is_empty(templates):
+    out = StellarFit(read_templates(templates / "spEigenStar-53724.fits"))(tf.zeros([0, LAMOST.npix]), tf.zeros([0, LAMOST.npix]))
+    assert out["subtype"].shape == (0,) and out["z"].shape == (0,)

@@ -11,9 +11,9 @@ What Redrock and the SDSS pipeline do, as matrix operations on the model grid:
   again at single-pixel shifts around the best one; a parabola through the three χ²
   values nearest the minimum gives z, and its curvature (Δχ² = 1) the uncertainty.
 - **Stellar subtype** (STAR): each stellar template times a low-order polynomial
-  (a multiplicative one: LAMOST spectra are not flux calibrated), fitted at rest; the
-  best template's MK letter is the subtype, and a short shift scan with that template
-  gives the radial velocity.
+  (a multiplicative one: LAMOST spectra are not flux calibrated), fitted at rest; a
+  short shift scan with the best gives the radial velocity, and the templates fitted
+  again at that velocity give the subtype (the best one's MK letter).
 
 Weights come from the spectrum itself (the model input has no inverse variance): the
 local scatter of neighbouring pixels' differences, which is the noise wherever the
@@ -238,8 +238,8 @@ def _least_squares_chi2(matrix: tf.Tensor, vector: tf.Tensor, ff: tf.Tensor) -> 
 
 
 class StellarFit(tf.Module):
-    """Best stellar template (times a Legendre polynomial) at rest, and the radial velocity from a
-    short shift scan with it."""
+    """Radial velocity from a short shift scan with the best stellar template (times a Legendre
+    polynomial) at rest, and the best template at that velocity."""
 
     def __init__(
         self, basis: TemplateSet, poly_terms: int = 8, max_shift: int = 10, blue_limit: float = 3900.0,
@@ -260,6 +260,8 @@ class StellarFit(tf.Module):
         norm = np.sqrt(np.mean(templates**2, axis=1, keepdims=True)) + 1e-30
         self.templates = tf.constant(templates / norm, tf.float32)  # [T, npix + 2·max_shift]
         self.max_shift, self.p, self.npix, self.step_dloglam = max_shift, poly_terms, npix, grid.dloglam
+        shifts = np.arange(-max_shift, max_shift + 1)
+        self.columns = tf.constant(np.arange(npix)[None, :] + max_shift - shifts[:, None], tf.int32)  # [2s + 1, npix]
         legendre = _legendre(npix, poly_terms)
         self.legendre = tf.constant(legendre, tf.float32)
         pairs = [(l, m) for l in range(poly_terms) for m in range(l, poly_terms)]
@@ -286,18 +288,25 @@ class StellarFit(tf.Module):
         ff = tf.reduce_sum(weights * flux * flux, axis=-1)
         return _least_squares_chi2(matrix, vector, ff)
 
+    def _velocity_scan(self, flux, weights, best):
+        """χ² of each spectrum's template ``best`` ``[B]`` at every shift within ±max_shift pixels,
+        and the parabola through its minimum (see ``_parabola_minimum``)."""
+        # Template pixel j sits under observed pixel j + shift: observed i sees template i + s − shift.
+        shifted = tf.gather(tf.gather(self.templates, best), self.columns, axis=1)  # [B, 2s + 1, npix]
+        return _parabola_minimum(self._fit(flux, weights, shifted))
+
     def __call__(self, flux: tf.Tensor, weights: tf.Tensor) -> dict[str, tf.Tensor]:
         s = self.max_shift
         weights = weights * self.fit_mask
         at_rest = self._fit(flux, weights, self.templates[:, s : s + self.npix])
-        best = tf.argmin(at_rest, axis=1, output_type=tf.int32)
-        chosen = tf.gather(self.templates, best)  # [B, npix + 2s]
-        shifts = tf.range(-s, s + 1)
-        # Template pixel j sits under observed pixel j + shift: observed i sees template i + s − shift.
-        columns = tf.range(self.npix)[None, :] + s - shifts[:, None]  # [2s + 1, npix]
-        shifted = tf.gather(chosen, columns, axis=1)  # [B, 2s + 1, npix]
-        j, c0, offset, curvature = _parabola_minimum(self._fit(flux, weights, shifted))
-        z = tf.pow(10.0, (tf.cast(tf.gather(shifts, j), tf.float32) + offset) * self.step_dloglam) - 1
+        j = self._velocity_scan(flux, weights, tf.argmin(at_rest, axis=1, output_type=tf.int32))[0]
+        # The type is chosen again with every template moved to the star's velocity (at rest, a
+        # star moving a pixel or two, 70–140 km/s, matches templates with shallower lines), and
+        # the velocity measured again with that template.
+        moved = tf.gather(self.templates, tf.gather(self.columns, j), axis=1)  # [T, B, npix]
+        best = tf.argmin(self._fit(flux, weights, tf.transpose(moved, [1, 0, 2])), axis=1, output_type=tf.int32)
+        j, c0, offset, curvature = self._velocity_scan(flux, weights, best)
+        z = tf.pow(10.0, (tf.cast(j - s, tf.float32) + offset) * self.step_dloglam) - 1
         return {
             "template": tf.gather(self.template_names, best),
             "subtype": tf.gather(self.subtype_names, best),

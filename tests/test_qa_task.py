@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +95,24 @@ def test_an_ensemble_of_one_run_with_itself_answers_as_the_run(qa_data, tiny_qa_
     }
     with pytest.raises(ValueError, match="--selection"):
         main(["qa", "evaluate", "--data-dir", str(qa_data), "--runs", str(tiny_qa_run)])
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate", "distillation teachers"])
+def test_runs_read_with_different_windows_are_not_averaged(qa_data, tiny_qa_run, tmp_path, command):
+    other = tmp_path / "other_run"
+    shutil.copytree(tiny_qa_run, other)
+    config = qa.Config.load(other / "config.json")
+    config.window_chars += 16
+    config.save(other / "config.json")
+    runs = [str(tiny_qa_run), str(other)]
+    with pytest.raises(ValueError, match="must share window_chars"):
+        if command == "export":
+            main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", runs[0], "--ensemble", runs[1], "--model-root", str(tmp_path / "m")])
+        elif command == "evaluate":
+            main(["qa", "evaluate", "--data-dir", str(qa_data), "--selection", "--runs", *runs])
+        else:  # what train --teacher loads its teachers with
+            qa.averaged_reader([Path(r) for r in runs], "teacher")
+    assert not (tmp_path / "m").exists()
 
 
 def test_int8_embeddings_shrink_the_export(qa_data, tiny_qa_run, tiny_qa_store, tmp_path):

@@ -221,6 +221,22 @@ def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
     return keras.Model(inputs, logits, name="dgcnn_ensemble")
 
 
+# What a reader's windows and answers are made with: members averaged into one reader share these.
+PREPROCESSING = ("window_chars", "window_stride", "max_question_chars", "max_answer_chars", "top_k", "span_loss")
+
+
+def averaged_reader(run_dirs: Sequence[Path], prefix: str = "member") -> tuple[keras.Model, Config]:
+    """The trained runs in ``run_dirs`` as one reader (:func:`build_ensemble` for more than one), and
+    the config its windows are read with; the runs must agree on :data:`PREPROCESSING`."""
+    if len(run_dirs) == 1:
+        return load_reader(Path(run_dirs[0]))
+    config, *others = [Config.load(Path(d) / "config.json") for d in run_dirs]
+    differing = [f for f in PREPROCESSING if any(getattr(c, f) != getattr(config, f) for c in others)]
+    if differing:
+        raise ValueError(f"runs averaged into one reader must share {', '.join(differing)}: {', '.join(map(str, run_dirs))}")
+    return build_ensemble([load_reader(Path(d), f"{prefix}_{i}")[0] for i, d in enumerate(run_dirs)]), config
+
+
 def _unit(x):
     return x / (ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)) + 1e-6)
 
@@ -521,9 +537,7 @@ def _distillation_targets(run_dir: Path, teachers: Sequence[Path], rows) -> list
         stored = np.load(cache)
         if np.array_equal(stored["lengths"], lengths):  # the same windows (same data, options and seed)
             return np.split(stored["probabilities"], np.cumsum(lengths)[:-1])
-    members = [load_reader(d, f"teacher_{i}")[0] for i, d in enumerate(teachers)]
-    teacher = members[0] if len(members) == 1 else build_ensemble(members)
-    soft = teacher_probabilities(teacher, rows)
+    soft = teacher_probabilities(averaged_reader(teachers, "teacher")[0], rows)
     np.savez(cache, probabilities=np.concatenate(soft), lengths=lengths)
     return soft
 
@@ -611,20 +625,9 @@ def train(args: argparse.Namespace) -> None:
     )
 
 
-PREPROCESSING = ("window_chars", "window_stride", "max_question_chars", "max_answer_chars", "top_k", "span_loss")
-
-
 def export(args: argparse.Namespace) -> None:
     run_dirs = [Path(args.run_dir), *map(Path, args.ensemble)]
-    if len(run_dirs) == 1:
-        model, config = load_reader(run_dirs[0])
-        members = [(model, config)]
-    else:
-        members = [load_reader(d, f"member_{i}") for i, d in enumerate(run_dirs)]
-        config = members[0][1]
-        if any(getattr(c, f) != getattr(config, f) for _, c in members for f in PREPROCESSING):
-            raise ValueError(f"ensemble members must share {', '.join(PREPROCESSING)}")
-        model = build_ensemble([m for m, _ in members])
+    model, config = averaged_reader(run_dirs)
     if args.int8_embeddings:
         model_store.quantize_embeddings(model)
     read = make_reader(model, config)
@@ -671,8 +674,8 @@ def export(args: argparse.Namespace) -> None:
             },
             "int8_embeddings": args.int8_embeddings,
             **({"ensemble": [
-                model_store.member_record(d, question_attention=c.question_attention) for d, (_, c) in zip(run_dirs, members)
-            ]} if len(members) > 1 else {}),
+                model_store.member_record(d, question_attention=Config.load(d / "config.json").question_attention) for d in run_dirs
+            ]} if len(run_dirs) > 1 else {}),
         },
     )
 
@@ -1005,9 +1008,7 @@ def evaluate(args: argparse.Namespace) -> None:
     if args.runs and not args.selection:
         raise ValueError("--runs measures trained runs for the choice of a version: use it with --selection")
     if args.runs:  # averaged in-process, as export --ensemble would average them (float tables)
-        members = [load_reader(run_dir, f"member_{i}") for i, run_dir in enumerate(args.runs)]
-        config = members[0][1]
-        model = members[0][0] if len(members) == 1 else build_ensemble([m for m, _ in members])
+        model, config = averaged_reader(args.runs)
         figures = choice_figures(_in_process_predictor(model, config), config, Path(args.data_dir), args.limit)
         print(json.dumps({"task": TASK, "runs": [str(r) for r in args.runs], **figures}, ensure_ascii=False))
         return

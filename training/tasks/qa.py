@@ -413,8 +413,7 @@ def selection_scores(predict: WindowPredictor, config: Config, select: Sequence[
     """What runs are chosen by, on CMRC trial: F1 and EM of the best span over each question's
     passage, and F1 over the answer's sentence alone (:func:`short_passages`) with a span scoring
     under :data:`HELD_OUT_SCORE_THRESHOLD` withheld (there is no calibration before export)."""
-    answers = answer_in_context(predict, config, select)
-    scores = cmrc_scores([best_text(a) for a in answers], [references(e) for e in select])
+    scores = best_span_scores(select, answer_in_context(predict, config, select))
     short = [(e, cut[0]) for e in select if (cut := short_passages(e))]
     on_short = answer_all(predict, config, [e.question for e, _ in short], [[p] for _, p in short])
     kept = [best_text(a) if a and a[0].score >= HELD_OUT_SCORE_THRESHOLD else "" for a in on_short]
@@ -696,6 +695,11 @@ def best_text(answers: Sequence[Answer]) -> str:
     return answers[0].text if answers else ""
 
 
+def best_span_scores(examples: Sequence[QAExample], answers: Sequence[Sequence[Answer]]) -> dict:
+    """CMRC EM/F1 of each example's best answer against its references."""
+    return cmrc_scores([best_text(a) for a in answers], [references(e) for e in examples])
+
+
 def best_scores(answers: Sequence[Sequence[Answer]]) -> np.ndarray:
     """Each question's best-span score (0 when no span was found)."""
     return np.array([a[0].score if a else 0.0 for a in answers])
@@ -880,13 +884,11 @@ def evaluate_saved_model(
     as the service answers); the WebQA sample score (max and sum over passages).
     ``dev_with_answers``: what :func:`dev_answers` gives, when the caller has it already."""
     dev, answers = dev_with_answers or dev_answers(predict, data_dir, config, limit)
-    results = {"cmrc_dev": cmrc_scores([best_text(a) for a in answers], [references(e) for e in dev])}
+    results = {"cmrc_dev": best_span_scores(dev, answers)}
     fitting, report = dev_halves(dev)
     scaling, threshold = answer_policy(calibration)
     if fitting:
-        results["cmrc_dev_calibration_half"] = cmrc_scores(
-            [best_text(answers[i]) for i in fitting], [references(dev[i]) for i in fitting]
-        )
+        results["cmrc_dev_calibration_half"] = best_span_scores([dev[i] for i in fitting], [answers[i] for i in fitting])
     if report:
         scores, em, f1 = graded([answers[i] for i in report], [references(dev[i]) for i in report])
         probabilities = scaling(scores)
@@ -993,8 +995,7 @@ def choice_figures(predict: WindowPredictor, config: Config, data_dir: Path, lim
     trial = selection_scores(predict, config, read_squad(data_dir / SELECT)[:limit])
     dev = read_squad(data_dir / TESTS)[:limit]
     fitting = [dev[i] for i in dev_halves(dev)[0]]
-    answers = answer_in_context(predict, config, fitting, desc="cmrc dev, calibration half")
-    calibration_half = cmrc_scores([best_text(a) for a in answers], [references(e) for e in fitting])
+    calibration_half = best_span_scores(fitting, answer_in_context(predict, config, fitting, desc="cmrc dev, calibration half"))
     example = answer_all(predict, config, [EXAMPLE_QUESTION], [EXAMPLE_PASSAGES])[0]
     return {
         "cmrc_trial": trial,
@@ -1009,17 +1010,17 @@ def evaluate(args: argparse.Namespace) -> None:
         raise ValueError("--runs measures trained runs for the choice of a version: use it with --selection")
     if args.runs:  # averaged in-process, as export --ensemble would average them (float tables)
         model, config = averaged_reader(args.runs)
-        figures = choice_figures(_in_process_predictor(model, config), config, Path(args.data_dir), args.limit)
-        print(json.dumps({"task": TASK, "runs": [str(r) for r in args.runs], **figures}, ensure_ascii=False))
-        return
-    version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
-    config = config_of_export(version_dir)
+        predict, measured = _in_process_predictor(model, config), {"runs": [str(r) for r in args.runs]}
+    else:
+        version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
+        config = config_of_export(version_dir)
+        predict, measured = saved_model_predictor(version_dir), {"model": str(version_dir)}
     if args.selection:
-        figures = choice_figures(saved_model_predictor(version_dir), config, Path(args.data_dir), args.limit)
-        print(json.dumps({"task": TASK, "model": str(version_dir), **figures}, ensure_ascii=False))
+        figures = choice_figures(predict, config, Path(args.data_dir), args.limit)
+        print(json.dumps({"task": TASK, **measured, **figures}, ensure_ascii=False))
         return
     calibration = model_store.read_manifest(version_dir).get("calibration")
-    metrics = evaluate_saved_model(saved_model_predictor(version_dir), Path(args.data_dir), config, calibration, args.limit)
+    metrics = evaluate_saved_model(predict, Path(args.data_dir), config, calibration, args.limit)
     _print_report(metrics, calibration)
     report = metrics.get("cmrc_dev_report_half")
     if args.reliability_plot and report:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from training.data.qa import read_handwritten, read_squad, read_webqa
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, webqa_score
-from training.preprocessing.qa import Window, best_answers, model_inputs, pad_tokens, prepare, segment, windows
+from training.preprocessing.qa import Window, best_answers, model_inputs, pad_tokens, prepare, segment, trim_span, windows
 from training.tasks.qa import decode_spans
 
 
@@ -236,3 +236,23 @@ def test_squad_reader_converts_traditional_chinese(tmp_path):
     (example,) = read_squad(path, traditional_to_simplified())
     assert example.context == "长江全长约6300公里，是中国第一长河。" and example.question == "长江全长多少？"
     assert example.answers == (("约6300公里", 4),)
+
+
+@pytest.mark.parametrize(
+    "span, answer",
+    [
+        ("“洗尘”", "洗尘"), ("《龙江颂》", "龙江颂"), ("“状元", "状元"), ("北京，", "北京"), ("（1）", "1"), ("，。", ""),
+        ("f(x)", "f(x)"), ("《家》《春》《秋》", "《家》《春》《秋》"), ("（北京）市", "（北京）市"), ("50%", "50%"), ("U.S.", "U.S."),
+    ],
+)
+def test_answers_lose_clause_punctuation_and_enclosing_quotes(span, answer):
+    text = f"前文{span}后文"
+    start, end = trim_span(text, 2, 2 + len(span))
+    assert text[start:end] == answer
+
+
+def test_spans_equal_once_trimmed_count_once():
+    passage = "他说“洗尘”。"
+    window = Window(0, tuple(passage))
+    spans = [(0, window, [2, 2, 3], [7, 5, 5], [0.4, 0.3, 0.2])]  # “洗尘”。, “洗尘, 洗尘
+    assert [(a.text, a.start, a.end, a.score) for a in best_answers([passage], spans, k=5)] == [("洗尘", 3, 5, 0.4)]

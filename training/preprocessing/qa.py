@@ -180,6 +180,44 @@ class Answer(NamedTuple):
     end: int
 
 
+# Marks an answer does not begin or end with: clause punctuation (not "." or "%", which end
+# abbreviations, numbers and percentages) and quotes or brackets that do not enclose a part of it.
+CLAUSE_PUNCTUATION = frozenset("，。、；：？！,;:?!…")
+BRACKETS = dict(zip("《“‘（(「『【[〈〔", "》”’）)」』】]〉〕"))
+
+
+def _encloses(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start]`` opens a bracket that ``text[end - 1]`` closes."""
+    opener, closer = text[start], BRACKETS.get(text[start])
+    if closer is None or text[end - 1] != closer or end - start < 2:
+        return False
+    depth = 0
+    for char in text[start:end - 1]:
+        depth += (char == opener) - (char == closer)
+        if depth == 0:
+            return False
+    return True
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` without clause punctuation, enclosing brackets or quotes, and unpaired
+    ones at its ends (“洗尘” → 洗尘, 《龙江颂》 → 龙江颂, f(x) stays); empty when nothing else is left."""
+    closers = set(BRACKETS.values())
+    while start < end:
+        first, last, inside = text[start], text[end - 1], text[start:end]
+        if _encloses(text, start, end):
+            start, end = start + 1, end - 1
+        elif first in CLAUSE_PUNCTUATION or first in closers or (first in BRACKETS and BRACKETS[first] not in inside[1:]):
+            start += 1
+        elif last in CLAUSE_PUNCTUATION or last in BRACKETS or (last in closers and not any(
+            o in inside[:-1] for o, c in BRACKETS.items() if c == last
+        )):
+            end -= 1
+        else:
+            break
+    return start, end
+
+
 def best_answers(
     passages: Sequence[str],
     window_spans: Iterable[tuple[int, Window, Sequence[int], Sequence[int], Sequence[float]]],
@@ -189,17 +227,21 @@ def best_answers(
     """Merge the per-window top spans into the ``k`` best answers over all windows and passages.
 
     ``window_spans`` yields ``(passage_index, window, starts, ends, scores)`` with offsets
-    inside the window. The same span seen by two overlapping windows counts once (its best
-    score). With ``aggregate="sum"``, answers with the same text in different passages add
-    their scores (evidence from several passages), clipped to 1; the position reported is
-    that of the best-scoring occurrence.
+    inside the window. Each span is trimmed (:func:`trim_span`), and the same span seen by two
+    overlapping windows, or left by trimming two, counts once (its best score). With
+    ``aggregate="sum"``, answers with the same text in different passages add their scores
+    (evidence from several passages: a ranking, no longer a probability); the position
+    reported is that of the best-scoring occurrence.
     """
     best: dict[tuple[int, int, int], float] = {}
     for passage_index, window, starts, ends, scores in window_spans:
         for start, end, score in zip(starts, ends, scores):
             if score < 0 or end <= start or end > window.length:
                 continue
-            key = (passage_index, window.offset + int(start), window.offset + int(end))
+            start, end = trim_span(passages[passage_index], window.offset + int(start), window.offset + int(end))
+            if start == end:
+                continue
+            key = (passage_index, start, end)
             best[key] = max(best.get(key, 0.0), float(score))
     spans = sorted(best.items(), key=lambda item: -item[1])
     if aggregate == "max":

@@ -38,7 +38,7 @@ SIGNATURE = {
     "inputs": {"flux": f"float32 [N, {LAMOST.npix}] on the LAMOST grid, 0 = masked"},
     "outputs": {
         "probabilities": f"float32 [N, {len(CLASSES)}] in the order of 'classes'",
-        "label": "string [N]",
+        "label": "string [N]: the likeliest class; for an ambiguous one (AMBIGUOUS_CLASS), the astrophysical class whose templates fit best",
         "z": "float32 [N]: redshift from the template fit of the label's class (of the likeliest astrophysical class for UNKNOWN; a star's is its radial velocity / c)",
         "z_err": "float32 [N]: 1σ uncertainty of z",
         "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one (float32 max for stars)",
@@ -48,10 +48,12 @@ SIGNATURE = {
         "zwarning": "int32 [N]: bit mask, names in 'zwarning_bits'",
     },
 }
+# Below this top probability a class is ambiguous: the template fits decide it (Redrock's way).
+AMBIGUOUS_PROBABILITY = 0.6
 # Like SDSS's ZWARNING and Redrock's ZWARN: 0 means nothing suspicious.
 ZWARNING_BITS = {
     "LOW_SNR": 1,  # median S/N per pixel below 2
-    "AMBIGUOUS_CLASS": 2,  # the likeliest class has probability below 0.6
+    "AMBIGUOUS_CLASS": 2,  # the likeliest class has probability below AMBIGUOUS_PROBABILITY
     "SMALL_DELTA_CHI2": 4,  # another redshift fits almost as well (Δχ² < 9)
     "Z_AT_EDGE": 8,  # the best redshift sits at the edge of the scanned range
     "HEAVILY_MASKED": 16,  # more than 20 % of the pixels masked
@@ -230,6 +232,11 @@ def real_sky_report(spectra: list, outputs: dict) -> dict:
     }
 
 
+def _label_indices(outputs: dict) -> np.ndarray:
+    """The exported graph's labels (what the service answers) as indices into CLASSES."""
+    return np.array([CLASSES.index(label.decode()) for label in outputs["label"]])
+
+
 def evaluate_saved_model(version_dir: Path, data_dir: Path, test_per_class: int, cache_dir: Path) -> dict:
     """The synthetic test split, the real BOSS/DESI spectra (classes, redshifts) and the real LAMOST
     stars (classes, MK letters), each through the exported graph."""
@@ -237,10 +244,10 @@ def evaluate_saved_model(version_dir: Path, data_dir: Path, test_per_class: int,
     predict = lambda x: serve(flux=tf.constant(x, tf.float32))  # noqa: E731
     test_x, test_y = load_split(data_dir, cache_dir, "test", test_per_class)
     synthetic = _predict(predict, test_x, desc="synthetic test")
-    metrics = {"synthetic_test": classification_report(test_y, synthetic["probabilities"].argmax(axis=1), CLASSES)}
+    metrics = {"synthetic_test": classification_report(test_y, _label_indices(synthetic), CLASSES)}
     stars = load_lamost_stars(data_dir)
     out = _predict(predict, np.stack([s.flux for s in stars]), desc="real LAMOST stars")
-    labels = out["probabilities"].argmax(axis=1)
+    labels = _label_indices(out)
     metrics["lamost_real_stars"] = {
         "n": len(stars),
         "accuracy": round(float(np.mean(labels == CLASSES.index("STAR"))), 4),
@@ -292,29 +299,43 @@ class SpectrumAnalysis(tf.Module):
         probabilities = self.model(flux, training=False)
         label = tf.argmax(probabilities, axis=1, output_type=tf.int32)
         normalised, weights, median_snr = spectrum_weights(flux)
+        unknown = label == CLASSES.index("UNKNOWN")
+        ambiguous = (tf.reduce_max(probabilities, axis=1) < AMBIGUOUS_PROBABILITY) & ~unknown
         # Each spectrum gets one fit: its label's, or for UNKNOWN that of the likeliest astrophysical
         # class. Fitting only those rows makes a batch cost one fit per spectrum, not three.
-        fit_class = tf.where(label == CLASSES.index("UNKNOWN"), tf.argmax(probabilities[:, :3], axis=1, output_type=tf.int32), label)
+        fit_class = tf.where(unknown, tf.argmax(probabilities[:, :3], axis=1, output_type=tf.int32), label)
         fitters = {"STAR": self.stars, **self.scans}
         # Outputs a fit does not give keep these (finite, so every output is valid JSON: no other
         # redshift fits at all is the largest float32).
-        outputs = {"z": 0.0, "z_err": 0.0, "delta_chi2": float(np.finfo(np.float32).max), "at_edge": False, "subtype": "", "template": ""}
+        outputs = {"z": 0.0, "z_err": 0.0, "chi2": 0.0, "delta_chi2": float(np.finfo(np.float32).max), "at_edge": False, "subtype": "", "template": ""}
         merged = {key: tf.fill(tf.shape(label), tf.constant(default)) for key, default in outputs.items()}
+
+        def fill(found: dict, rows: tf.Tensor) -> dict:
+            return {key: found.get(key, tf.fill(tf.shape(rows)[:1], tf.constant(default))) for key, default in outputs.items()}
+
         for name, fit in fitters.items():
-            rows = tf.where(fit_class == CLASSES.index(name))
-            found = fit(tf.gather_nd(normalised, rows), tf.gather_nd(weights, rows))
-            for key in outputs:
-                if key in found:
-                    merged[key] = tf.tensor_scatter_nd_update(merged[key], rows, found[key])
+            rows = tf.where((fit_class == CLASSES.index(name)) & ~ambiguous)
+            found = fill(fit(tf.gather_nd(normalised, rows), tf.gather_nd(weights, rows)), rows)
+            merged = {key: tf.tensor_scatter_nd_update(merged[key], rows, found[key]) for key in outputs}
+        # An ambiguous class gets all three fits, over the same pixels (the stellar fit's: not the
+        # telluric bands or the blue end), and the class with the smallest χ² wins.
+        rows = tf.where(ambiguous)
+        pixels = tf.gather_nd(weights, rows) * self.stars.fit_mask
+        fits = [fill(fit(tf.gather_nd(normalised, rows), pixels), rows) for fit in fitters.values()]
+        best = tf.argmin(tf.stack([f["chi2"] for f in fits], axis=1), axis=1, output_type=tf.int32)
+        label = tf.tensor_scatter_nd_update(label, rows, best)  # fitters are in CLASSES' order
+        for key in outputs:
+            chosen = tf.gather(tf.stack([f[key] for f in fits], axis=1), best, batch_dims=1)
+            merged[key] = tf.tensor_scatter_nd_update(merged[key], rows, chosen)
         masked = tf.reduce_mean(tf.cast(flux == 0, tf.float32), axis=1)
         bits = ZWARNING_BITS
         zwarning = (
             bits["LOW_SNR"] * tf.cast(median_snr < 2.0, tf.int32)
-            + bits["AMBIGUOUS_CLASS"] * tf.cast(tf.reduce_max(probabilities, axis=1) < 0.6, tf.int32)
+            + bits["AMBIGUOUS_CLASS"] * tf.cast(tf.reduce_max(probabilities, axis=1) < AMBIGUOUS_PROBABILITY, tf.int32)
             + bits["SMALL_DELTA_CHI2"] * tf.cast(merged["delta_chi2"] < 9.0, tf.int32)
             + bits["Z_AT_EDGE"] * tf.cast(merged["at_edge"], tf.int32)
             + bits["HEAVILY_MASKED"] * tf.cast(masked > 0.2, tf.int32)
-            + bits["UNCLASSIFIED"] * tf.cast(label == CLASSES.index("UNKNOWN"), tf.int32)
+            + bits["UNCLASSIFIED"] * tf.cast(unknown, tf.int32)
         )
         return {
             "probabilities": probabilities,

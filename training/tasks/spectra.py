@@ -9,6 +9,7 @@ probabilities.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from training import model_store
 from training.augment import mixup
+from training.data import spectra as spectra_simulator
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.spectra import CLASSES, Templates, read_templates, simulate
@@ -103,8 +105,11 @@ def build_model(config: Config, name: str = "spectrum_classifier") -> keras.Mode
 
 
 def load_split(data_dir: Path, cache_dir: Path, split: str, n_per_class: int) -> tuple[np.ndarray, np.ndarray]:
-    """Simulated spectra of one split, cached as ``.npz`` (the simulator is deterministic by seed)."""
-    cache = cache_dir / f"{split}-{n_per_class}.npz"
+    """Simulated spectra of one split, cached as ``.npz`` (the simulator is deterministic by seed);
+    the cache's name carries a digest of the simulator's source, so a changed simulator is not
+    read from an old cache."""
+    simulator = hashlib.sha1(Path(spectra_simulator.__file__).read_bytes()).hexdigest()[:10]
+    cache = cache_dir / f"{split}-{n_per_class}-{simulator}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["flux"], data["labels"]

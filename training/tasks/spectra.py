@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from training import model_store
 from training.augment import mixup
-from training.data import spectra as spectra_simulator
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
+from training.data import spectra as spectra_simulator
 from training.data.spectra import CLASSES, Templates, read_templates, simulate
 from training.data.spectra_real import load_lamost_stars, load_real_validation
 from training.layers.residual_conv1d import ResidualConv1D

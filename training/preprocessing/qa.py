@@ -184,6 +184,7 @@ class Answer(NamedTuple):
 # abbreviations, numbers and percentages) and quotes or brackets that do not enclose a part of it.
 CLAUSE_PUNCTUATION = frozenset("，。、；：？！,;:?!…")
 BRACKETS = dict(zip("《“‘（(「『【[〈〔", "》”’）)」』】]〉〕"))
+OPENERS = {closer: opener for opener, closer in BRACKETS.items()}
 
 
 def _encloses(text: str, start: int, end: int) -> bool:
@@ -202,16 +203,13 @@ def _encloses(text: str, start: int, end: int) -> bool:
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     """``text[start:end]`` without clause punctuation, enclosing brackets or quotes, and unpaired
     ones at its ends (“洗尘” → 洗尘, 《龙江颂》 → 龙江颂, f(x) stays); empty when nothing else is left."""
-    closers = set(BRACKETS.values())
     while start < end:
         first, last, inside = text[start], text[end - 1], text[start:end]
         if _encloses(text, start, end):
             start, end = start + 1, end - 1
-        elif first in CLAUSE_PUNCTUATION or first in closers or (first in BRACKETS and BRACKETS[first] not in inside[1:]):
+        elif first in CLAUSE_PUNCTUATION or first in OPENERS or (first in BRACKETS and BRACKETS[first] not in inside[1:]):
             start += 1
-        elif last in CLAUSE_PUNCTUATION or last in BRACKETS or (last in closers and not any(
-            o in inside[:-1] for o, c in BRACKETS.items() if c == last
-        )):
+        elif last in CLAUSE_PUNCTUATION or last in BRACKETS or (last in OPENERS and OPENERS[last] not in inside[:-1]):
             end -= 1
         else:
             break

@@ -39,7 +39,9 @@ def _check_results(body: dict, n: int) -> None:
         assert result["label"] in CLASSES
         assert set(result["probabilities"]) == set(CLASSES)
         assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-        assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
+        likeliest = max(result["probabilities"], key=result["probabilities"].get)
+        # an ambiguous class is decided by the template fits (docs/spectra.md)
+        assert result["label"] == likeliest or "AMBIGUOUS_CLASS" in result["warnings"]
         assert isinstance(result["warning"], int) and set(result["warnings"]) <= set(ZWARNING_BITS)
         assert sum(ZWARNING_BITS[name] for name in result["warnings"]) == result["warning"]
         if result["label"] == "UNKNOWN":

@@ -157,12 +157,16 @@ def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectr
     likeliest = [CLASSES[i] for i in out["probabilities"].numpy().argmax(axis=1)]
     ambiguous = out["zwarning"].numpy() & spectra.ZWARNING_BITS["AMBIGUOUS_CLASS"]
     for label, top, doubt in zip(out["label"].numpy(), likeliest, ambiguous):
-        assert label.decode() == top if not doubt or top == "UNKNOWN" else label.decode() in CLASSES[:3]
+        assert label.decode() == top if not doubt else label.decode() in (*CLASSES[:3], top)
     # The fits in the graph answer what the same modules answer in process.
     in_process = spectra.SpectrumAnalysis(model, spectra_data / "templates")(tf.constant(flux))
     # (graph and eager FFTs round differently; z's sub-pixel parabola feels it at ~1e-5 of a pixel's 2e-4)
-    for key, atol in (("z", 1e-4), ("z_err", 1e-4), ("median_snr", 1e-4)):
+    for key, atol in (("z", 1e-4), ("median_snr", 1e-4)):
         np.testing.assert_allclose(out[key].numpy(), in_process[key].numpy(), rtol=1e-3, atol=atol)
+    # z_err comes from the χ² parabola's curvature, a difference of nearly equal float32 χ² values: for
+    # a poor fit (this barely trained classifier sends noise to the quasar scan) rounding alone can
+    # move it by a factor of ~2, so only its scale is compared.
+    np.testing.assert_array_less(np.abs(np.log(out["z_err"].numpy() / in_process["z_err"].numpy())), np.log(3.0))
     for key in ("subtype", "stellar_template", "zwarning", "label"):
         np.testing.assert_array_equal(out[key].numpy(), in_process[key].numpy())
 
@@ -187,12 +191,23 @@ def test_an_ensemble_export_averages_its_members(tiny_spectra_run, spectra_data,
     np.testing.assert_allclose(serve(flux=tf.constant(flux))["probabilities"].numpy(), single(flux).numpy(), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("probabilities, label", [([0.45, 0.3, 0.1, 0.15], "GALAXY"), ([0.9, 0.05, 0.03, 0.02], "STAR")])
-def test_an_ambiguous_class_is_decided_by_the_template_fits(spectra_data, probabilities, label):
-    # A galaxy at z 0.3 from the eigenbasis the redshift scan uses, under a stand-in classifier
-    # with fixed probabilities: ambiguous (top < 0.6), the fits call it a galaxy; confident, STAR stays.
+@pytest.mark.parametrize(
+    "probabilities, featureless, label",
+    [
+        ([0.45, 0.3, 0.1, 0.15], False, "GALAXY"),
+        ([0.9, 0.05, 0.03, 0.02], False, "STAR"),
+        ([0.1, 0.25, 0.1, 0.55], False, "GALAXY"),  # a doubtful UNKNOWN with features is decided too
+        ([0.1, 0.25, 0.1, 0.55], True, "UNKNOWN"),  # … one without stays UNKNOWN
+    ],
+)
+def test_an_ambiguous_class_is_decided_by_the_template_fits(spectra_data, probabilities, featureless, label):
+    # A galaxy at z 0.3 from the eigenbasis the redshift scan uses (or a smooth continuum of the
+    # same brightness), under a stand-in classifier with fixed probabilities: ambiguous (top < 0.6),
+    # the fits call it a galaxy; confident, STAR stays.
     basis = read_templates(spectra_data / "templates" / spectra.REDSHIFT_TEMPLATES["GALAXY"][0])
     flux = redshift_onto_grid(basis, basis.flux[:1] + 0.3 * basis.flux[1:2], np.array([0.3]))
+    if featureless:
+        flux = np.full_like(flux, np.median(flux)) * np.linspace(0.8, 1.2, flux.shape[1])
     flux = flux + np.random.default_rng(5).normal(0, 0.02 * np.median(flux), flux.shape)
     inputs = keras.Input((LAMOST.npix,))
     fixed = keras.layers.Lambda(lambda x: tf.tile(tf.constant([probabilities]), [tf.shape(x)[0], 1]))(inputs)
@@ -200,6 +215,7 @@ def test_an_ambiguous_class_is_decided_by_the_template_fits(spectra_data, probab
     out = analysis(tf.constant(flux, tf.float32))
     assert out["label"].numpy()[0].decode() == label
     assert bool(out["zwarning"].numpy()[0] & spectra.ZWARNING_BITS["AMBIGUOUS_CLASS"]) == (max(probabilities) < 0.6)
+    assert bool(out["zwarning"].numpy()[0] & spectra.ZWARNING_BITS["UNCLASSIFIED"]) == (label == "UNKNOWN")
     if label == "GALAXY":
         assert out["z"].numpy()[0] == pytest.approx(0.3, abs=2e-3)
         assert out["probabilities"].numpy()[0] == pytest.approx(probabilities)  # the classifier's, as they were

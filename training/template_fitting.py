@@ -288,6 +288,11 @@ class StellarFit(tf.Module):
         ff = tf.reduce_sum(weights * flux * flux, axis=-1)
         return _least_squares_chi2(matrix, vector, ff)
 
+    def continuum_chi2(self, flux: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """χ² of the polynomial alone, a smooth continuum without lines: ``[B]`` (a template must
+        beat it by much for a spectrum to have features)."""
+        return self._fit(flux, weights * self.fit_mask, tf.ones((1, self.npix)))[:, 0]
+
     def _velocity_scan(self, flux, weights, best):
         """χ² of each spectrum's template ``best`` ``[B]`` at every shift within ±max_shift pixels,
         and the parabola through its minimum (see ``_parabola_minimum``)."""

@@ -40,7 +40,7 @@ SIGNATURE = {
     "inputs": {"flux": f"float32 [N, {LAMOST.npix}] on the LAMOST grid, 0 = masked"},
     "outputs": {
         "probabilities": f"float32 [N, {len(CLASSES)}] in the order of 'classes'",
-        "label": "string [N]: the likeliest class; for an ambiguous one (AMBIGUOUS_CLASS), the astrophysical class whose templates fit best",
+        "label": "string [N]: the likeliest class; for an ambiguous one (AMBIGUOUS_CLASS), the astrophysical class whose templates fit best (for UNKNOWN only if a template finds features: FEATURE_DELTA_CHI2)",
         "z": "float32 [N]: redshift from the template fit of the label's class (of the likeliest astrophysical class for UNKNOWN; a star's is its radial velocity / c)",
         "z_err": "float32 [N]: 1σ uncertainty of z",
         "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one (float32 max for stars)",
@@ -52,6 +52,10 @@ SIGNATURE = {
 }
 # Below this top probability a class is ambiguous: the template fits decide it (Redrock's way).
 AMBIGUOUS_PROBABILITY = 0.6
+# An ambiguous UNKNOWN is decided by the fits too when its best template beats a smooth
+# continuum by this much (features found at ~10σ) and it is not heavily masked.
+FEATURE_DELTA_CHI2 = 100.0
+HEAVILY_MASKED_SHARE = 0.2  # of the pixels
 # Like SDSS's ZWARNING and Redrock's ZWARN: 0 means nothing suspicious.
 ZWARNING_BITS = {
     "LOW_SNR": 1,  # median S/N per pixel below 2
@@ -302,45 +306,53 @@ class SpectrumAnalysis(tf.Module):
 
     def __call__(self, flux: tf.Tensor) -> dict[str, tf.Tensor]:
         probabilities = self.model(flux, training=False)
-        label = tf.argmax(probabilities, axis=1, output_type=tf.int32)
+        likeliest = tf.argmax(probabilities, axis=1, output_type=tf.int32)
         normalised, weights, median_snr = spectrum_weights(flux)
-        unknown = label == CLASSES.index("UNKNOWN")
-        ambiguous = (tf.reduce_max(probabilities, axis=1) < AMBIGUOUS_PROBABILITY) & ~unknown
+        unknown = likeliest == CLASSES.index("UNKNOWN")
+        ambiguous = tf.reduce_max(probabilities, axis=1) < AMBIGUOUS_PROBABILITY
+        masked = tf.reduce_mean(tf.cast(flux == 0, tf.float32), axis=1)
         # Each spectrum gets one fit: its label's, or for UNKNOWN that of the likeliest astrophysical
         # class. Fitting only those rows makes a batch cost one fit per spectrum, not three.
-        fit_class = tf.where(unknown, tf.argmax(probabilities[:, :3], axis=1, output_type=tf.int32), label)
+        fit_class = tf.where(unknown, tf.argmax(probabilities[:, :3], axis=1, output_type=tf.int32), likeliest)
         fitters = {"STAR": self.stars, **self.scans}
         # Outputs a fit does not give keep these (finite, so every output is valid JSON: no other
         # redshift fits at all is the largest float32).
         outputs = {"z": 0.0, "z_err": 0.0, "chi2": 0.0, "delta_chi2": float(np.finfo(np.float32).max), "at_edge": False, "subtype": "", "template": ""}
-        merged = {key: tf.fill(tf.shape(label), tf.constant(default)) for key, default in outputs.items()}
+        merged = {key: tf.fill(tf.shape(likeliest), tf.constant(default)) for key, default in outputs.items()}
 
         def fill(found: dict, rows: tf.Tensor) -> dict:
             return {key: found.get(key, tf.fill(tf.shape(rows)[:1], tf.constant(default))) for key, default in outputs.items()}
 
         for name, fit in fitters.items():
-            rows = tf.where((fit_class == CLASSES.index(name)) & ~ambiguous)
+            rows = tf.where((fit_class == CLASSES.index(name)) & (unknown | ~ambiguous))
             found = fill(fit(tf.gather_nd(normalised, rows), tf.gather_nd(weights, rows)), rows)
             merged = {key: tf.tensor_scatter_nd_update(merged[key], rows, found[key]) for key in outputs}
         # An ambiguous class gets all three fits, over the same pixels (the stellar fit's: not the
-        # telluric bands or the blue end), and the class with the smallest χ² wins.
+        # telluric bands or the blue end), and the class with the smallest χ² wins. A doubtful
+        # UNKNOWN is decided so too when the spectrum has features: not heavily masked, and the
+        # best template beating a smooth continuum by FEATURE_DELTA_CHI2.
         rows = tf.where(ambiguous)
-        pixels = tf.gather_nd(weights, rows) * self.stars.fit_mask
-        fits = [fill(fit(tf.gather_nd(normalised, rows), pixels), rows) for fit in fitters.values()]
-        best = tf.argmin(tf.stack([f["chi2"] for f in fits], axis=1), axis=1, output_type=tf.int32)
-        label = tf.tensor_scatter_nd_update(label, rows, best)  # fitters are in CLASSES' order
+        spectra, pixels = tf.gather_nd(normalised, rows), tf.gather_nd(weights, rows) * self.stars.fit_mask
+        fits = [fill(fit(spectra, pixels), rows) for fit in fitters.values()]
+        chi2 = tf.stack([f["chi2"] for f in fits], axis=1)
+        has_features = (self.stars.continuum_chi2(spectra, pixels) - tf.reduce_min(chi2, axis=1) > FEATURE_DELTA_CHI2) & (
+            tf.gather_nd(masked, rows) <= HEAVILY_MASKED_SHARE
+        )
+        decided = ~tf.gather_nd(unknown, rows) | has_features
+        best = tf.argmin(chi2, axis=1, output_type=tf.int32)  # fitters are in CLASSES' order
+        decided_rows = tf.boolean_mask(rows, decided)
+        label = tf.tensor_scatter_nd_update(likeliest, decided_rows, tf.boolean_mask(best, decided))
         for key in outputs:
             chosen = tf.gather(tf.stack([f[key] for f in fits], axis=1), best, batch_dims=1)
-            merged[key] = tf.tensor_scatter_nd_update(merged[key], rows, chosen)
-        masked = tf.reduce_mean(tf.cast(flux == 0, tf.float32), axis=1)
+            merged[key] = tf.tensor_scatter_nd_update(merged[key], decided_rows, tf.boolean_mask(chosen, decided))
         bits = ZWARNING_BITS
         zwarning = (
             bits["LOW_SNR"] * tf.cast(median_snr < 2.0, tf.int32)
-            + bits["AMBIGUOUS_CLASS"] * tf.cast(tf.reduce_max(probabilities, axis=1) < AMBIGUOUS_PROBABILITY, tf.int32)
+            + bits["AMBIGUOUS_CLASS"] * tf.cast(ambiguous, tf.int32)
             + bits["SMALL_DELTA_CHI2"] * tf.cast(merged["delta_chi2"] < 9.0, tf.int32)
             + bits["Z_AT_EDGE"] * tf.cast(merged["at_edge"], tf.int32)
-            + bits["HEAVILY_MASKED"] * tf.cast(masked > 0.2, tf.int32)
-            + bits["UNCLASSIFIED"] * tf.cast(unknown, tf.int32)
+            + bits["HEAVILY_MASKED"] * tf.cast(masked > HEAVILY_MASKED_SHARE, tf.int32)
+            + bits["UNCLASSIFIED"] * tf.cast(label == CLASSES.index("UNKNOWN"), tf.int32)
         )
         return {
             "probabilities": probabilities,

@@ -140,8 +140,10 @@ def test_real_sky_metrics():
     assert report["per_class"]["QSO"]["precision"] == 0.5
     assert report["balanced_recall"] == pytest.approx((0.5 + 1 + 0) / 3, abs=1e-4)
     assert report["confusion"]["STAR"] == {"STAR": 1, "UNKNOWN": 1}
-    z = spectra.redshift_report(np.array([1.0, 2.0, 0.5]), np.array([1.01, 2.5, 0.5]))
+    z = spectra.redshift_report(np.array([1.0, 2.0, 0.5]), np.array([1.01, 2.5, 0.5]), np.array([0.02, 0.01, 0.001]))
     assert z["within_6000_km_s"] == pytest.approx(2 / 3, abs=1e-4) and z["catastrophic_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    # of the two within 6,000 km/s, |Δz| 0.01 against z_err 0.02 (inside) and 0 against 0.001
+    assert z["within_z_err"] == 1.0 and z["median_abs_dz_over_z_err"] == pytest.approx(0.25)
     letters = spectra.subtype_report(["G2", "K5", "A0", "M1"], ["G", "G", "F", "K"])
     assert letters["letter_accuracy"] == 0.25 and letters["within_one_letter"] == 1.0
 

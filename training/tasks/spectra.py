@@ -194,16 +194,21 @@ def train(args: argparse.Namespace) -> None:
 MK_ORDER = "OBAFGKM"
 
 
-def redshift_report(true_z: np.ndarray, z: np.ndarray) -> dict:
+def redshift_report(true_z: np.ndarray, z: np.ndarray, z_err: np.ndarray) -> dict:
     """Share within 6,000 km/s (|Δz| / (1 + z) < 0.02, QuasarNET's criterion), its complement (the
-    catastrophic rate) and the median |Δz| / (1 + z)."""
+    catastrophic rate) and the median |Δz| / (1 + z); and whether ``z_err`` is an honest 1σ among
+    those within: the share with |Δz| ≤ z_err (0.68 if it were) and the median |Δz| / z_err (0.67)."""
     error = np.abs(z - true_z) / (1 + true_z)
-    within = float(np.mean(error < 0.02)) if len(error) else 0.0
+    within = error < 0.02
+    pulls = np.abs(z - true_z)[within] / np.maximum(z_err[within], 1e-12)
+    share = lambda x: round(float(np.mean(x)), 4) if len(x) else 0.0  # noqa: E731
     return {
         "n": int(len(error)),
-        "within_6000_km_s": round(within, 4),
-        "catastrophic_rate": round(1 - within, 4) if len(error) else 0.0,
+        "within_6000_km_s": share(within),
+        "catastrophic_rate": round(1 - share(within), 4) if len(error) else 0.0,
         "median_abs_dz_over_1pz": round(float(np.median(error)), 6) if len(error) else 0.0,
+        "within_z_err": share(pulls <= 1),
+        "median_abs_dz_over_z_err": round(float(np.median(pulls)), 3) if len(pulls) else 0.0,
     }
 
 
@@ -236,8 +241,10 @@ def real_sky_report(spectra: list, outputs: dict) -> dict:
     return {
         "all": {**recall_report(labels, predicted, CLASSES), "unknown": predicted.count("UNKNOWN")},
         "bright": {**recall_report(pick(bright, labels), pick(bright, predicted), CLASSES), "unknown": pick(bright, predicted).count("UNKNOWN"), "min_median_snr": BRIGHT_SNR},
-        "redshift_all": redshift_report(true_z[extragalactic], outputs["z"][extragalactic]),
-        "redshift_bright": redshift_report(true_z[extragalactic & bright], outputs["z"][extragalactic & bright]),
+        **{
+            f"redshift_{part}": redshift_report(true_z[rows], outputs["z"][rows], outputs["z_err"][rows])
+            for part, rows in (("all", extragalactic), ("bright", extragalactic & bright))
+        },
     }
 
 
@@ -436,7 +443,8 @@ def evaluate(args: argparse.Namespace) -> None:
             print(f"  confusion (true → predicted): {r['confusion']}")
             z = real[f"redshift_{part}"]
             print(f"  redshift of {z['n']} galaxies and quasars: {z['within_6000_km_s']:.4f} within 6,000 km/s, "
-                  f"median |Δz|/(1+z) {z['median_abs_dz_over_1pz']:.6f}")
+                  f"median |Δz|/(1+z) {z['median_abs_dz_over_1pz']:.6f}; of those within, {z['within_z_err']:.2f} "
+                  f"within z_err (median |Δz|/z_err {z['median_abs_dz_over_z_err']:.2f})")
     print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}, ensure_ascii=False))
 
 

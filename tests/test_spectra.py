@@ -187,6 +187,7 @@ def test_an_ensemble_export_averages_its_members(tiny_spectra_run, spectra_data,
     ])
     manifest = model_store.read_manifest(tmp_path / "spectra" / "1")
     assert [m["run_dir"] for m in manifest["ensemble"]] == [str(tiny_spectra_run)] * 2
+    assert set(manifest["z_systematic"]) == {"GALAXY", "QSO"} and min(manifest["z_systematic"].values()) >= 0
     flux, _ = simulate(Templates.load(spectra_data / "templates", "dev"), 2, seed=12)
     serve = tf.saved_model.load(str(tmp_path / "spectra" / "1")).signatures["serving_default"]
     single = spectra.load_classifier(tiny_spectra_run)

@@ -14,6 +14,7 @@ from training.template_fitting import (
     _window_sum,
     mk_letter,
     spectrum_weights,
+    template_systematic,
 )
 
 
@@ -52,6 +53,28 @@ def test_redshift_scan_recovers_the_redshift(templates, name, z_min, z_max, z):
     assert out["z"].numpy()[0] == pytest.approx(z, abs=2e-3 * (1 + z))
     assert 0 < out["z_err"].numpy()[0] < 0.01
     assert out["delta_chi2"].numpy()[0] > 9 and not out["at_edge"].numpy()[0]
+
+
+def test_a_template_systematic_widens_z_err_in_quadrature(templates):
+    basis = read_templates(templates / "spEigenQSO-55732.fits")
+    observed = redshift_onto_grid(basis, basis.flux[:1], np.array([2.0]))
+    noisy = observed + np.random.default_rng(4).normal(0, 0.05 * np.median(observed), observed.shape)
+    inputs = spectrum_weights(tf.constant(noisy, tf.float32))[:2]
+    statistical = RedshiftScan(basis, 0.05, 5.0)(*inputs)
+    widened = RedshiftScan(basis, 0.05, 5.0, systematic=7e-4)(*inputs)
+    assert widened["z"].numpy()[0] == statistical["z"].numpy()[0]
+    expected = np.hypot(statistical["z_err"].numpy()[0], 7e-4 * (1 + statistical["z"].numpy()[0]))
+    assert widened["z_err"].numpy()[0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_template_systematic_measures_how_far_other_templates_are_put(templates):
+    # Spectra from the scan's own basis come back where they were made; from a copy of it moved by
+    # two pixels (2e-4 dex), 10^2e-4 − 1 = 4.6e-4 in (1 + z) away: a robust σ of 1.4826 × that.
+    basis = read_templates(templates / "spEigenGal-56436.fits")
+    scan = RedshiftScan(basis, -0.005, 1.5)
+    moved = TemplateSet(basis.name, LogGrid(basis.grid.loglam0 + 2e-4, basis.grid.dloglam, basis.grid.npix), basis.flux)
+    assert template_systematic(scan, [(basis, 0.05, 0.6)], n=40) < 5e-5
+    assert template_systematic(scan, [(moved, 0.05, 0.6)], n=40) == pytest.approx(1.4826 * (10**2e-4 - 1), rel=0.1)
 
 
 def test_redshift_scan_refuses_templates_that_do_not_cover_the_range(templates):

@@ -201,7 +201,7 @@ class SpectrumResult(BaseModel):
         description="redshift from a template χ² fit (SDSS/BOSS eigenspectra) for GALAXY and QSO; a STAR's radial "
         "velocity / c; null for UNKNOWN",
     )
-    z_err: float | None = Field(None, description="statistical 1σ uncertainty of z (χ² curvature, like Redrock's ZERR; template systematics not included)")
+    z_err: float | None = Field(None, description="1σ uncertainty of z: the fit's statistical one (χ² curvature) and the templates' systematic in quadrature")
     subtype: str | None = Field(
         None, description="for a STAR, the MK letter (O, B, A, F, G, K, M) of the best-fitting stellar template; '' for "
         "templates without one (white dwarfs, carbon stars, L dwarfs); null for other classes"

@@ -169,14 +169,18 @@ def _stars(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarray
     return out
 
 
-def _from_eigenbases(bases: list[tuple[TemplateSet, float, float]], n: int, rng: np.random.Generator):
+def eigenbasis_spectra(
+    bases: list[tuple[TemplateSet, float, float]], n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` noiseless spectra on the model grid from eigenbases (each with the redshift range it
+    covers, one chosen per spectrum), and their redshifts."""
     which = rng.integers(0, len(bases), n)
-    out = np.empty((n, LAMOST.npix))
+    out, z = np.empty((n, LAMOST.npix)), np.empty(n)
     for k, (tset, z_min, z_max) in enumerate(bases):
         rows = np.flatnonzero(which == k)
-        z = rng.uniform(z_min, z_max, len(rows))
-        out[rows] = redshift_onto_grid(tset, _positive_combinations(tset.flux, len(rows), rng), z)
-    return out
+        z[rows] = rng.uniform(z_min, z_max, len(rows))
+        out[rows] = redshift_onto_grid(tset, _positive_combinations(tset.flux, len(rows), rng), z[rows])
+    return out, z
 
 
 def _emission_lines(wavelength: np.ndarray, z: np.ndarray, continuum: np.ndarray, rng: np.random.Generator) -> np.ndarray:

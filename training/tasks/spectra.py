@@ -31,7 +31,7 @@ from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
 from training.metrics import classification_report, recall_report
 from training.preprocessing.spectra import LAMOST
-from training.template_fitting import RedshiftScan, StellarFit, spectrum_weights
+from training.template_fitting import RedshiftScan, StellarFit, spectrum_weights, template_systematic
 
 TASK = "spectra"
 SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3}
@@ -42,7 +42,7 @@ SIGNATURE = {
         "probabilities": f"float32 [N, {len(CLASSES)}] in the order of 'classes'",
         "label": "string [N]: the likeliest class; for an ambiguous one (AMBIGUOUS_CLASS), the astrophysical class whose templates fit best (for UNKNOWN only if a template finds features: FEATURE_DELTA_CHI2)",
         "z": "float32 [N]: redshift from the template fit of the label's class (of the likeliest astrophysical class for UNKNOWN; a star's is its radial velocity / c)",
-        "z_err": "float32 [N]: 1σ uncertainty of z",
+        "z_err": "float32 [N]: 1σ uncertainty of z: the fit's statistical one and the template systematic (z_systematic) in quadrature",
         "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one (float32 max for stars)",
         "subtype": "string [N]: for STAR, the MK letter of the best-fitting stellar template ('' for templates without one, and for other classes)",
         "stellar_template": "string [N]: for STAR, the best-fitting stellar template's name ('' for other classes)",
@@ -297,17 +297,29 @@ def _headline(metrics: dict) -> dict:
     return headline
 
 
+def redshift_scan(templates_dir: Path, name: str, systematic: float = 0.0) -> RedshiftScan:
+    """The redshift scan of class ``name`` (REDSHIFT_TEMPLATES)."""
+    path, z_min, z_max, step = REDSHIFT_TEMPLATES[name]
+    return RedshiftScan(read_templates(templates_dir / path), z_min, z_max, coarse_step=step, systematic=systematic)
+
+
+def z_systematics(templates_dir: Path) -> dict[str, float]:
+    """Each scan's template systematic in Δz / (1 + z), measured on spectra made from the training
+    split's eigenbases (other templates than the scans'): galaxies at z 0–0.8, quasars over each
+    basis's range."""
+    training = Templates.load(templates_dir, "train")
+    others = {"GALAXY": [(basis, 0.0, 0.8) for basis in training.galaxies], "QSO": training.quasars}
+    return {name: round(template_systematic(redshift_scan(templates_dir, name), others[name]), 6) for name in REDSHIFT_TEMPLATES}
+
+
 class SpectrumAnalysis(tf.Module):
     """The classifier's probabilities, with the redshift and stellar fits and the warning bits
     (everything the exported graph answers)."""
 
-    def __init__(self, model: keras.Model, templates_dir: Path):
+    def __init__(self, model: keras.Model, templates_dir: Path, z_systematic: dict[str, float] | None = None):
         super().__init__(name="spectrum_analysis")
         self.model = model
-        self.scans = {
-            name: RedshiftScan(read_templates(templates_dir / path), z_min, z_max, coarse_step=step)
-            for name, (path, z_min, z_max, step) in REDSHIFT_TEMPLATES.items()
-        }
+        self.scans = {name: redshift_scan(templates_dir, name, (z_systematic or {}).get(name, 0.0)) for name in REDSHIFT_TEMPLATES}
         self.stars = StellarFit(read_templates(templates_dir / STELLAR_TEMPLATES))
         self.class_names = tf.constant(CLASSES)
 
@@ -395,7 +407,8 @@ def export(args: argparse.Namespace) -> None:
     else:
         model = build_ensemble([load_classifier(d, f"member_{i}") for i, d in enumerate(run_dirs)])
     config = Config.load(run_dirs[0] / "config.json")
-    analysis = SpectrumAnalysis(model, Path(args.data_dir) / "templates")
+    z_systematic = z_systematics(Path(args.data_dir) / "templates")
+    analysis = SpectrumAnalysis(model, Path(args.data_dir) / "templates", z_systematic)
 
     @tf.function(input_signature=[tf.TensorSpec([None, LAMOST.npix], tf.float32, name="flux")])
     def serve(flux):
@@ -416,6 +429,7 @@ def export(args: argparse.Namespace) -> None:
             "test_split": {"per_class": args.test_per_class, "seed": SPLIT_SEEDS["test"]},
             "signature": SIGNATURE,
             "zwarning_bits": ZWARNING_BITS,
+            "z_systematic": z_systematic,
             **({"ensemble": [model_store.member_record(d) for d in run_dirs]} if len(run_dirs) > 1 else {}),
             "templates": {**{c: path for c, (path, *_) in REDSHIFT_TEMPLATES.items()}, "STAR": STELLAR_TEMPLATES},
             "warmup_inputs": {"flux": {"shape": [2, LAMOST.npix], "dtype": "float32", "fill": 1.0}},

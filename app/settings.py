@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.batching import BatchPolicy
 from app.registry import Backend
+from training.preprocessing.spectra import UNCLASSIFIABLE_MASKED_SHARE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +25,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(4_000_000, gt=0, description="largest request body accepted")
     max_batch_spectra: int = Field(64, gt=0, description="most spectra in one request")
     max_spectrum_points: int = Field(20_000, gt=0, description="most points in a spectrum on its own wavelength grid")
-    max_masked_fraction: float = Field(0.5, ge=0, le=1, description="spectra with more masked pixels are rejected")
+    max_masked_fraction: float = Field(
+        UNCLASSIFIABLE_MASKED_SHARE, ge=0, le=1, description="spectra with more masked pixels are rejected"
+    )
     max_fits_files: int = Field(16, gt=0, description="most FITS files in one POST /v1/spectra/fits")
     max_fits_bytes: int = Field(
         32_000_000, gt=0, description="largest FITS file accepted once decompressed (a gzip file is read only this far)"

@@ -195,30 +195,36 @@ def test_an_ensemble_export_averages_its_members(tiny_spectra_run, spectra_data,
 
 
 @pytest.mark.parametrize(
-    "probabilities, featureless, label",
+    "probabilities, featureless, masked, label",
     [
-        ([0.45, 0.3, 0.1, 0.15], False, "GALAXY"),
-        ([0.9, 0.05, 0.03, 0.02], False, "STAR"),
-        ([0.1, 0.25, 0.1, 0.55], False, "GALAXY"),  # a doubtful UNKNOWN with features is decided too
-        ([0.1, 0.25, 0.1, 0.55], True, "UNKNOWN"),  # … one without stays UNKNOWN
+        ([0.45, 0.3, 0.1, 0.15], False, 0.0, "GALAXY"),
+        ([0.9, 0.05, 0.03, 0.02], False, 0.0, "STAR"),
+        ([0.1, 0.25, 0.1, 0.55], False, 0.0, "GALAXY"),  # a doubtful UNKNOWN with features is decided too
+        ([0.1, 0.25, 0.1, 0.55], True, 0.0, "UNKNOWN"),  # … one without stays UNKNOWN
+        ([0.05, 0.1, 0.05, 0.8], False, 0.0, "UNKNOWN"),  # a confident UNKNOWN stays
+        ([0.05, 0.1, 0.05, 0.8], False, 0.5, "GALAXY"),  # … unless an arm is lost: the classifier never learned that
+        ([0.05, 0.1, 0.05, 0.8], False, 0.8, "UNKNOWN"),  # … mostly masked is what it learned as UNKNOWN
     ],
 )
-def test_an_ambiguous_class_is_decided_by_the_template_fits(spectra_data, probabilities, featureless, label):
+def test_an_ambiguous_class_is_decided_by_the_template_fits(spectra_data, probabilities, featureless, masked, label):
     # A galaxy at z 0.3 from the eigenbasis the redshift scan uses (or a smooth continuum of the
-    # same brightness), under a stand-in classifier with fixed probabilities: ambiguous (top < 0.6),
-    # the fits call it a galaxy; confident, STAR stays.
+    # same brightness), its red end masked (0 = masked), under a stand-in classifier with fixed
+    # probabilities: ambiguous (top < 0.6), the fits call it a galaxy; confident, STAR stays.
     basis = read_templates(spectra_data / "templates" / spectra.REDSHIFT_TEMPLATES["GALAXY"][0])
     flux = redshift_onto_grid(basis, basis.flux[:1] + 0.3 * basis.flux[1:2], np.array([0.3]))
     if featureless:
         flux = np.full_like(flux, np.median(flux)) * np.linspace(0.8, 1.2, flux.shape[1])
     flux = flux + np.random.default_rng(5).normal(0, 0.02 * np.median(flux), flux.shape)
+    flux[:, int(LAMOST.npix * (1 - masked)) :] = 0.0
     inputs = keras.Input((LAMOST.npix,))
     fixed = keras.layers.Lambda(lambda x: tf.tile(tf.constant([probabilities]), [tf.shape(x)[0], 1]))(inputs)
     analysis = spectra.SpectrumAnalysis(keras.Model(inputs, fixed), spectra_data / "templates")
     out = analysis(tf.constant(flux, tf.float32))
     assert out["label"].numpy()[0].decode() == label
-    assert bool(out["zwarning"].numpy()[0] & spectra.ZWARNING_BITS["AMBIGUOUS_CLASS"]) == (max(probabilities) < 0.6)
-    assert bool(out["zwarning"].numpy()[0] & spectra.ZWARNING_BITS["UNCLASSIFIED"]) == (label == "UNKNOWN")
+    warnings = out["zwarning"].numpy()[0]
+    assert bool(warnings & spectra.ZWARNING_BITS["AMBIGUOUS_CLASS"]) == (max(probabilities) < 0.6)
+    assert bool(warnings & spectra.ZWARNING_BITS["UNCLASSIFIED"]) == (label == "UNKNOWN")
+    assert bool(warnings & spectra.ZWARNING_BITS["HEAVILY_MASKED"]) == (masked > spectra.HEAVILY_MASKED_SHARE)
     if label == "GALAXY":
         assert out["z"].numpy()[0] == pytest.approx(0.3, abs=2e-3)
         assert out["probabilities"].numpy()[0] == pytest.approx(probabilities)  # the classifier's, as they were

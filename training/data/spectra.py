@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.preprocessing.spectra import LAMOST, LogGrid, rebin
+from training.preprocessing.spectra import LAMOST, UNCLASSIFIABLE_MASKED_SHARE, LogGrid, rebin
 
 CLASSES = ("STAR", "GALAXY", "QSO", "UNKNOWN")
 SPLITS = ("train", "dev", "test")
@@ -363,7 +363,7 @@ def _unknown(templates: Templates, n: int, rng: np.random.Generator) -> np.ndarr
     flux = _any_source(templates, len(rows), rng)
     masked = _observe(_instrument(flux, rng), rng, _snr(rng, len(rows)))
     for i in range(len(rows)):
-        keep = int(LAMOST.npix * rng.uniform(0.05, 0.35))
+        keep = int(LAMOST.npix * rng.uniform(0.05, 1 - UNCLASSIFIABLE_MASKED_SHARE))
         start = rng.integers(0, LAMOST.npix - keep)
         masked[i, :start] = 0.0
         masked[i, start + keep :] = 0.0

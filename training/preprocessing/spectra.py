@@ -71,6 +71,11 @@ def rebin(
     return mean, coverage
 
 
+# Above this share of masked pixels a spectrum is too little to classify: the simulator's UNKNOWN
+# "mostly masked" spectra start here, and the service refuses more by default.
+UNCLASSIFIABLE_MASKED_SHARE = 0.65
+
+
 def masked_fraction(flux: np.ndarray) -> float:
     """Fraction of pixels that carry no flux (0, the masked value, or not finite)."""
     flux = np.asarray(flux, dtype=np.float64)

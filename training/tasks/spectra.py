@@ -30,7 +30,7 @@ from training.data.spectra_real import load_lamost_stars, load_real_validation
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
 from training.metrics import classification_report, recall_report
-from training.preprocessing.spectra import LAMOST
+from training.preprocessing.spectra import LAMOST, UNCLASSIFIABLE_MASKED_SHARE
 from training.template_fitting import RedshiftScan, StellarFit, spectrum_weights, template_systematic
 
 TASK = "spectra"
@@ -40,7 +40,7 @@ SIGNATURE = {
     "inputs": {"flux": f"float32 [N, {LAMOST.npix}] on the LAMOST grid, 0 = masked"},
     "outputs": {
         "probabilities": f"float32 [N, {len(CLASSES)}] in the order of 'classes'",
-        "label": "string [N]: the likeliest class; for an ambiguous one (AMBIGUOUS_CLASS), the astrophysical class whose templates fit best (for UNKNOWN only if a template finds features: FEATURE_DELTA_CHI2)",
+        "label": "string [N]: the likeliest class; for an ambiguous one (AMBIGUOUS_CLASS) or an UNKNOWN with part of the spectrum masked (HEAVILY_MASKED, below UNCLASSIFIABLE_MASKED_SHARE), the astrophysical class whose templates fit best (for UNKNOWN only if a template finds features: FEATURE_DELTA_CHI2)",
         "z": "float32 [N]: redshift from the template fit of the label's class (of the likeliest astrophysical class for UNKNOWN; a star's is its radial velocity / c)",
         "z_err": "float32 [N]: 1σ uncertainty of z: the fit's statistical one and the template systematic (z_systematic) in quadrature",
         "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one (float32 max for stars)",
@@ -52,8 +52,9 @@ SIGNATURE = {
 }
 # Below this top probability a class is ambiguous: the template fits decide it (Redrock's way).
 AMBIGUOUS_PROBABILITY = 0.6
-# An ambiguous UNKNOWN is decided by the fits too when its best template beats a smooth
-# continuum by this much (features found at ~10σ) and it is not heavily masked.
+# An UNKNOWN is decided by the fits too when its best template beats a smooth continuum by this
+# much (features found at ~10σ), if it is ambiguous or partly masked, and not masked as much as the
+# simulator's unclassifiable spectra (UNCLASSIFIABLE_MASKED_SHARE).
 FEATURE_DELTA_CHI2 = 100.0
 HEAVILY_MASKED_SHARE = 0.2  # of the pixels
 # Like SDSS's ZWARNING and Redrock's ZWARN: 0 means nothing suspicious.
@@ -330,6 +331,9 @@ class SpectrumAnalysis(tf.Module):
         unknown = likeliest == CLASSES.index("UNKNOWN")
         ambiguous = tf.reduce_max(probabilities, axis=1) < AMBIGUOUS_PROBABILITY
         masked = tf.reduce_mean(tf.cast(flux == 0, tf.float32), axis=1)
+        # The classifier learned UNKNOWN for masking only above UNCLASSIFIABLE_MASKED_SHARE; a real
+        # source with less masked than that (one spectrograph arm lost) is the fits' to decide.
+        partly_masked_unknown = unknown & (masked > HEAVILY_MASKED_SHARE) & (masked < UNCLASSIFIABLE_MASKED_SHARE)
         # Each spectrum gets one fit: its label's, or for UNKNOWN that of the likeliest astrophysical
         # class. Fitting only those rows makes a batch cost one fit per spectrum, not three.
         fit_class = tf.where(unknown, tf.argmax(probabilities[:, :3], axis=1, output_type=tf.int32), likeliest)
@@ -347,15 +351,15 @@ class SpectrumAnalysis(tf.Module):
             found = fill(fit(tf.gather_nd(normalised, rows), tf.gather_nd(weights, rows)), rows)
             merged = {key: tf.tensor_scatter_nd_update(merged[key], rows, found[key]) for key in outputs}
         # An ambiguous class gets all three fits, over the same pixels (the stellar fit's: not the
-        # telluric bands or the blue end), and the class with the smallest χ² wins. A doubtful
-        # UNKNOWN is decided so too when the spectrum has features: not heavily masked, and the
-        # best template beating a smooth continuum by FEATURE_DELTA_CHI2.
-        rows = tf.where(ambiguous)
+        # telluric bands or the blue end), and the class with the smallest χ² wins. A doubtful or
+        # partly masked UNKNOWN is decided so too when the spectrum has features: the best
+        # template beating a smooth continuum by FEATURE_DELTA_CHI2, and not mostly masked.
+        rows = tf.where(ambiguous | partly_masked_unknown)
         spectra, pixels = tf.gather_nd(normalised, rows), tf.gather_nd(weights, rows) * self.stars.fit_mask
         fits = [fill(fit(spectra, pixels), rows) for fit in fitters.values()]
         chi2 = tf.stack([f["chi2"] for f in fits], axis=1)
         has_features = (self.stars.continuum_chi2(spectra, pixels) - tf.reduce_min(chi2, axis=1) > FEATURE_DELTA_CHI2) & (
-            tf.gather_nd(masked, rows) <= HEAVILY_MASKED_SHARE
+            tf.gather_nd(masked, rows) < UNCLASSIFIABLE_MASKED_SHARE
         )
         decided = ~tf.gather_nd(unknown, rows) | has_features
         best = tf.argmin(chi2, axis=1, output_type=tf.int32)  # fitters are in CLASSES' order

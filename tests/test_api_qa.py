@@ -8,6 +8,7 @@ reader's quality is measured by ``python -m training qa evaluate``.
 
 from __future__ import annotations
 
+import shutil
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings, get_settings
+from training import model_store
+from training.tasks import qa
 
 SETTINGS = get_settings()
 QUESTION = "中国的首都是哪里？"
@@ -43,10 +46,14 @@ def _check_offsets(body: dict, passages: list[str]) -> None:
     for candidate in body["candidates"]:
         assert passages[candidate["passage_index"]][candidate["start"] : candidate["end"]] == candidate["answer"]
         assert 0 <= candidate["score"] <= 1 and 0 <= candidate["probability"] <= 1
-    scores = [c["score"] for c in body["candidates"]]
+    first, *rest = body["candidates"]
+    scores = [c["score"] for c in rest]
     assert scores == sorted(scores, reverse=True)
-    probabilities = np.array([c["probability"] for c in body["candidates"]])
+    probabilities = np.array([c["probability"] for c in rest])
     assert np.all(np.diff(probabilities) <= 1e-6)  # calibration keeps the order (up to rounding)
+    if rest and first["score"] < rest[0]["score"]:  # a span inside the best one, put first (prefer_nested)
+        outer = rest[0]
+        assert outer["passage_index"] == first["passage_index"] and outer["start"] <= first["start"] <= first["end"] <= outer["end"]
 
 
 def test_answer_is_the_best_candidate_with_offsets_into_its_passage(always_answering_client):
@@ -59,6 +66,19 @@ def test_answer_is_the_best_candidate_with_offsets_into_its_passage(always_answe
         best["answer"], best["passage_index"], best["start"], best["end"], best["score"], best["probability"]
     )
     _check_offsets(body, PASSAGES)
+
+
+@pytest.mark.parametrize("ratio", [None, 0.05])
+def test_the_service_answers_what_evaluation_measures(qa_root, tmp_path, ratio):
+    # The manifest's decoding (a span inside the best one first) is applied as evaluate applies it.
+    root = tmp_path / "models"
+    shutil.copytree(qa_root, root)
+    version_dir = root / "qa" / "1"
+    model_store.update_manifest(version_dir, decoding={"nested_answer_ratio": ratio})
+    measured = qa.answer_all(qa.saved_model_predictor(version_dir), qa.config_of_export(version_dir), [QUESTION], [PASSAGES])[0]
+    with TestClient(create_app(Settings(model_root=root, qa_answer_threshold=0.0))) as client:
+        body = client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES, "num_candidates": 5}).json()
+    assert [(c["answer"], c["start"]) for c in body["candidates"]] == [(a.text, a.start) for a in measured]
 
 
 def test_a_best_span_below_the_threshold_is_no_answer(qa_root):

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from training.data.qa import read_handwritten, read_squad, read_webqa
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, webqa_score
-from training.preprocessing.qa import Window, best_answers, model_inputs, pad_tokens, prepare, segment, trim_span, windows
+from training.preprocessing.qa import (
+    Answer, Window, best_answers, model_inputs, pad_tokens, prefer_nested, prepare, segment, trim_span, windows,
+)
 from training.tasks.qa import decode_spans
 
 
@@ -136,6 +138,32 @@ def test_best_answers_merge_windows_and_passages():
     summed = best_answers(passages, spans, k=2, aggregate="sum")
     assert [(a.text, a.passage_index, a.start) for a in summed] == [("北京", 0, 0), ("首都", 0, 3)]
     assert summed[0].score == pytest.approx(1.3) and summed[1].score == pytest.approx(0.5)
+
+
+# 尤金袋鼠分布在澳洲南部岛屿及西岸地区 (0..18), best first; spans inside it, one overlapping it, and one
+# in another passage.
+NESTED = [
+    Answer("尤金袋鼠分布在澳洲南部岛屿及西岸地区", 0.5, 0, 0, 18),
+    Answer("岛屿及西岸地区的", 0.3, 0, 13, 21),
+    Answer("澳洲南部岛屿及西岸地区", 0.15, 0, 7, 18),
+    Answer("澳洲南部", 0.1, 0, 7, 11),
+    Answer("澳洲", 0.1, 1, 0, 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("ratio", "first"),
+    [
+        (None, "尤金袋鼠分布在澳洲南部岛屿及西岸地区"),  # off
+        (0.2, "澳洲南部岛屿及西岸地区"),  # the best span inside the best one: 0.15 ≥ 0.2 · 0.5
+        (0.5, "尤金袋鼠分布在澳洲南部岛屿及西岸地区"),  # … scores too little
+    ],
+)
+def test_the_best_span_inside_the_best_one_comes_first_when_it_scores_enough(ratio, first):
+    ranked = prefer_nested(NESTED, ratio)
+    assert ranked[0].text == first
+    assert sorted(ranked) == sorted(NESTED)  # reordered, nothing lost
+    assert prefer_nested([], ratio) == []
 
 
 def test_best_answers_skip_invalid_slots():

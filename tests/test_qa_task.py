@@ -13,7 +13,7 @@ import tensorflow as tf
 from training import model_store
 from training.__main__ import main
 from training.data.qa import QAExample
-from training.preprocessing.qa import pad_tokens, segment
+from training.preprocessing.qa import Answer, pad_tokens, segment
 from training.tasks import qa
 
 QUESTIONS = ["中国的首都是哪里？", "What is 😀？", "長江全長多少？"]
@@ -42,6 +42,8 @@ def test_export_layout_and_manifest(tiny_qa_store):
     assert calibration["method"] == "platt" and calibration["answer_threshold"] in qa.ANSWER_THRESHOLDS
     assert [row["threshold"] for row in calibration["thresholds"]] == list(qa.ANSWER_THRESHOLDS)
     assert manifest["preprocessing"]["window_chars"] == 24
+    assert manifest["decoding"]["nested_answer_ratio"] in qa.NESTED_RATIOS  # fitted there too
+    assert qa.config_of_export(version_dir).nested_answer_ratio == manifest["decoding"]["nested_answer_ratio"]
     assert manifest["training_commands"][0].startswith("python -m training qa train")
 
 
@@ -273,6 +275,19 @@ def test_short_passages_cut_the_answers_sentence_and_another():
     assert qa.sentence_bounds("甲。乙") == [(0, 2), (2, 3)] and qa.sentence_bounds("") == []
 
 
+@pytest.mark.parametrize(("inside_score", "ratio"), [(0.2, 0.5), (0.01, None)])
+def test_the_nested_ratio_is_the_one_that_answers_dev_best(inside_score, ratio):
+    # Every reference is the span inside the reader's best one; where it scores 0.2 against the
+    # best's 0.4, the largest ratio that reaches it wins; at 0.01 only ratios below 0.05 would,
+    # and none in NESTED_RATIOS does: the best span stays.
+    context = "尤金袋鼠分布在澳洲南部岛屿及西岸地区"
+    dev = [QAExample(f"q{i}", "尤金袋鼠分布在哪里？", f"{context}{i}", (("澳洲南部岛屿及西岸地区", 7),)) for i in range(6)]
+    answers = [[Answer(context, 0.4, 0, 0, 18), Answer("澳洲南部岛屿及西岸地区", inside_score, 0, 7, 18)]] * 6
+    chosen, table = qa.fit_nested_ratio((dev, answers))
+    assert chosen == ratio and [row["ratio"] for row in table] == list(qa.NESTED_RATIOS)
+    assert table[0]["em"] == 0.0 and max(row["em"] for row in table) == (100.0 if ratio else 0.0)
+
+
 def test_answered_scores_count_a_withheld_answer_as_zero():
     probabilities, em, f1 = np.array([0.9, 0.3, 0.05]), np.array([1.0, 0.0, 1.0]), np.array([1.0, 0.5, 1.0])
     row = qa.answered_scores(probabilities, em, f1, 0.1)
@@ -292,6 +307,7 @@ def test_calibrate_refits_an_exported_reader_in_place(qa_data, tiny_qa_store, tm
     refitted = model_store.read_manifest(version_dir)
     assert result["calibrated"] == str(version_dir) and refitted["calibration"]["method"] == "platt"
     assert refitted["metrics"]["cmrc_dev_report_half"]["reliability"]["ece"] == result["ece"]
+    assert refitted["decoding"]["nested_answer_ratio"] in qa.NESTED_RATIOS
     assert refitted["signature"] == manifest["signature"]  # the rest of the manifest is kept
 
 

@@ -16,7 +16,7 @@ from app.settings import Settings
 from app.validation import integer, number, user_text
 from training.calibration import PlattScaling
 from training.preprocessing.qa import (
-    Answer, Spans, Window, answer_policy, best_answers, prepare, read_windows, segment,
+    Answer, Spans, Window, answer_policy, best_answers, prefer_nested, prepare, read_windows, segment,
 )
 
 TASK = "qa"
@@ -137,7 +137,11 @@ def build_router(settings: Settings) -> APIRouter:
             threshold = body.min_probability
         elif settings.qa_answer_threshold is not None:
             threshold = settings.qa_answer_threshold
-        candidates = [_candidate(a, calibration) for a in best_answers(body.passages, spans, body.num_candidates)]
+        # First the best span or a shorter one inside it, chosen among the top_k as at evaluation.
+        pool = cut["top_k"]
+        ranked = best_answers(body.passages, spans, max(body.num_candidates, pool))
+        ranked = prefer_nested(ranked[:pool], model.manifest.get("decoding", {}).get("nested_answer_ratio")) + ranked[pool:]
+        candidates = [_candidate(a, calibration) for a in ranked[: body.num_candidates]]
         best = candidates[0] if candidates and candidates[0].probability >= threshold else None
         return QAResponse(
             answer=best.answer if best else None,

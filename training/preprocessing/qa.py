@@ -259,6 +259,24 @@ def best_answers(
     return answers[:k]
 
 
+def prefer_nested(answers: Sequence[Answer], ratio: float | None) -> list[Answer]:
+    """``answers`` (best first) with the best of the spans lying inside the best one moved to the
+    front, if it scores at least ``ratio`` times as much; unchanged for ``None``.
+
+    The reader's best span often runs past the answer (尤金袋鼠分布在澳洲南部岛屿及西岸地区 where
+    CMRC's reference is 澳洲南部岛屿及西岸地区) while a span inside it scores nearly as well; the
+    ratio is fitted on held-out answers (``training/tasks/qa.py``, ``fit_nested_ratio``).
+    """
+    if ratio is None or not answers:
+        return list(answers)
+    best = answers[0]
+    inside = (a for a in answers[1:] if a.passage_index == best.passage_index and best.start <= a.start and a.end <= best.end)
+    chosen = next(inside, None)
+    if chosen is None or chosen.score < ratio * best.score:
+        return list(answers)
+    return [chosen, *(a for a in answers if a is not chosen)]
+
+
 UNCALIBRATED_ANSWER_THRESHOLD = 0.05  # a reader without a fitted calibration withholds below this raw score
 
 

@@ -69,6 +69,7 @@ class LoadedModel:
             # How a score becomes a probability, and the default answer threshold (QA); the fitting
             # table stays in the manifest.
             **({"calibration": {k: v for k, v in calibration.items() if k != "thresholds"}} if calibration else {}),
+            **({"decoding": self.manifest["decoding"]} if self.manifest.get("decoding") else {}),
         }
 
 

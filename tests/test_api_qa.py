@@ -102,9 +102,11 @@ def test_the_default_threshold_is_the_models_own(qa_client, qa_root):
     calibration decides, and GET /v1/models shows it."""
     from training import model_store
 
-    calibration = model_store.read_manifest(qa_root / "qa" / "1")["calibration"]
-    (described,) = [m["calibration"] for m in qa_client.get("/v1/models").json()["models"] if m["task"] == "qa"]
-    assert described["answer_threshold"] == calibration["answer_threshold"] and "thresholds" not in described
+    manifest = model_store.read_manifest(qa_root / "qa" / "1")
+    calibration = manifest["calibration"]
+    (described,) = [m for m in qa_client.get("/v1/models").json()["models"] if m["task"] == "qa"]
+    assert described["calibration"]["answer_threshold"] == calibration["answer_threshold"]
+    assert "thresholds" not in described["calibration"] and described["decoding"] == manifest["decoding"]
     body = qa_client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES}).json()
     assert (body["answer"] is not None) == (body["probability"] >= calibration["answer_threshold"])
 

@@ -31,6 +31,9 @@ class ModelInfo(BaseModel):
     calibration: dict[str, Any] | None = Field(
         None, description="how the model's scores become probabilities, and its default answer threshold (QA)"
     )
+    decoding: dict[str, Any] | None = Field(
+        None, description="how the answer is chosen among the decoded spans (QA: `nested_answer_ratio`)"
+    )
 
 
 class ModelsResponse(BaseModel):

@@ -164,7 +164,7 @@ class Endpoints:
         return self._call(Call("POST", "/v1/spectra/fits", types.FitsResponse, files=uploads, data=data))
 
     def models(self) -> types.ModelsResponse:
-        """The loaded models: task, version, test metrics, signature, calibration."""
+        """The loaded models: task, version, test metrics, signature, calibration, decoding."""
         return self._call(Call("GET", "/v1/models", types.ModelsResponse))
 
     def reload(self, task: str, version: int | None = None) -> types.ReloadResponse:

@@ -127,6 +127,7 @@ class ModelInfo(_Response):
     created: str | None
     backend: str
     calibration: dict[str, Any] | None = None
+    decoding: dict[str, Any] | None = None
 
 
 class ModelsResponse(_Response):

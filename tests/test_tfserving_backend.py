@@ -12,6 +12,7 @@ import sys
 
 import httpx
 import pytest
+from astropy.io import fits
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -20,7 +21,10 @@ from bench.serve import free_port
 from tests.conftest import BUNDLED_MODELS, REPO, wait_until
 
 TASKS = ("ner", "qa", "spectra", "headline")
-FLUX = [float(100 * (i / 3904 + 0.5) ** -1.5) for i in range(3904)]
+# A simulated galaxy (the demo page's example, on the model grid): a spectrum with lines and noise,
+# whose redshift fit is well determined. A noiseless featureless curve is not: its z and z_err hang
+# on float rounding, which differs between the two backends' batches.
+FLUX = fits.getdata(REPO / "app" / "demo" / "examples" / "simulated_galaxy.fits")[0].astype(float).tolist()
 REQUESTS = [
     ("/v1/ner", {"texts": ["新华社北京电国务院总理李鹏今天会见了日本客人。", "Ｈｅｌｌｏ😀张三在上海工作", "x"]}),
     ("/v1/qa", {"question": "中国的首都是哪里？", "passages": ["北京是中华人民共和国的首都，也是全国的政治中心。", "上海是中国最大的经济中心。"]}),

@@ -166,6 +166,12 @@ def test_the_best_span_inside_the_best_one_comes_first_when_it_scores_enough(rat
     assert prefer_nested([], ratio) == []
 
 
+def test_only_the_pool_is_searched_for_a_span_inside_the_best_one():
+    # Asking for more candidates must not change the answer: spans ranked past the pool stay put.
+    assert prefer_nested(NESTED, 0.2, pool=2) == NESTED
+    assert prefer_nested(NESTED, 0.2, pool=3)[0].text == "澳洲南部岛屿及西岸地区"
+
+
 def test_best_answers_skip_invalid_slots():
     window = Window(0, ("北京",))
     assert best_answers(["北京"], [(0, window, [0, 1, 0], [2, 1, 3], [-1.0, 0.5, 0.5])], k=5) == []

@@ -138,9 +138,8 @@ def build_router(settings: Settings) -> APIRouter:
         elif settings.qa_answer_threshold is not None:
             threshold = settings.qa_answer_threshold
         # First the best span or a shorter one inside it, chosen among the top_k as at evaluation.
-        pool = cut["top_k"]
-        ranked = best_answers(body.passages, spans, max(body.num_candidates, pool))
-        ranked = prefer_nested(ranked[:pool], model.manifest.get("decoding", {}).get("nested_answer_ratio")) + ranked[pool:]
+        ratio, pool = model.manifest.get("decoding", {}).get("nested_answer_ratio"), cut["top_k"]
+        ranked = prefer_nested(best_answers(body.passages, spans, max(body.num_candidates, pool)), ratio, pool)
         candidates = [_candidate(a, calibration) for a in ranked[: body.num_candidates]]
         best = candidates[0] if candidates and candidates[0].probability >= threshold else None
         return QAResponse(

@@ -259,9 +259,11 @@ def best_answers(
     return answers[:k]
 
 
-def prefer_nested(answers: Sequence[Answer], ratio: float | None) -> list[Answer]:
+def prefer_nested(answers: Sequence[Answer], ratio: float | None, pool: int | None = None) -> list[Answer]:
     """``answers`` (best first) with the best of the spans lying inside the best one moved to the
-    front, if it scores at least ``ratio`` times as much; unchanged for ``None``.
+    front, if it scores at least ``ratio`` times as much; unchanged for ``None``. Only the first
+    ``pool`` answers are looked at (all for ``None``), so that asking for more candidates does
+    not change the answer.
 
     The reader's best span often runs past the answer (尤金袋鼠分布在澳洲南部岛屿及西岸地区 where
     CMRC's reference is 澳洲南部岛屿及西岸地区) while a span inside it scores nearly as well; the
@@ -270,7 +272,7 @@ def prefer_nested(answers: Sequence[Answer], ratio: float | None) -> list[Answer
     if ratio is None or not answers:
         return list(answers)
     best = answers[0]
-    inside = (a for a in answers[1:] if a.passage_index == best.passage_index and best.start <= a.start and a.end <= best.end)
+    inside = (a for a in answers[1:pool] if a.passage_index == best.passage_index and best.start <= a.start and a.end <= best.end)
     chosen = next(inside, None)
     if chosen is None or chosen.score < ratio * best.score:
         return list(answers)

@@ -650,8 +650,10 @@ def export(args: argparse.Namespace) -> None:
 
     def measure(staged: Path) -> dict:
         predict = saved_model_predictor(staged)
-        dev = with_nested_ratio(dev_answers(predict, Path(args.data_dir), config), config)
+        dev = dev_answers(predict, Path(args.data_dir), config)
+        config.nested_answer_ratio, _ = fit_nested_ratio(dev)
         decoding["nested_answer_ratio"] = config.nested_answer_ratio
+        dev = decoded(dev, config.nested_answer_ratio)
         calibration.update(fit_calibration(dev))
         return evaluate_saved_model(predict, Path(args.data_dir), config, calibration, dev_with_answers=dev)
 
@@ -878,10 +880,9 @@ def fit_nested_ratio(dev: DevAnswers) -> tuple[float | None, list[dict]]:
     return best["ratio"], table
 
 
-def with_nested_ratio(dev: DevAnswers, config: Config) -> DevAnswers:
-    """Fit :func:`fit_nested_ratio` into ``config`` and apply it to ``dev``'s answers."""
-    config.nested_answer_ratio, _ = fit_nested_ratio(dev)
-    return dev[0], [prefer_nested(a, config.nested_answer_ratio) for a in dev[1]]
+def decoded(dev: DevAnswers, ratio: float | None) -> DevAnswers:
+    """``dev``'s best spans as the reader answers them with :func:`prefer_nested` ``ratio``."""
+    return dev[0], [prefer_nested(a, ratio) for a in dev[1]]
 
 
 def fit_calibration(dev: DevAnswers) -> dict:
@@ -1071,10 +1072,10 @@ def calibrate(args: argparse.Namespace) -> None:
     config.nested_answer_ratio = None  # fitted again on the best spans as they are
     predict = saved_model_predictor(version_dir)
     dev = dev_answers(predict, Path(args.data_dir), config, args.limit)
-    _, choices = fit_nested_ratio(dev)
+    config.nested_answer_ratio, choices = fit_nested_ratio(dev)
     for row in choices:
         print(f"calibration half, prefer_nested ratio {row['ratio']}: EM {row['em']:.2f}  F1 {row['f1']:.2f}")
-    dev = with_nested_ratio(dev, config)
+    dev = decoded(dev, config.nested_answer_ratio)
     calibration = fit_calibration(dev)
     for row in calibration["thresholds"]:
         print(

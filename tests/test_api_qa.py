@@ -68,6 +68,21 @@ def test_answer_is_the_best_candidate_with_offsets_into_its_passage(always_answe
     _check_offsets(body, PASSAGES)
 
 
+def test_sum_ranks_an_answer_by_every_passage_that_holds_it(always_answering_client):
+    passages = [PASSAGES[0], PASSAGES[0]]  # the same passage twice: each text's evidence is at least twice its score
+    body = always_answering_client.post(
+        "/v1/qa", json={"question": QUESTION, "passages": passages, "num_candidates": 5, "aggregate": "sum"}
+    ).json()
+    candidates = body["candidates"]
+    assert len({c["answer"] for c in candidates}) == len(candidates)  # one candidate per text
+    assert all(c["evidence"] >= 2 * c["score"] - 1e-5 for c in candidates)
+    rest = [c["evidence"] for c in candidates[1:]]
+    assert rest == sorted(rest, reverse=True)
+    assert all(passages[c["passage_index"]][c["start"] : c["end"]] == c["answer"] for c in candidates)
+    by_score = always_answering_client.post("/v1/qa", json={"question": QUESTION, "passages": passages}).json()
+    assert all(c["evidence"] is None for c in by_score["candidates"])
+
+
 @pytest.mark.parametrize("ratio", [None, 0.05])
 def test_the_service_answers_what_evaluation_measures(qa_root, tmp_path, ratio):
     # The manifest's decoding (a span inside the best one first) is applied as evaluate applies it.
@@ -163,6 +178,7 @@ def test_the_largest_request_allowed_is_answered(always_answering_client):
         ({"question": QUESTION, "passages": PASSAGES, "num_candidates": 11}, "num_candidates"),
         ({"question": QUESTION, "passages": PASSAGES, "num_candidates": True}, "num_candidates"),
         ({"question": QUESTION, "passages": PASSAGES, "top": 1}, "top"),
+        ({"question": QUESTION, "passages": PASSAGES, "aggregate": "mean"}, "aggregate"),
     ],
 )
 def test_bad_requests_name_the_field(qa_client, body, field):

@@ -102,6 +102,8 @@ def test_qa(client, served_answer):
     assert isinstance(answer, types.QAResponse) and answer.answer == served_answer
     assert 0 < answer.probability <= 1 and len(answer.candidates) <= 3
     assert client.qa(QUESTION, PASSAGES, min_probability=1.0).answer is None
+    summed = client.qa(QUESTION, PASSAGES, aggregate="sum")
+    assert all(c.evidence is not None for c in summed.candidates)
 
 
 def test_headline(client):

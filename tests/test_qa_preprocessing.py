@@ -137,7 +137,9 @@ def test_best_answers_merge_windows_and_passages():
     ]
     summed = best_answers(passages, spans, k=2, aggregate="sum")
     assert [(a.text, a.passage_index, a.start) for a in summed] == [("北京", 0, 0), ("首都", 0, 3)]
-    assert summed[0].score == pytest.approx(1.3) and summed[1].score == pytest.approx(0.5)
+    assert summed[0].evidence == pytest.approx(1.3) and summed[1].evidence == pytest.approx(0.5)
+    assert [a.score for a in summed] == [0.6, 0.5]  # the best occurrence's, which the probability is of
+    assert all(a.evidence is None for a in best)
 
 
 # 尤金袋鼠分布在澳洲南部岛屿及西岸地区 (0..18), best first; spans inside it, one overlapping it, and one

@@ -3,6 +3,8 @@
 # No `from __future__ import annotations`: the request model is defined per app, inside
 # build_router, and FastAPI must see the class itself in the endpoint's signature.
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +46,11 @@ def request_model(settings: Settings) -> type[BaseModel]:
             None, description="withhold the answer (answer: null) when its `probability` is below this "
             "(default: the model's answer threshold, see GET /v1/models, or APP_QA_ANSWER_THRESHOLD)",
         )
+        aggregate: Literal["max", "sum"] = Field(
+            "max", description="max: candidates ranked by their own score; sum: the same answer text found in "
+            "several passages adds up their scores (`evidence`), which ranks it — for many short passages "
+            "such as search-result snippets, which repeat the answer",
+        )
 
     return QARequest
 
@@ -55,6 +62,11 @@ class Candidate(BaseModel):
         "span's score through the model's calibration, which was fitted on best spans"
     )
     score: float = Field(description="P(start)·P(end) of the span, in [0, 1]: the reader's raw, uncalibrated score")
+    evidence: float | None = Field(
+        None, description="with aggregate=sum: the summed score of every passage where this text is a span, "
+        "which candidates are ranked by (`score`, `probability` and the offsets are its best passage's); "
+        "null with aggregate=max",
+    )
     passage_index: int
     start: int = Field(description="offset into the passage, in Unicode code points")
     end: int = Field(description="exclusive")
@@ -89,6 +101,7 @@ def _candidate(answer: Answer, calibration: PlattScaling) -> Candidate:
         answer=answer.text,
         probability=round(calibration.probability(answer.score), 6),
         score=round(answer.score, 6),
+        evidence=None if answer.evidence is None else round(answer.evidence, 6),
         passage_index=answer.passage_index,
         start=answer.start,
         end=answer.end,
@@ -139,7 +152,8 @@ def build_router(settings: Settings) -> APIRouter:
             threshold = settings.qa_answer_threshold
         # First the best span or a shorter one inside it, chosen among the top_k as at evaluation.
         ratio, pool = model.manifest.get("decoding", {}).get("nested_answer_ratio"), cut["top_k"]
-        ranked = prefer_nested(best_answers(body.passages, spans, max(body.num_candidates, pool)), ratio, pool)
+        ranked = best_answers(body.passages, spans, max(body.num_candidates, pool), body.aggregate)
+        ranked = prefer_nested(ranked, ratio, pool)
         candidates = [_candidate(a, calibration) for a in ranked[: body.num_candidates]]
         best = candidates[0] if candidates and candidates[0].probability >= threshold else None
         return QAResponse(

@@ -171,13 +171,24 @@ def model_inputs(question_tokens: tf.Tensor, passage_tokens: tf.Tensor) -> dict[
 
 
 class Answer(NamedTuple):
-    """A span ``passage[start:end]`` of passage ``passage_index`` and its score in [0, 1]."""
+    """A span ``passage[start:end]`` of passage ``passage_index`` and its score in [0, 1].
+
+    ``evidence``: with answers summed over passages (``best_answers(aggregate="sum")``), the
+    summed score of every passage where the same text is a span, what they are ranked by;
+    ``None`` otherwise.
+    """
 
     text: str
     score: float
     passage_index: int
     start: int
     end: int
+    evidence: float | None = None
+
+    @property
+    def rank(self) -> float:
+        """What answers are ranked by: the evidence when summed over passages, else the score."""
+        return self.score if self.evidence is None else self.evidence
 
 
 # Marks an answer does not begin or end with: clause punctuation (not "." or "%", which end
@@ -228,8 +239,8 @@ def best_answers(
     inside the window. Each span is trimmed (:func:`trim_span`), and the same span seen by two
     overlapping windows, or left by trimming two, counts once (its best score). With
     ``aggregate="sum"``, answers with the same text in different passages add their scores
-    (evidence from several passages: a ranking, no longer a probability); the position
-    reported is that of the best-scoring occurrence.
+    into ``evidence`` (several passages agreeing: a ranking, not a probability) and are ranked
+    by it; the score and position reported are those of the best-scoring occurrence.
     """
     best: dict[tuple[int, int, int], float] = {}
     for passage_index, window, starts, ends, scores in window_spans:
@@ -250,10 +261,10 @@ def best_answers(
             text = passages[p][s:e]
             if text in by_text:
                 first = by_text[text]
-                by_text[text] = first._replace(score=first.score + score)
+                by_text[text] = first._replace(evidence=first.evidence + score)
             else:
-                by_text[text] = Answer(text, score, p, s, e)
-        answers = sorted(by_text.values(), key=lambda a: -a.score)
+                by_text[text] = Answer(text, score, p, s, e, evidence=score)
+        answers = sorted(by_text.values(), key=lambda a: -a.evidence)
     else:
         raise ValueError(f"aggregate must be 'max' or 'sum', not {aggregate!r}")
     return answers[:k]
@@ -261,9 +272,9 @@ def best_answers(
 
 def prefer_nested(answers: Sequence[Answer], ratio: float | None, pool: int | None = None) -> list[Answer]:
     """``answers`` (best first) with the best of the spans lying inside the best one moved to the
-    front, if it scores at least ``ratio`` times as much; unchanged for ``None``. Only the first
-    ``pool`` answers are looked at (all for ``None``), so that asking for more candidates does
-    not change the answer.
+    front, if it ranks at least ``ratio`` times as high (:attr:`Answer.rank`); unchanged for
+    ``None``. Only the first ``pool`` answers are looked at (all for ``None``), so that asking
+    for more candidates does not change the answer.
 
     The reader's best span often runs past the answer (尤金袋鼠分布在澳洲南部岛屿及西岸地区 where
     CMRC's reference is 澳洲南部岛屿及西岸地区) while a span inside it scores nearly as well; the
@@ -274,7 +285,7 @@ def prefer_nested(answers: Sequence[Answer], ratio: float | None, pool: int | No
     best = answers[0]
     inside = (a for a in answers[1:pool] if a.passage_index == best.passage_index and best.start <= a.start and a.end <= best.end)
     chosen = next(inside, None)
-    if chosen is None or chosen.score < ratio * best.score:
+    if chosen is None or chosen.rank < ratio * best.rank:
         return list(answers)
     return [chosen, *(a for a in answers if a is not chosen)]
 

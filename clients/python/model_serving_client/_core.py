@@ -11,7 +11,7 @@ import sys
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, overload
+from typing import Any, Literal, Sequence, overload
 
 import httpx
 from pydantic import BaseModel
@@ -130,10 +130,14 @@ class Endpoints:
         *,
         num_candidates: int | None = None,
         min_probability: float | None = None,
+        aggregate: Literal["max", "sum"] | None = None,
     ) -> types.QAResponse:
-        """The answer to ``question`` as a span of one of ``passages``, with its calibrated probability."""
+        """The answer to ``question`` as a span of one of ``passages``, with its calibrated probability.
+
+        ``aggregate="sum"`` ranks an answer by every passage that holds it (for many short passages).
+        """
         body = {"question": question, "passages": list(passages)}
-        body.update(_drop_none(num_candidates=num_candidates, min_probability=min_probability))
+        body.update(_drop_none(num_candidates=num_candidates, min_probability=min_probability, aggregate=aggregate))
         return self._call(Call("POST", "/v1/qa", types.QAResponse, json=body))
 
     def headline(

@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("passages", nargs="+")
     p.add_argument("--candidates", type=int, default=None)
     p.add_argument("--min-probability", type=float, default=None)
+    p.add_argument(
+        "--aggregate", choices=["max", "sum"], default=None,
+        help="sum: rank an answer by every passage that holds it (many short passages)",
+    )
     p = commands.add_parser("headline", help="a headline for an abstract")
     p.add_argument("text")
     p.add_argument("--candidates", type=int, default=None)
@@ -54,7 +58,10 @@ def _call(client: Client, args: argparse.Namespace):
         texts = args.text[0] if len(args.text) == 1 else args.text
         return client.ner(texts, min_probability=args.min_probability)
     if args.command == "qa":
-        return client.qa(args.question, args.passages, num_candidates=args.candidates, min_probability=args.min_probability)
+        return client.qa(
+            args.question, args.passages,
+            num_candidates=args.candidates, min_probability=args.min_probability, aggregate=args.aggregate,
+        )
     if args.command == "headline":
         return client.headline(args.text, num_candidates=args.candidates)
     if args.command == "spectra":

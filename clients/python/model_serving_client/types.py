@@ -48,6 +48,8 @@ class QACandidate(_Response):
     """Estimated chance that this span is right (calibrated)."""
     score: float
     """The reader's raw P(start)·P(end)."""
+    evidence: float | None = None
+    """With ``aggregate="sum"``: the summed score of every passage holding this text (the ranking)."""
     passage_index: int
     start: int
     end: int

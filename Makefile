@@ -36,7 +36,7 @@ QA_TRAIN := $(BIN)/python -m training qa train --quiet --extra-train drcd/DRCD_d
 QA_READER = $(QA_TRAIN) --run-dir runs/qa_qattn_s$(1) --epochs 4 --word2vec-epochs 5 --word2vec-extra ner \
 	--word2vec-extra headline --char-word2vec --question-attention --crop-negative-rate 0.3 --seed $(1)
 
-# The two readers train side by side, one core each, then are exported as one.
+# The two readers train side by side (sharing the cores), then are exported as one.
 train-qa: install  ## train the bundled QA reader from scratch into models/qa (about 1 h 45 min on 2 idle cores)
 	$(call QA_READER,11) & pid=$$!; $(call QA_READER,12) || { kill $$pid; exit 1; }; wait $$pid
 	$(BIN)/python -m training qa export --run-dir runs/qa_qattn_s11 --ensemble runs/qa_qattn_s12 --int8-embeddings --prune

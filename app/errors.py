@@ -117,7 +117,24 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(status_code=422, content=error_body("invalid_request", summary, fields))
 
 
+def _unparsed_body(exc: StarletteHTTPException) -> str | None:
+    """Why FastAPI could not parse a JSON body, for the errors it reports only as a bare 400
+    ("There was an error parsing the body"): bytes that are not UTF-8, or nesting too deep for
+    the parser."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"request body is not valid UTF-8 (byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "request body is nested too deeply to parse"
+    return None
+
+
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    unparsed = _unparsed_body(exc) if exc.status_code == 400 else None
+    if unparsed:
+        return JSONResponse(
+            status_code=400, content=error_body("invalid_json", unparsed, [{"field": "body", "message": "not valid JSON"}])
+        )
     code = {
         401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
         413: "body_too_large", 429: "rate_limited", 503: "unavailable",

@@ -116,6 +116,8 @@ def test_bad_json_bodies_name_the_field(client, body, status, field):
         (b'{"text": "\\ud800"}', "application/json", 422),  # lone surrogate: valid JSON, invalid Unicode
         (b"text=hello", "application/x-www-form-urlencoded", 422),
         (b"\xff\xfe", "application/json", 400),
+        (b'{"text": "\xff abc"}', "application/json", 400),  # not UTF-8
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400),  # deeper than the parser goes
     ],
 )
 def test_bodies_that_are_not_usable_json(client, content, content_type, status):

@@ -37,6 +37,18 @@ def test_readme_example(client):
     assert body["model_version"] >= 1 and 0 < body["confidence"] <= 1
 
 
+def test_traditional_characters_are_read_as_simplified(client):
+    """The corpora are Simplified; the graph maps Traditional characters one to one, so a text
+    written in either script gets the same entities at the same offsets, in the caller's own
+    characters."""
+    traditional = "新華社北京電國務院總理李鵬今天會見了日本客人。"
+    assert len(traditional) == len(EXAMPLE)
+    simplified = _entities(client.post("/v1/ner", json={"text": EXAMPLE}).json())
+    entities = _entities(client.post("/v1/ner", json={"text": traditional}).json())
+    assert {(kind, start, end) for kind, _, start, end in entities} == {(kind, start, end) for kind, _, start, end in simplified}
+    assert ("ORG", "國務院", 6, 9) in entities
+
+
 def test_each_entity_has_its_probability_and_doubtful_ones_can_be_dropped(client):
     body = client.post("/v1/ner", json={"text": EXAMPLE}).json()
     probabilities = [e["probability"] for e in body["entities"]]

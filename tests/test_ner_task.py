@@ -86,7 +86,7 @@ def test_export_layout_and_manifest(tiny_ner_store):
     assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
     manifest = model_store.read_manifest(version_dir)
     assert manifest["task"] == "ner" and manifest["version"] == 1
-    assert set(manifest["metrics"]) == {"msra_test", "peoples_daily_test"}
+    assert set(manifest["metrics"]) == {"msra_test", "peoples_daily_test", "msra_test_traditional"}
     assert manifest["training_commands"][0].startswith("python -m training ner train")
     assert manifest["params"] > 0 and manifest["created"]
     assert not list(tiny_ner_store.joinpath("ner").glob(".staging-*"))

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.data.ner import TaggedSentence, join_entity_lists, split_long
+from training.preprocessing.chinese_script import SIMPLIFIED_IN_USE, TABLE_PATH
 from training.preprocessing.text import Span, as_bio, bio_to_spans, codepoints_of, encode_texts, spans_to_tags
 
 # Any Unicode text that is valid UTF-8 (JSON can carry lone surrogates; the API rejects them).
@@ -21,6 +22,10 @@ unicode_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
         ("北京\t上海\x00", "北京 上海 "),
         ("ｉＰｈｏｎｅ１５", "iphone15"),
         ("Ωmega é 😀", "Ωmega é 😀"),  # only ASCII letters are lower-cased, as in the corpora
+        ("新華社北京電國務院總理李鵬", "新华社北京电国务院总理李鹏"),  # Traditional characters read as Simplified
+        ("頭髮與發現", "头发与发现"),
+        ("乾隆、哪吒", "乾隆、哪吒"),  # Simplified characters that are also in OpenCC's table stay
+        ("𠀀𠁞", "𠀀𠀾"),  # beyond the Basic Multilingual Plane too
     ],
 )
 def test_normalisation(raw, normalised):
@@ -104,3 +109,12 @@ def test_join_entity_lists_drops_only_separators_between_entities():
         ("PER", "李鹏"), ("PER", "乔石"), ("LOC", "日本"), ("LOC", "法"),
     ]
     assert join_entity_lists(TaggedSentence("李鹏和乔石", ("B-PER", "I-PER", "O", "B-PER", "I-PER"))) is None
+
+
+def test_the_traditional_table_is_opencc_s_character_conversion():
+    """The committed table is what ``python -m training.preprocessing.chinese_script`` writes."""
+    opencc = pytest.importorskip("opencc")
+    t2s = opencc.OpenCC("t2s").convert
+    pairs = [line.split("\t") for line in TABLE_PATH.read_text(encoding="utf-8").splitlines()]
+    assert len(pairs) > 5000
+    assert all(t2s(traditional) == simplified and traditional not in SIMPLIFIED_IN_USE for traditional, simplified in pairs)

@@ -16,6 +16,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 import tensorflow as tf
 
+from training.preprocessing.chinese_script import simplify_codepoints
+
 PAD_CODEPOINT = 0
 REPLACEMENT_CHARACTER = 0xFFFD
 
@@ -27,12 +29,13 @@ _IDEOGRAPHIC_SPACE = 0x3000
 def normalize_codepoints(codepoints: tf.Tensor, lowercase: bool = True) -> tf.Tensor:
     """Normalise Unicode code points the way the training corpora were normalised.
 
-    Full-width ASCII becomes half-width, the ideographic space becomes a space,
+    Traditional Chinese characters become Simplified (:mod:`training.preprocessing.chinese_script`),
+    full-width ASCII becomes half-width, the ideographic space becomes a space,
     ASCII letters are lower-cased (unless ``lowercase`` is false: a generator
     that copies Latin words into its output keeps their case), and control
     characters become a space (which also keeps code point 0 free to mean padding).
     """
-    cp = tf.convert_to_tensor(codepoints, dtype=tf.int32)
+    cp = simplify_codepoints(codepoints)
     cp = tf.where((cp >= _FULLWIDTH_FIRST) & (cp <= _FULLWIDTH_LAST), cp - _FULLWIDTH_TO_ASCII, cp)
     cp = tf.where(cp == _IDEOGRAPHIC_SPACE, 0x20, cp)
     if lowercase:

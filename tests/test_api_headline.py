@@ -29,6 +29,17 @@ def headline_client(tiny_headline_store):
         yield client
 
 
+def test_traditional_characters_are_read_as_simplified(headline_client):
+    """The model learned from Simplified abstracts: one written in Traditional characters is read
+    as its Simplified form, so it gets the same candidates."""
+    traditional = "針對圖像分割中存在的問題,提出了一種基於深度學習的圖像分割方法.實驗結果表明,所提方法的性能優於現有方法."
+    assert len(traditional) == len(ABSTRACT)
+    request = {"num_candidates": 2}
+    simplified = headline_client.post("/v1/headline", json={**request, "text": ABSTRACT}).json()
+    body = headline_client.post("/v1/headline", json={**request, "text": traditional}).json()
+    assert body["candidates"] == simplified["candidates"]
+
+
 def test_headline_with_ranked_candidates(headline_client):
     response = headline_client.post("/v1/headline", json={"text": ABSTRACT, "num_candidates": 3})
     assert response.status_code == 200, response.json()

@@ -56,6 +56,17 @@ def _check_offsets(body: dict, passages: list[str]) -> None:
         assert outer["passage_index"] == first["passage_index"] and outer["start"] <= first["start"] <= first["end"] <= outer["end"]
 
 
+def test_traditional_characters_get_the_same_answers_in_the_callers_characters(always_answering_client):
+    """Read as their Simplified form (jieba and the reader), answered from the caller's text."""
+    traditional = ["北京是中華人民共和國的首都，也是全國的政治中心和文化中心。", "上海是中國最大的經濟中心。"]
+    request = {"question": QUESTION, "passages": PASSAGES, "num_candidates": 3}
+    simplified = always_answering_client.post("/v1/qa", json=request).json()
+    body = always_answering_client.post("/v1/qa", json={**request, "question": "中國的首都是哪裡？", "passages": traditional}).json()
+    _check_offsets(body, traditional)
+    positions = [(c["passage_index"], c["start"], c["end"], c["score"]) for c in body["candidates"]]
+    assert positions == [(c["passage_index"], c["start"], c["end"], c["score"]) for c in simplified["candidates"]]
+
+
 def test_answer_is_the_best_candidate_with_offsets_into_its_passage(always_answering_client):
     response = always_answering_client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES, "num_candidates": 3})
     assert response.status_code == 200

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from training.data.qa import read_handwritten, read_squad, read_webqa
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, webqa_score
+from training.preprocessing.chinese_script import simplify_text
 from training.preprocessing.qa import (
     Answer, Window, best_answers, model_inputs, pad_tokens, prefer_nested, prepare, segment, trim_span, windows,
 )
@@ -21,7 +22,13 @@ from training.tasks.qa import decode_spans
 
 @pytest.mark.parametrize("text", ["北京是中华人民共和国的首都。", "Hello  world\t😀 ２０２０年\n", "", "繁體中文，還有 emoji 🎉"])
 def test_segment_keeps_every_character(text):
-    assert "".join(segment(text)) == text
+    joined = "".join(segment(text))
+    assert len(joined) == len(text) and joined == simplify_text(text)
+
+
+def test_traditional_text_is_segmented_as_its_simplified_form():
+    """jieba's dictionary is Simplified: the same words, so the same windows and offsets."""
+    assert segment("北京是中華人民共和國的首都。") == segment("北京是中华人民共和国的首都。")
 
 
 def _inputs(question: str, passage: str) -> dict:

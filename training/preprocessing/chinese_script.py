@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -41,6 +42,17 @@ def _table() -> tuple[np.ndarray, np.ndarray]:
     return traditional[order], simplified[order]
 
 
+@functools.cache
+def _translation() -> dict[int, int]:
+    return dict(zip(*(a.tolist() for a in _table())))
+
+
+def simplify_text(text: str) -> str:
+    """``text`` with each Traditional character replaced by its Simplified one (same length), for
+    steps outside the graph that read words (jieba's dictionary is Simplified too)."""
+    return text.translate(_translation())
+
+
 def simplify_codepoints(codepoints: tf.Tensor) -> tf.Tensor:
     """Code points (any shape, int32) with each Traditional character replaced by its Simplified one."""
     traditional, simplified = _table()
@@ -49,6 +61,16 @@ def simplify_codepoints(codepoints: tf.Tensor) -> tf.Tensor:
     index = tf.minimum(tf.searchsorted(traditional, flat), len(traditional) - 1)
     found = tf.gather(traditional, index) == flat
     return tf.reshape(tf.where(found, tf.gather(simplified, index), flat), tf.shape(cp))
+
+
+def traditional_writer() -> Callable[[str], str] | None:
+    """OpenCC's phrase-aware Simplified → Traditional conversion (``s2t``), for measuring how the
+    models read text written in Traditional characters; ``None`` without the ``train`` extra."""
+    try:
+        import opencc
+    except ImportError:
+        return None
+    return opencc.OpenCC("s2t").convert
 
 
 def write_table(path: Path = TABLE_PATH) -> int:
@@ -65,6 +87,7 @@ def write_table(path: Path = TABLE_PATH) -> int:
                 lines.append(f"{char}\t{converted}\n")
     path.write_text("".join(lines), encoding="utf-8")
     _table.cache_clear()
+    _translation.cache_clear()
     return len(lines)
 
 

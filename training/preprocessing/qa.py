@@ -21,19 +21,24 @@ import numpy as np
 import tensorflow as tf
 
 from training.calibration import PlattScaling
+from training.preprocessing.chinese_script import simplify_text
 from training.preprocessing.text import normalize_codepoints, REPLACEMENT_CHARACTER
 
 PAD_TOKEN = ""
 
 
 def segment(text: str) -> list[str]:
-    """jieba's tokens of ``text`` (its own bundled dictionary); they concatenate back to ``text``."""
+    """jieba's tokens (its own bundled dictionary) of ``text`` read as Simplified: Traditional
+    characters become Simplified first, one for one (:func:`simplify_text`, the table the graph's
+    normalisation uses), since jieba's dictionary and the reader's vocabularies are Simplified.
+    They concatenate to a string as long as ``text``, so offsets into them are offsets into it."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    tokens = jieba.lcut(text)
-    if "".join(tokens) != text:  # jieba keeps every character; guard the offset arithmetic anyway
-        return list(text)
+    simplified = simplify_text(text)
+    tokens = jieba.lcut(simplified)
+    if "".join(tokens) != simplified:  # jieba keeps every character; guard the offset arithmetic anyway
+        return list(simplified)
     return tokens
 
 

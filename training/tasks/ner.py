@@ -29,6 +29,7 @@ from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf, plot_reliability, reliability, reliability_lines
+from training.preprocessing.chinese_script import traditional_writer
 from training.preprocessing.text import (
     Span,
     as_bio,
@@ -499,11 +500,9 @@ def in_traditional_characters(sentences: list[TaggedSentence]) -> list[TaggedSen
     whose length it keeps so the entities keep their offsets (nearly all); empty without the
     ``train`` extra. The models learned from Simplified text only: this measures how they read
     the other script."""
-    try:
-        import opencc
-    except ImportError:
+    s2t = traditional_writer()
+    if s2t is None:
         return []
-    s2t = opencc.OpenCC("s2t").convert
     converted = [TaggedSentence(s2t(s.text), s.tags) for s in sentences]
     return [c for c, s in zip(converted, sentences) if len(c.text) == len(s.text)]
 

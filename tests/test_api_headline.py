@@ -65,7 +65,7 @@ def test_long_text_is_truncated_and_says_so(headline_client):
     assert body["truncated"] is True and 0 < body["chars_read"] < len(text), (body, max_source)
 
 
-@pytest.mark.parametrize("text", ["😀🎉 ＡＢＣ全角", "\x00\x07控制字符\t和𠀀𪚥罕见字", "a"])
+@pytest.mark.parametrize("text", ["😀🎉 ＡＢＣ全角", "\x00\x07控制字符\t和𠀀𪚥罕见字", "字", "SVM在NLP中的应用"])
 def test_unusual_text_never_crashes(headline_client, text):
     assert headline_client.post("/v1/headline", json={"text": text, "num_candidates": 2}).status_code == 200
 
@@ -92,6 +92,9 @@ def test_concurrent_requests_with_different_settings_each_get_their_own(headline
         ({"text": "长" * (SETTINGS.max_text_chars + 1)}, "text"),
         ({"text": 5}, "text"),
         ({"text": ["a"]}, "text"),
+        ({"text": "We propose an energy-balanced routing protocol for wireless sensor networks."}, "text"),
+        ({"text": "12345 67890"}, "text"),
+        ({"text": "😀🎉 ＡＢＣ"}, "text"),
         ({}, "text"),
         ({"text": ABSTRACT, "num_candidates": 0}, "num_candidates"),
         ({"text": ABSTRACT, "num_candidates": SETTINGS.max_beam_width + 1}, "num_candidates"),

@@ -26,7 +26,7 @@ schema = schemathesis.openapi.from_dict(app.openapi())
 # Every other operation must accept whatever its schema allows.
 RULES_BEYOND_THE_SCHEMA = {
     "/v1/spectra": "wavelengths strictly increasing and overlapping the model grid; at most half the pixels masked",
-    "/v1/headline": "num_candidates <= beam_width",
+    "/v1/headline": "num_candidates <= beam_width; text with at least one Chinese character",
     "/v1/spectra/fits": "each file a FITS spectrum in a layout the service reads",
 }
 

@@ -17,6 +17,7 @@ from app.registry import LoadedModel
 from app.settings import Settings
 from app.validation import integer, user_text
 from training.decoding import call_generator
+from training.preprocessing.chinese_script import has_chinese
 
 TASK = "headline"
 EXAMPLE = "针对无线传感器网络中节点能量有限的问题,提出一种基于分簇的能量均衡路由协议,仿真结果表明该协议延长了网络寿命."
@@ -45,6 +46,15 @@ def request_model(settings: Settings) -> type[BaseModel]:
         max_length: integer(ge=1, le=max_tokens) | None = Field(
             None, description="most characters generated; default: the model's"
         )
+
+        @field_validator("text")
+        @classmethod
+        def in_chinese(cls, value: str) -> str:
+            # The model learned to title Chinese abstracts: given none, it strings together digits
+            # and letters it copied ("12345 678900 2 6年…"), with nothing in the answer to say so.
+            if not has_chinese(value):
+                raise ValueError("has no Chinese characters: the model writes titles for Chinese abstracts")
+            return value
 
         @field_validator("num_candidates")
         @classmethod

@@ -30,7 +30,7 @@ TABLE_PATH = Path(__file__).with_name("t2s_characters.tsv")
 # its characters that MSRA's 1.88 M characters of Simplified training text use, so left alone.
 SIMPLIFIED_IN_USE = "乾吒捱"
 
-_CJK_RANGES = ((0x2E80, 0x2FDF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x323AF))
+CJK_RANGES = ((0x2E80, 0x2FDF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x323AF))
 
 
 @functools.cache
@@ -65,6 +65,11 @@ def simplify_codepoints(codepoints: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.where(found, tf.gather(simplified, index), flat), tf.shape(cp))
 
 
+def has_chinese(text: str) -> bool:
+    """Whether ``text`` has at least one Chinese character (a CJK ideograph or radical)."""
+    return any(first <= ord(char) <= last for char in text for first, last in CJK_RANGES)
+
+
 def traditional_writer() -> Callable[[str], str] | None:
     """OpenCC's phrase-aware Simplified → Traditional conversion (``s2t``), for measuring how the
     models read text written in Traditional characters; ``None`` without the ``train`` extra."""
@@ -81,7 +86,7 @@ def write_table(path: Path = TABLE_PATH) -> int:
 
     t2s = opencc.OpenCC("t2s").convert
     lines = []
-    for first, last in _CJK_RANGES:
+    for first, last in CJK_RANGES:
         for codepoint in range(first, last + 1):
             char = chr(codepoint)
             converted = t2s(char)

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings, get_settings
+from training.preprocessing.chinese_script import to_traditional
 
 SETTINGS = get_settings()
 # Written for the README (in no data file).
@@ -29,15 +30,17 @@ def headline_client(tiny_headline_store):
         yield client
 
 
-def test_traditional_characters_are_read_as_simplified(headline_client):
+def test_an_abstract_in_traditional_characters_gets_its_headlines_in_them(headline_client):
     """The model learned from Simplified abstracts: one written in Traditional characters is read
-    as its Simplified form, so it gets the same candidates."""
+    as its Simplified form, so it gets the same candidates, written back in Traditional ones."""
     traditional = "針對圖像分割中存在的問題,提出了一種基於深度學習的圖像分割方法.實驗結果表明,所提方法的性能優於現有方法."
     assert len(traditional) == len(ABSTRACT)
     request = {"num_candidates": 2}
     simplified = headline_client.post("/v1/headline", json={**request, "text": ABSTRACT}).json()
     body = headline_client.post("/v1/headline", json={**request, "text": traditional}).json()
-    assert body["candidates"] == simplified["candidates"]
+    assert [c["score"] for c in body["candidates"]] == [c["score"] for c in simplified["candidates"]]
+    assert [c["text"] for c in body["candidates"]] == [to_traditional(c["text"]) for c in simplified["candidates"]]
+    assert body["headline"] == body["candidates"][0]["text"]
 
 
 def test_headline_with_ranked_candidates(headline_client):

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.data.ner import TaggedSentence, join_entity_lists, split_long
-from training.preprocessing.chinese_script import SIMPLIFIED_IN_USE, TABLE_PATH
+from training.preprocessing.chinese_script import SIMPLIFIED_IN_USE, TABLE_PATH, written_in_traditional
 from training.preprocessing.text import Span, as_bio, bio_to_spans, codepoints_of, encode_texts, spans_to_tags
 
 # Any Unicode text that is valid UTF-8 (JSON can carry lone surrogates; the API rejects them).
@@ -118,3 +118,17 @@ def test_the_traditional_table_is_opencc_s_character_conversion():
     pairs = [line.split("\t") for line in TABLE_PATH.read_text(encoding="utf-8").splitlines()]
     assert len(pairs) > 5000
     assert all(t2s(traditional) == simplified and traditional not in SIMPLIFIED_IN_USE for traditional, simplified in pairs)
+
+
+@pytest.mark.parametrize(
+    ("text", "traditional"),
+    [
+        ("針對圖像分割中存在的問題，提出了一種基於深度學習的方法。", True),
+        ("针对图像分割中存在的问题，提出了一种基于深度学习的方法。", False),
+        # an abstract quoting one Traditional title (short texts are ambiguous: 3 of 24 would pass)
+        ("以《後漢書》为例，研究了古籍数字化中异体字的自动识别问题，提出一种基于字形特征与上下文语言模型的识别方法，实验表明该方法的准确率优于现有方法。", False),
+        ("Deep learning for image segmentation", False),
+    ],
+)
+def test_which_texts_are_written_in_traditional_characters(text, traditional):
+    assert written_in_traditional(text) is traditional

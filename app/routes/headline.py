@@ -17,7 +17,7 @@ from app.registry import LoadedModel
 from app.settings import Settings
 from app.validation import integer, user_text
 from training.decoding import call_generator
-from training.preprocessing.chinese_script import has_chinese
+from training.preprocessing.chinese_script import has_chinese, to_traditional, written_in_traditional
 
 TASK = "headline"
 EXAMPLE = "针对无线传感器网络中节点能量有限的问题,提出一种基于分簇的能量均衡路由协议,仿真结果表明该协议延长了网络寿命."
@@ -138,9 +138,12 @@ def build_router(settings: Settings) -> APIRouter:
         beam_width = body.beam_width or max(defaults["beam_width"], body.num_candidates)
         job = Job(body.text, beam_width, body.max_length or defaults["max_length"])
         (candidates,), version = await engine.run(TASK, [job], request)
+        candidates = candidates[: body.num_candidates]
+        if written_in_traditional(body.text):  # the model writes Simplified; answer in the abstract's script
+            candidates = [c.model_copy(update={"text": to_traditional(c.text)}) for c in candidates]
         return HeadlineResponse(
             headline=candidates[0].text,
-            candidates=candidates[: body.num_candidates],
+            candidates=candidates,
             truncated=len(body.text) > max_source,
             chars_read=min(len(body.text), max_source),
             model_version=version,

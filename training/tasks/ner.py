@@ -29,7 +29,7 @@ from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf, plot_reliability, reliability, reliability_lines
-from training.preprocessing.chinese_script import traditional_writer
+from training.preprocessing.chinese_script import to_traditional
 from training.preprocessing.text import (
     Span,
     as_bio,
@@ -497,13 +497,9 @@ def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) ->
 
 def in_traditional_characters(sentences: list[TaggedSentence]) -> list[TaggedSentence]:
     """The sentences as written in Traditional characters (OpenCC ``s2t``, phrase-aware), those
-    whose length it keeps so the entities keep their offsets (nearly all); empty without the
-    ``train`` extra. The models learned from Simplified text only: this measures how they read
-    the other script."""
-    s2t = traditional_writer()
-    if s2t is None:
-        return []
-    converted = [TaggedSentence(s2t(s.text), s.tags) for s in sentences]
+    whose length it keeps so the entities keep their offsets (nearly all). The models learned
+    from Simplified text only: this measures how they read the other script."""
+    converted = [TaggedSentence(to_traditional(s.text), s.tags) for s in sentences]
     return [c for c, s in zip(converted, sentences) if len(c.text) == len(s.text)]
 
 

@@ -34,7 +34,7 @@ from training.data.unlabelled import unlabelled_texts
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
 from training.calibration import PlattScaling
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, plot_reliability, reliability, reliability_lines, webqa_score
-from training.preprocessing.chinese_script import traditional_writer
+from training.preprocessing.chinese_script import to_traditional
 from training.preprocessing.qa import (
     Answer, Spans, Window, answer_policy, best_answers, model_inputs, normalize_tokens, pad_tokens, prefer_nested, prepare,
     question_tokens, read_windows, segment, windows,
@@ -936,9 +936,7 @@ def evaluate_saved_model(
             "wrong_passage": _wrong_passage(predict, config, [dev[i] for i in report], scaling, threshold),
             "short_passages": _short_passages(predict, config, [dev[i] for i in report], scaling, threshold),
         }
-        traditional = _in_traditional_characters(predict, config, [dev[i] for i in report])
-        if traditional:
-            results["cmrc_dev_report_half"]["traditional"] = traditional
+        results["cmrc_dev_report_half"]["traditional"] = _in_traditional_characters(predict, config, [dev[i] for i in report])
     handwritten = read_handwritten()[:limit]
     answers = answer_all(predict, config, [q.question for q in handwritten], [q.passages for q in handwritten])
     scores, em, f1 = graded(answers, [q.answers for q in handwritten])
@@ -962,14 +960,12 @@ def evaluate_saved_model(
 
 def _in_traditional_characters(predict: WindowPredictor, config: Config, examples: Sequence[QAExample]) -> dict:
     """Best-span EM/F1 with question, passage and references written in Traditional characters
-    (OpenCC ``s2t``); empty without the ``train`` extra. The reader learned from Simplified text."""
-    s2t = traditional_writer()
-    if s2t is None:
-        return {}
+    (OpenCC ``s2t``). The reader learned from Simplified text."""
     answers = answer_all(
-        predict, config, [s2t(e.question) for e in examples], [[s2t(e.context)] for e in examples], desc="traditional"
+        predict, config, [to_traditional(e.question) for e in examples], [[to_traditional(e.context)] for e in examples],
+        desc="traditional",
     )
-    return cmrc_scores([best_text(a) for a in answers], [[s2t(r) for r in references(e)] for e in examples])
+    return cmrc_scores([best_text(a) for a in answers], [[to_traditional(r) for r in references(e)] for e in examples])
 
 
 def _headline(metrics: dict) -> dict:

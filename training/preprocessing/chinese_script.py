@@ -10,7 +10,7 @@ as for the rest of :func:`training.preprocessing.text.normalize_codepoints`, whi
 
 The table, ``t2s_characters.tsv``, is OpenCC's character conversion (``t2s``, opencc 1.4.2) of
 every CJK code point it turns into one other code point, written by ``python -m
-training.preprocessing.chinese_script`` (needs the ``train`` extra). Character by character it
+training.preprocessing.chinese_script`` and committed, so the graph carries it. Character by character it
 agrees with OpenCC's phrase-aware conversion on 99.9 % of the characters that either changes in
 DRCD's Traditional passages; phrases are what it cannot see (畫 is 画 as "picture", 划 in 計畫).
 """
@@ -21,6 +21,7 @@ import functools
 from pathlib import Path
 
 import numpy as np
+import opencc
 import tensorflow as tf
 
 TABLE_PATH = Path(__file__).with_name("t2s_characters.tsv")
@@ -87,9 +88,7 @@ def written_in_traditional(text: str) -> bool:
 
 
 @functools.cache
-def _simplified_to_traditional():
-    import opencc
-
+def _simplified_to_traditional() -> opencc.OpenCC:
     return opencc.OpenCC("s2t")
 
 
@@ -102,8 +101,6 @@ def to_traditional(text: str) -> str:
 
 def write_table(path: Path = TABLE_PATH) -> int:
     """Write the table from OpenCC; returns the number of characters it maps."""
-    import opencc
-
     t2s = opencc.OpenCC("t2s").convert
     lines = []
     for first, last in CJK_RANGES:

@@ -22,6 +22,7 @@ log = logging.getLogger("app.errors")
 
 BODY_FIELD = {"field": "body", "message": "request body too large"}
 SLOW_BODY_FIELD = {"field": "body", "message": "not received in time"}
+INVALID_JSON_FIELD = {"field": "body", "message": "not valid JSON"}
 
 
 class ErrorField(BaseModel):
@@ -95,16 +96,15 @@ def _field_name(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+def _invalid_json(message: str) -> JSONResponse:
+    return JSONResponse(status_code=400, content=error_body("invalid_json", message, [INVALID_JSON_FIELD]))
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     fields = []
     for err in exc.errors():
         if err.get("type") == "json_invalid":
-            return JSONResponse(
-                status_code=400,
-                content=error_body("invalid_json", f"request body is not valid JSON: {err.get('ctx', {}).get('error', err['msg'])}", [
-                    {"field": "body", "message": "not valid JSON"}
-                ]),
-            )
+            return _invalid_json(f"request body is not valid JSON: {err.get('ctx', {}).get('error', err['msg'])}")
         message = err["msg"].removeprefix("Value error, ")
         if tuple(err["loc"]) == ("body",) and isinstance(err.get("input"), (bytes, str)):
             # A JSON endpoint got a body it did not parse as JSON: the content type was not JSON
@@ -132,9 +132,7 @@ def _unparsed_body(exc: StarletteHTTPException) -> str | None:
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     unparsed = _unparsed_body(exc) if exc.status_code == 400 else None
     if unparsed:
-        return JSONResponse(
-            status_code=400, content=error_body("invalid_json", unparsed, [{"field": "body", "message": "not valid JSON"}])
-        )
+        return _invalid_json(unparsed)
     code = {
         401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
         413: "body_too_large", 429: "rate_limited", 503: "unavailable",

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from training.data.qa import read_handwritten, read_squad, read_webqa
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, webqa_score
-from training.preprocessing.chinese_script import simplify_text
+from training.preprocessing.chinese_script import simplify_text, to_simplified
 from training.preprocessing.qa import (
     Answer, Window, best_answers, model_inputs, pad_tokens, prefer_nested, prepare, segment, trim_span, windows,
 )
@@ -270,13 +270,11 @@ def test_sentence_crops_keep_the_answer_or_leave_it_out(seed):
 
 
 def test_squad_reader_converts_traditional_chinese(tmp_path):
-    from training.data.qa import traditional_to_simplified
-
     path = tmp_path / "drcd.json"
     context = "長江全長約6300公里，是中國第一長河。"
     qas = [{"id": "t", "question": "長江全長多少？", "answers": [{"text": "約6300公里", "answer_start": 4}]}]
     path.write_text(json.dumps({"data": [{"paragraphs": [{"context": context, "qas": qas}]}]}, ensure_ascii=False))
-    (example,) = read_squad(path, traditional_to_simplified())
+    (example,) = read_squad(path, to_simplified)
     assert example.context == "长江全长约6300公里，是中国第一长河。" and example.question == "长江全长多少？"
     assert example.answers == (("约6300公里", 4),)
 

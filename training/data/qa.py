@@ -83,13 +83,6 @@ def read_webqa(path: str | Path) -> list[MultiPassageQuestion]:
     return questions
 
 
-def traditional_to_simplified() -> Callable[[str], str]:
-    """OpenCC's character-level Traditional → Simplified conversion (``t2s``; a training extra)."""
-    import opencc
-
-    return opencc.OpenCC("t2s").convert
-
-
 HANDWRITTEN = Path(__file__).with_name("handwritten_qa.json")
 
 

@@ -88,25 +88,31 @@ def written_in_traditional(text: str) -> bool:
 
 
 @functools.cache
-def _simplified_to_traditional() -> opencc.OpenCC:
-    return opencc.OpenCC("s2t")
+def _opencc(config: str) -> opencc.OpenCC:
+    return opencc.OpenCC(config)
 
 
 def to_traditional(text: str) -> str:
     """OpenCC's phrase-aware Simplified → Traditional conversion (``s2t``): for writing a
     generated headline back in its abstract's script, and for measuring how the models read text
     written in Traditional characters."""
-    return _simplified_to_traditional().convert(text)
+    return _opencc("s2t").convert(text)
+
+
+def to_simplified(text: str) -> str:
+    """OpenCC's phrase-aware Traditional → Simplified conversion (``t2s``), for Traditional training
+    corpora (DRCD): better than the one-for-one table where a phrase decides (計畫 → 计划), but it
+    may change a text's length, so it is for whole corpora, not for texts whose offsets matter."""
+    return _opencc("t2s").convert(text)
 
 
 def write_table(path: Path = TABLE_PATH) -> int:
     """Write the table from OpenCC; returns the number of characters it maps."""
-    t2s = opencc.OpenCC("t2s").convert
     lines = []
     for first, last in CJK_RANGES:
         for codepoint in range(first, last + 1):
             char = chr(codepoint)
-            converted = t2s(char)
+            converted = to_simplified(char)
             if converted != char and len(converted) == 1 and char not in SIMPLIFIED_IN_USE:
                 lines.append(f"{char}\t{converted}\n")
     path.write_text("".join(lines), encoding="utf-8")

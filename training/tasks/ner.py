@@ -480,15 +480,15 @@ def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) ->
     predict = saved_model_predictor(version_dir)
     corpus = CORPORA[corpus_name]
     results = {}
-    for name, relative in corpus.tests.items():
-        sentences = corpus.reader(data_dir / relative)
+    tests = {name: corpus.reader(data_dir / relative) for name, relative in corpus.tests.items()}
+    for name, sentences in tests.items():
         predicted = predict_spans(predict, [s.text for s in sentences], desc=name)
         results[name] = entity_prf([s.spans for s in sentences], predicted)
         calibration = entity_reliability(version_dir, sentences)
         if calibration:
             results[name]["entity_calibration"] = calibration
-    first, relative = next(iter(corpus.tests.items()))
-    traditional = in_traditional_characters(corpus.reader(data_dir / relative))
+    first, sentences = next(iter(tests.items()))
+    traditional = in_traditional_characters(sentences)
     if traditional:
         predicted = predict_spans(predict, [s.text for s in traditional], desc=f"{first}, Traditional")
         results[f"{first}_traditional"] = entity_prf([s.spans for s in traditional], predicted)

@@ -28,13 +28,13 @@ from tqdm import tqdm
 from training import model_store
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
-from training.data.qa import QAExample, read_handwritten, read_squad, read_webqa, traditional_to_simplified
+from training.data.qa import QAExample, read_handwritten, read_squad, read_webqa
 from training.data.unlabelled import SOURCES as UNLABELLED_SOURCES
 from training.data.unlabelled import unlabelled_texts
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
 from training.calibration import PlattScaling
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, plot_reliability, reliability, reliability_lines, webqa_score
-from training.preprocessing.chinese_script import to_traditional
+from training.preprocessing.chinese_script import to_simplified, to_traditional
 from training.preprocessing.qa import (
     Answer, Spans, Window, answer_policy, best_answers, model_inputs, normalize_tokens, pad_tokens, prefer_nested, prepare,
     question_tokens, read_windows, segment, windows,
@@ -554,7 +554,7 @@ def train(args: argparse.Namespace) -> None:
     train_examples = read_squad(data_dir / TRAIN)
     if args.max_train_questions:
         train_examples = train_examples[: args.max_train_questions]
-    convert = traditional_to_simplified() if args.t2s else None
+    convert = to_simplified if args.t2s else None
     for relative in args.extra_train:
         train_examples += read_squad(data_dir / relative, convert)
     select = read_squad(data_dir / SELECT)[: args.max_select_questions or None]

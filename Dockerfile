@@ -11,8 +11,8 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# The service alone: training/ (and its extras) stay out of the image.
 COPY app ./app
-COPY training ./training
 RUN pip install "${TENSORFLOW}" && pip install .
 
 FROM ${PYTHON_IMAGE}

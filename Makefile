@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test bench train-qa clean
+.PHONY: install run test test-slow bench train-qa clean
 
 install: $(VENV)/.installed  ## create .venv with everything `run`, `test` and training need
 
@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 run: install  ## serve the bundled models on $(HOST):$(PORT)
 	$(BIN)/python -m app.server --host $(HOST) --port $(PORT)
 
-test: install  ## run the test suite (fails on "no tests collected", pytest's exit 5)
-	$(BIN)/pytest
+test: install  ## the fast tier, a few minutes (fails on "no tests collected", pytest's exit 5)
+	$(BIN)/pytest -m "not slow"
+
+test-slow: install  ## the slow tier: train→export runs, servers, browser, nginx, Redis, fuzzing (.ci/run runs both)
+	$(BIN)/pytest -m slow
 
 bench: install  ## serving benchmark (batching on/off vs the raw SavedModel, on loopback; a few minutes), then headline decoding
 	$(BIN)/python -m bench.serve --plots docs/images/bench

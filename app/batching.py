@@ -12,6 +12,9 @@ middleware), a batch waits for company only while some request is in the server
 but not yet queued: a lone client, or clients that are all queued already, gain
 nothing from the wait, so their batch runs at once.
 
+Each request comes with a context (the service passes the model version it was admitted with):
+a batch holds requests of one context only, and the batch function is called with it.
+
 A request's items are never split across batches, so one larger than
 ``max_batch_size`` runs as a batch of its own. The queue is bounded in items:
 when it is full, ``submit`` fails at once with :class:`QueueFull` rather than
@@ -36,8 +39,8 @@ log = logging.getLogger("app.batching")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-# Runs in a worker thread: items → (one result per item, metadata shared by the batch).
-BatchFunction = Callable[[list[Any]], tuple[Sequence[Any], Any]]
+# Runs in a worker thread: (the batch's context, its items) → one result per item.
+BatchFunction = Callable[[Any, list[Any]], Sequence[Any]]
 
 
 class BatchPolicy(BaseModel):
@@ -121,6 +124,7 @@ class BatcherMetrics:
 class _Job:
     items: list
     future: asyncio.Future
+    context: Any = None
     enqueued: float = field(default_factory=time.monotonic)
     taken: bool = False  # popped from the queue into a batch
 
@@ -169,8 +173,8 @@ class MicroBatcher(Generic[Item, Result]):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
-    async def submit(self, items: list[Item], timeout: float | None = None) -> tuple[list[Result], Any]:
-        """Queue ``items`` and wait for (their results in order, the batch metadata).
+    async def submit(self, items: list[Item], timeout: float | None = None, context: Any = None) -> list[Result]:
+        """Queue ``items`` and wait for their results, in order, from a batch of ``context``.
 
         Raises :class:`QueueFull` at once when there is no room (a request larger than
         ``max_queue`` is taken only when the queue is empty), :class:`DeadlineExceeded`
@@ -181,13 +185,13 @@ class MicroBatcher(Generic[Item, Result]):
         if self._closing or self._wakeup is None:
             raise Closed(f"the {self.name} batcher is not running")
         if not items:
-            return [], None
+            return []
         # A request larger than the whole queue still gets in when nothing waits (it runs alone);
         # refusing it would refuse it forever.
         if self._queued_items and self._queued_items + len(items) > self.policy.max_queue:
             self._metrics.observe_rejection(self.name)
             raise QueueFull(self.name, self._retry_after())
-        job = _Job(list(items), asyncio.get_running_loop().create_future())
+        job = _Job(list(items), asyncio.get_running_loop().create_future(), context)
         self._pending.append(job)
         self._queued_items += len(job.items)
         self._wakeup.set()
@@ -214,12 +218,13 @@ class MicroBatcher(Generic[Item, Result]):
         return max(1, math.ceil(batches_ahead * self._last_batch_seconds / self.policy.batch_threads))
 
     def _take_batch(self) -> list[_Job]:
-        """Pop queued jobs up to ``max_batch_size`` items (always at least one job)."""
+        """Pop queued jobs up to ``max_batch_size`` items (always at least one job), all of the
+        first one's context: consecutive ones, so the queue stays first come, first served."""
         jobs: list[_Job] = []
         size = 0
         while self._pending:
             job = self._pending[0]
-            if jobs and size + len(job.items) > self.policy.max_batch_size:
+            if jobs and (size + len(job.items) > self.policy.max_batch_size or job.context is not jobs[0].context):
                 break
             self._pending.popleft()
             job.taken = True
@@ -290,18 +295,18 @@ class MicroBatcher(Generic[Item, Result]):
             else:
                 job.future.set_result(outcome)
 
-    async def _run(self, jobs: list[_Job]) -> list[tuple[list, Any]]:
-        """One model call over the jobs' items; each job's slice of the results, with the metadata."""
+    async def _run(self, jobs: list[_Job]) -> list[list]:
+        """One model call over the jobs' items (one context); each job's slice of the results."""
         items = [item for job in jobs for item in job.items]
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        results, metadata = await loop.run_in_executor(self._executor, self._run_batch, items)
+        results = await loop.run_in_executor(self._executor, self._run_batch, jobs[0].context, items)
         self._last_batch_seconds = time.perf_counter() - started
         self._metrics.observe_batch(self.name, len(items), self._last_batch_seconds)
         if len(results) != len(items):
             raise RuntimeError(f"the {self.name} batch function returned {len(results)} results for {len(items)} items")
         outcomes, offset = [], 0
         for job in jobs:
-            outcomes.append((list(results[offset : offset + len(job.items)]), metadata))
+            outcomes.append(list(results[offset : offset + len(job.items)]))
             offset += len(job.items)
         return outcomes

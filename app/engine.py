@@ -1,9 +1,15 @@
-"""The inference engine: one micro-batcher per task, each running on the version now serving."""
+"""The inference engine: one micro-batcher per task, whose batches each run on one loaded version.
+
+A route leases the serving version when its request is admitted (:meth:`ModelRegistry.lease`),
+prepares the request with that version's pipeline, queues the model inputs with the version, and
+shapes the answer with the same pipeline: a reload meanwhile changes what the next requests
+lease, never what this one is answered by. The batcher only puts requests of one version in a batch.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 from starlette.requests import Request
 
@@ -12,12 +18,13 @@ from app.registry import LoadedModel, ModelRegistry
 
 T = TypeVar("T")
 
-# Runs in a worker thread: (model, items) → one result per item, in order.
-TaskFunction = Callable[[LoadedModel, list[Any]], list[Any]]
+# Runs in a worker thread: (the version a batch's requests leased, their items) → one result per item.
+BatchFunction = Callable[[LoadedModel, list], list]
 
 
-class ModelUnavailable(Exception):
-    """No version of the task is loaded."""
+def read_with_pipeline(model: LoadedModel, items: list) -> list:
+    """One model call through the version's pipeline: what every task's batches run."""
+    return model.pipeline.read(items)
 
 
 class ClientDisconnected(Exception):
@@ -25,11 +32,8 @@ class ClientDisconnected(Exception):
 
 
 class InferenceEngine:
-    """Routes a task's requests through its micro-batcher.
-
-    Each batch looks the serving model up when it starts, so a reload takes
-    effect from the next batch on and a batch never mixes two versions.
-    """
+    """Routes a task's requests through its micro-batcher, each batch on the version its
+    requests were admitted with."""
 
     def __init__(
         self,
@@ -48,17 +52,11 @@ class InferenceEngine:
         self.arrivals = arrivals
         self._batchers: dict[str, MicroBatcher] = {}
 
-    def register(self, task: str, function: TaskFunction) -> None:
-        """Serve ``task`` with ``function``; call before :meth:`start`."""
-
-        def run_batch(items: list) -> tuple[list, int]:
-            model = self.registry.get(task)
-            if model is None:
-                raise ModelUnavailable(f"no {task} model is loaded")
-            return function(model, items), model.version
-
+    def register(self, task: str, run_batch: BatchFunction | None = None) -> None:
+        """Serve ``task`` (call before :meth:`start`): a batch runs ``run_batch(model, items)`` in a
+        worker thread, by default :func:`read_with_pipeline`."""
         policy = self.policies.get(task, BatchPolicy())
-        self._batchers[task] = MicroBatcher(task, run_batch, policy, self.metrics, self.arrivals)
+        self._batchers[task] = MicroBatcher(task, run_batch or read_with_pipeline, policy, self.metrics, self.arrivals)
 
     async def start(self) -> None:
         for batcher in self._batchers.values():
@@ -71,15 +69,13 @@ class InferenceEngine:
     def queue_depths(self) -> dict[str, int]:
         return {task: batcher.queued_items for task, batcher in self._batchers.items()}
 
-    async def run(self, task: str, items: list, request: Request | None = None) -> tuple[list, int]:
-        """Results for ``items`` (in order) and the model version that produced them.
+    async def run(self, model: LoadedModel, items: list, request: Request | None = None) -> list:
+        """Results for ``items`` (in order) from ``model``, a version the caller leased.
 
         With ``request``, a client that disconnects while waiting gives up its place
         in the queue (:class:`ClientDisconnected`).
         """
-        if self.registry.get(task) is None:
-            raise ModelUnavailable(f"no {task} model is loaded")
-        answer = self._batchers[task].submit(items, self.request_timeout_s)
+        answer = self._batchers[model.task].submit(items, self.request_timeout_s, model)
         if request is None:
             return await answer
         return await _unless_disconnected(request, answer)

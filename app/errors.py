@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.batching import Closed, DeadlineExceeded, QueueFull
-from app.engine import ClientDisconnected, ModelUnavailable
+from app.engine import ClientDisconnected
+from app.registry import ModelUnavailable
 from app.registry import ModelRegistry
 from app.tfserving import TFServingError
 

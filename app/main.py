@@ -25,7 +25,7 @@ from app.routes import demo, headline, health, models, ner, qa, spectra  # noqa:
 from app.settings import Settings, get_settings  # noqa: E402
 from app.tfserving import TFServingClient  # noqa: E402
 
-TASK_ROUTES = (ner, qa, spectra, headline)  # each has TASK, build_router(settings), run_batch(model, items); warm_up() optional
+TASK_ROUTES = (ner, qa, spectra, headline)  # each has TASK and build_router(settings); warm_up() optional
 
 
 log = logging.getLogger("app.main")
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     arrivals = Arrivals()  # the middleware counts requests in the server; the batchers read it
     engine = InferenceEngine(registry, settings.batching, settings.request_timeout_s, metrics, arrivals)
     for module in TASK_ROUTES:
-        engine.register(module.TASK, module.run_batch)
+        engine.register(module.TASK)
     metrics.watch(registry, engine.queue_depths)
     access = AccessControl(settings)
     if access.open:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import tensorflow as tf
 
+from app import model_store
+from app.tasks.catalog import RUNTIMES, TaskRuntime
+from app.tasks.spec import ModelSpec, validate_spec
 from app.tfserving import RemoteSavedModel, TFServingClient
-from training import model_store
 
 Backend = Literal["inprocess", "tfserving"]
 
@@ -34,14 +37,27 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-@dataclass(frozen=True)
+class ModelUnavailable(Exception):
+    """No version of the task is loaded."""
+
+
+@dataclass(eq=False)
 class LoadedModel:
+    """One loaded version: its spec (the validated manifest) and its task's pipeline bound to it.
+
+    A request holds it from admission to answer (:meth:`ModelRegistry.lease`), so a reload never
+    mixes two versions in one answer; ``in_flight`` counts those requests.
+    """
+
     task: str
     version: int
     path: Path
-    manifest: dict[str, Any]
+    spec: ModelSpec
     saved_model: Any = field(repr=False)  # a loaded SavedModel, or a RemoteSavedModel
     backend: Backend = "inprocess"
+    pipeline: Any = field(default=None, repr=False)
+    in_flight: int = 0
+    retired: bool = False  # a newer version serves; released when in_flight drops to 0
 
     @property
     def predict(self) -> Callable[..., dict[str, tf.Tensor]]:
@@ -53,24 +69,12 @@ class LoadedModel:
 
         It doubles as a smoke check: a model that cannot answer it fails to load.
         """
-        inputs = self.manifest.get("warmup_inputs")
+        inputs = self.spec.warmup_inputs
         if inputs:
             self.predict(**{name: _tensor(value) for name, value in inputs.items()})
 
     def describe(self) -> dict[str, Any]:
-        calibration = self.manifest.get("calibration")
-        return {
-            "task": self.task,
-            "version": self.version,
-            "metrics": self.manifest.get("metrics", {}),
-            "signature": self.manifest.get("signature", {}),
-            "created": self.manifest.get("created"),
-            "backend": self.backend,
-            # How a score becomes a probability, and the default answer threshold (QA); the fitting
-            # table stays in the manifest.
-            **({"calibration": {k: v for k, v in calibration.items() if k != "thresholds"}} if calibration else {}),
-            **({"decoding": self.manifest["decoding"]} if self.manifest.get("decoding") else {}),
-        }
+        return {"task": self.task, "version": self.version, "backend": self.backend, **self.spec.public()}
 
 
 def _tensor(value) -> tf.Tensor:
@@ -92,8 +96,15 @@ class ModelRegistry:
     a version TensorFlow Serving lacks fails to load like a broken one).
     """
 
-    def __init__(self, root: Path, backends: dict[str, Backend] | None = None, tfserving: TFServingClient | None = None):
+    def __init__(
+        self,
+        root: Path,
+        backends: dict[str, Backend] | None = None,
+        tfserving: TFServingClient | None = None,
+        runtimes: dict[str, TaskRuntime] = RUNTIMES,
+    ):
         self.root = Path(root)
+        self.runtimes = runtimes
         self.backends = backends or {}
         self.tfserving = tfserving
         if "tfserving" in self.backends.values() and tfserving is None:
@@ -104,10 +115,10 @@ class ModelRegistry:
         self._loading = threading.Lock()  # one load at a time, so reloads cannot interleave
 
     def discover(self) -> list[str]:
-        """Tasks with at least one complete version on disk."""
+        """Tasks with a runtime and at least one complete version on disk."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if model_store.versions(p))
+        return sorted(p.name for p in self.root.iterdir() if p.name in self.runtimes and model_store.versions(p))
 
     def load_all(self) -> None:
         """Serve the highest version of every task that loads.
@@ -141,11 +152,13 @@ class ModelRegistry:
     def _load(self, task: str, version: int | None) -> LoadedModel:
         path = model_store.resolve_version(self.root / task, version)
         backend = self.backends.get(task, "inprocess")
+        runtime = self.runtimes[task]
+        spec = validate_spec(runtime.spec, model_store.read_manifest(path))  # before the weights: a bad manifest fails fast
         model = LoadedModel(
             task=task,
             version=int(path.name),
             path=path,
-            manifest=model_store.read_manifest(path),
+            spec=spec,
             saved_model=(
                 RemoteSavedModel(self.tfserving, task, int(path.name))
                 if backend == "tfserving"
@@ -153,12 +166,41 @@ class ModelRegistry:
             ),
             backend=backend,
         )
+        model.pipeline = runtime.bind(model.predict, spec)
         model.warm_up()
         with self._lock:
+            previous = self._models.get(task)
             self._models[task] = model
             self._errors.pop(task, None)
+            if previous is not None:
+                previous.retired = True
+                released = previous.in_flight == 0
         log.info("model loaded", extra={"task": task, "version": model.version, "path": str(path), "backend": backend})
+        if previous is not None and released:
+            log.info("model released", extra={"task": task, "version": previous.version})
         return model
+
+    @contextmanager
+    def lease(self, task: str) -> Iterator[LoadedModel]:
+        """The version serving ``task`` now, held until the block ends: what a request is answered
+        by from admission to answer, whatever reloads meanwhile. A retired version is released
+        (for the garbage collector) when its last lease ends."""
+        with self._lock:
+            model = self._models.get(task)
+            if model is None:
+                raise ModelUnavailable(f"no {task} model is loaded")
+            model.in_flight += 1
+        try:
+            yield model
+        finally:
+            with self._lock:
+                model.in_flight -= 1
+                released = model.retired and model.in_flight == 0
+            if released:
+                log.info("model released", extra={"task": task, "version": model.version})
+                # The reload's settle_heap ran while this version was still held, and froze it; its
+                # reference cycles are collectable only after another pass.
+                threading.Thread(target=settle_heap, name="settle-heap", daemon=True).start()
 
     def get(self, task: str) -> LoadedModel | None:
         with self._lock:

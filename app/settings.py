@@ -10,7 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.batching import BatchPolicy
 from app.registry import Backend
-from training.preprocessing.spectra import UNCLASSIFIABLE_MASKED_SHARE
+from app.tasks.spectra.grid import UNCLASSIFIABLE_MASKED_SHARE
+from app.tasks.spectra.pipeline import SpectraLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +86,11 @@ class Settings(BaseSettings):
     )
     body_timeout_s: float = Field(60.0, gt=0, description="a request body must arrive within this (408 otherwise)")
     log_level: str = "INFO"
+
+    def spectra_limits(self) -> SpectraLimits:
+        """What one spectra request may hold, for the routes and the bulk command."""
+        return SpectraLimits(self.max_batch_spectra, self.max_spectrum_points, self.max_masked_fraction,
+                             self.max_fits_files, self.max_fits_bytes)
 
 
 @lru_cache

@@ -49,17 +49,17 @@ def _done_files(out: Path) -> set[str]:
 
 
 class InProcess:
-    """The model loaded here, answering like the service (same reader, resampling and batch function)."""
+    """The model loaded here, answering like the service (the same pipeline, bound to one version)."""
 
     def __init__(self, model_root: Path):
         from app.registry import ModelRegistry
+        from app.settings import get_settings
 
-        self.model = ModelRegistry(model_root).load("spectra")
+        self.pipeline = ModelRegistry(model_root).load("spectra").pipeline
+        self.limits = get_settings().spectra_limits()
 
     def classify(self, files: list[tuple[str, bytes]]) -> Iterator[tuple[str, list[dict]]]:
-        from app.routes.spectra import SpectraLimits, file_entries, file_results, run_batch
-        from app.settings import get_settings
-        from training.preprocessing.spectrum_files import SpectrumFileError, read_spectra
+        from app.tasks.spectra.files import SpectrumFileError, read_spectra
 
         failed, spectra = {}, []
         for name, data in files:
@@ -67,9 +67,9 @@ class InProcess:
                 spectra += [(name, s) for s in read_spectra(data)]
             except SpectrumFileError as exc:
                 failed[name] = f"'{name}' {exc}"
-        entries = file_entries(spectra, SpectraLimits.of(get_settings()))
+        entries = self.pipeline.file_entries(spectra, self.limits)
         rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
-        results = file_results(entries, run_batch(self.model, rows) if rows else [])  # one batch for the group
+        results = self.pipeline.file_results(entries, self.pipeline.read(rows) if rows else [])  # one batch for the group
         for name, _ in files:
             yield name, [{"error": failed[name]}] if name in failed else [r.model_dump() for r in results if r.file == name]
 

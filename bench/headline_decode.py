@@ -26,8 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from training import model_store  # noqa: E402
-from training.decoding import call_generator  # noqa: E402
+from app import model_store  # noqa: E402
+from app.tasks.headline.pipeline import call_generator  # noqa: E402
+from app.tasks.headline.spec import HeadlineDecoding  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 NEG_INF = -1e9
@@ -91,7 +92,7 @@ def main() -> None:
         texts = [pair.source for pair in read_clge_tsv(test_file)]
     texts = (texts * args.texts)[: args.texts]
 
-    unblocked = {**decoding, "block_repeated_trigrams": False}  # the Python loop does not block trigrams
+    unblocked = HeadlineDecoding(**{**decoding, "block_repeated_trigrams": False})  # the Python loop does not block trigrams
 
     def in_graph(text: str) -> list[tuple[str, float]]:
         out = call_generator(serve, [text], args.beam_width, decoding["max_length"], unblocked)

@@ -55,7 +55,7 @@ NER_TEXTS = [
 
 def _spectra_bodies(encoding: str, count: int = 8) -> list[bytes]:
     """Power-law spectra with noise, as JSON numbers (three decimals) or as base64 float32."""
-    from training.preprocessing.spectra import LAMOST
+    from app.tasks.spectra.grid import LAMOST
 
     rng = np.random.default_rng(0)
     bodies = []
@@ -110,17 +110,18 @@ class Workload:
         elif self.task == "qa":
             inputs = self._qa_inputs(requests)
         else:
-            from training.decoding import call_generator
+            from app.tasks.headline.pipeline import call_generator
+            from app.tasks.headline.spec import HeadlineDecoding
 
-            decoding = _manifest(self.task)["decoding"]
+            decoding = HeadlineDecoding(**_manifest(self.task)["decoding"])
             texts = [r["text"] for r in requests]
-            return lambda: call_generator(serve, texts, decoding["beam_width"], decoding["max_length"], decoding)
+            return lambda: call_generator(serve, texts, decoding.beam_width, decoding.max_length, decoding)
         return lambda: serve(**inputs)
 
     def _qa_inputs(self, requests: list[dict]) -> dict:
         import tensorflow as tf
 
-        from training.preprocessing.qa import pad_tokens, prepare
+        from app.tasks.qa.preprocessing import pad_tokens, prepare
 
         cut = _manifest(self.task)["preprocessing"]
         rows = []
@@ -136,7 +137,7 @@ class Workload:
 
 
 def _manifest(task: str) -> dict:
-    from training import model_store
+    from app import model_store
 
     return model_store.read_manifest(model_store.resolve_version(REPO / "models" / task))
 
@@ -360,7 +361,7 @@ def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: fl
     """Each batch size's :class:`RawLevel`, in this process."""
     import tensorflow as tf
 
-    from training import model_store
+    from app import model_store
 
     version_dir = model_store.resolve_version(REPO / "models" / task)
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]

@@ -18,7 +18,7 @@ BUNDLED_MODELS = REPO / "models"
 
 def bundled_version(task: str) -> Path:
     """The directory of the bundled model that serves ``task`` (its highest version)."""
-    from training import model_store
+    from app import model_store
 
     return model_store.resolve_version(BUNDLED_MODELS / task)
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings, get_settings
-from training.preprocessing.chinese_script import to_traditional
+from app.tasks.chinese_script import to_traditional
 
 SETTINGS = get_settings()
 # Written for the README (in no data file).

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings, get_settings
-from training import model_store
+from app import model_store
 from training.tasks import qa
 
 SETTINGS = get_settings()
@@ -126,7 +126,7 @@ def test_min_probability_overrides_the_default_threshold(qa_client, min_probabil
 def test_the_default_threshold_is_the_models_own(qa_client, qa_root):
     """Without APP_QA_ANSWER_THRESHOLD or min_probability, the threshold fitted with the model's
     calibration decides, and GET /v1/models shows it."""
-    from training import model_store
+    from app import model_store
 
     manifest = model_store.read_manifest(qa_root / "qa" / "1")
     calibration = manifest["calibration"]

@@ -15,7 +15,7 @@ from tests.conftest import BUNDLED_MODELS, shared_data
 from training.tasks.spectra import ZWARNING_BITS
 from training.data.spectra import CLASSES, Templates, redshift_onto_grid
 from training.data.spectra_real import load_lamost_stars
-from training.preprocessing.spectra import LAMOST
+from app.tasks.spectra.grid import LAMOST
 
 NPIX = LAMOST.npix
 

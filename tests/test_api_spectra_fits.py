@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import BUNDLED_MODELS, shared_data
 from tests.fixtures.spectrum_files import write_desi_coadd, write_lamost_image, write_lamost_table, write_sdss_spec_lite
-from training.preprocessing.spectra import LAMOST
+from app.tasks.spectra.grid import LAMOST
 from training.tasks.spectra import ZWARNING_BITS
 
 
@@ -54,7 +54,7 @@ def test_curl_style_single_file_field(spectra_client, files):
 
 def test_the_same_spectrum_as_json_or_as_a_file_gets_the_same_answer(spectra_client, files):
     from training.data.spectra_real import model_grid_flux
-    from training.preprocessing.spectrum_files import read_spectra
+    from app.tasks.spectra.files import read_spectra
 
     flux = model_grid_flux(read_spectra(files["spec-lite.fits"])[0])
     by_json = spectra_client.post("/v1/spectra", json={"spectra": [flux.tolist()]}).json()["results"][0]

@@ -21,18 +21,20 @@ class Recorder:
 
     def __init__(self, fail_on=None):
         self.batches: list[list] = []
+        self.contexts: list = []
         self.entered = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
         self.fail_on = fail_on
 
-    def __call__(self, items):
+    def __call__(self, context, items):
         self.entered.set()
         self.gate.wait(10)
         self.batches.append(list(items))
+        self.contexts.append(context)
         if self.fail_on is not None and self.fail_on in items:
             raise ValueError(f"cannot take {self.fail_on}")
-        return [2 * x for x in items], "v1"
+        return [2 * x for x in items]
 
 
 def run(coroutine):
@@ -66,8 +68,7 @@ def test_concurrent_requests_share_a_batch_and_get_their_own_results_in_order():
         return recorder, requests, answers
 
     recorder, requests, answers = run(scenario())
-    assert [results for results, _ in answers] == [[2 * x for x in r] for r in requests]
-    assert all(meta == "v1" for _, meta in answers)
+    assert answers == [[2 * x for x in r] for r in requests]
     assert len(recorder.batches) == 1 and sorted(recorder.batches[0]) == sorted(x for r in requests for x in r)
 
 
@@ -101,7 +102,7 @@ def test_with_arrivals_a_batch_waits_only_while_another_request_is_in_the_server
         return waited, recorder.batches, lone
 
     waited, batches, lone = run(scenario())
-    assert waited and batches == [[1, 2], [3]] and lone[0] == [6]
+    assert waited and batches == [[1, 2], [3]] and lone == [6]
 
 
 def test_with_arrivals_a_request_that_leaves_without_joining_releases_the_wait():
@@ -113,7 +114,7 @@ def test_with_arrivals_a_request_that_leaves_without_joining_releases_the_wait()
         return answer, recorder.batches
 
     answer, batches = run(scenario())
-    assert answer[0] == [2] and batches == [[1]]
+    assert answer == [2] and batches == [[1]]
 
 
 def test_batches_never_exceed_the_limit_and_a_large_request_runs_alone():
@@ -145,7 +146,7 @@ def test_full_queue_refuses_at_once_with_a_retry_hint():
 
     refused, answers = run(scenario())
     assert refused.retry_after >= 1
-    assert [results for results, _ in answers] == [[2], [4, 6, 8]]
+    assert answers == [[2], [4, 6, 8]]
 
 
 def test_a_request_larger_than_the_queue_runs_when_the_queue_is_empty():
@@ -162,7 +163,7 @@ def test_a_request_larger_than_the_queue_runs_when_the_queue_is_empty():
         return answers, recorder.batches
 
     answers, batches = run(scenario())
-    assert answers[1][0] == [4, 6, 8, 10] and batches == [[1], [2, 3, 4, 5]]
+    assert answers[1] == [4, 6, 8, 10] and batches == [[1], [2, 3, 4, 5]]
 
 
 def test_deadline_and_cancellation_free_the_slot():
@@ -196,7 +197,7 @@ def test_a_failing_request_does_not_take_its_batch_down():
         return answers, after
 
     (one, failed, two), after = run(scenario())
-    assert one == ([2], "v1") and two == ([4], "v1") and after == ([6, 8, 10], "v1")
+    assert one == [2] and two == [4] and after == [6, 8, 10]
     assert isinstance(failed, ValueError)
 
 
@@ -211,7 +212,7 @@ def test_stop_answers_everything_queued_then_refuses():
             await batcher.submit([9])
         recorder.gate.set()
         await stopping
-        return [p.result()[0] for p in pending]
+        return [p.result() for p in pending]
 
     assert run(scenario()) == [[0], [2], [4], [6], [8]]
 
@@ -228,3 +229,19 @@ def test_a_client_that_disconnects_cancels_its_wait():
         return never.cancelled()
 
     assert run(scenario())
+
+
+def test_a_batch_holds_requests_of_one_context_only():
+    async def scenario():
+        recorder, batcher, first = await held([0], max_batch_size=10, max_wait_ms=0)
+        # Queued behind the held batch: two versions interleaved, as during a reload.
+        rest = [asyncio.ensure_future(batcher.submit([i], context=version)) for i, version in ((1, "v1"), (2, "v1"), (3, "v2"), (4, "v2"))]
+        await until(lambda: batcher.queued_items == 4)
+        recorder.gate.set()
+        answers = await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return answers, recorder
+
+    answers, recorder = run(scenario())
+    assert answers == [[0], [2], [4], [6], [8]]
+    assert recorder.batches == [[0], [1, 2], [3, 4]] and recorder.contexts == [None, "v1", "v2"]

@@ -1,4 +1,4 @@
-"""Platt scaling (``training/calibration.py``): the map from a score to a probability that the
+"""Platt scaling (``app/tasks/calibration.py``): the map from a score to a probability that the
 QA service and ``python -m training qa evaluate`` apply from a reader's manifest."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.calibration import PlattScaling
+from app.tasks.calibration import PlattScaling
 
 
 def _outcomes(slope: float, intercept: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

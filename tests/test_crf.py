@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.layers import CRF, CRFNegativeLogLikelihood
-from training.preprocessing.text import tag_constraints
+from training.data.tags import tag_constraints
 
 
 def _crf(num_tags: int, seed: int, constrained: bool = False) -> CRF:
@@ -163,7 +163,7 @@ def _path_probabilities(crf: CRF, emissions: np.ndarray, length: int) -> dict[tu
 def test_each_entity_gets_its_exact_marginal_probability(scheme, lengths, seed):
     """The in-graph entities of the Viterbi path, and P(exactly that span with that type), against
     summing the probabilities of every path that contains the span (BIO and BIOES, two types)."""
-    from training.preprocessing.text import bio_to_spans
+    from training.data.tags import bio_to_spans
     from training.tasks.ner import EntityRoles
 
     tags = ["O", "B-A", "I-A", "B-B", "I-B"] + (["E-A", "S-A", "E-B", "S-B"] if scheme == "BIOES" else [])

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from app.batching import Arrivals, BatchPolicy
+from app.engine import read_with_pipeline
 from app.main import create_app
 from app.middleware import RequestContextMiddleware
-from app.routes import ner, spectra
 from app.settings import Settings
 from tests.conftest import bundled_version, until, write_keys_file
-from training.preprocessing.spectra import LAMOST
+from app.tasks.spectra.grid import LAMOST
 
 NER_TEXTS = [
     "新华社北京电国务院总理李鹏今天会见了日本客人。",
@@ -90,14 +90,13 @@ def test_batched_answers_equal_one_by_one_answers(task, items, body, tmp_path):
     # A batch as large as the load and a long wait: all requests run as exactly one model call.
     policy = BatchPolicy(max_batch_size=len(items), max_wait_ms=60_000)
     settings = Settings(model_root=store_with(tmp_path, task), batching={task: policy})
-    module = {"ner": ner, "spectra": spectra}[task]
 
     async def scenario():
         async with serving(settings) as (app, client):
             responses = await asyncio.gather(*(client.post(f"/v1/{task}", json=body(item)) for item in items))
             model = app.state.registry.get(task)
             rows = [np.asarray(item, dtype=np.float64) for item in items] if task == "spectra" else items
-            alone = [module.run_batch(model, [row])[0].model_dump() for row in rows]
+            alone = [model.pipeline.read([row])[0].model_dump() for row in rows]
             exposition = (await client.get("/metrics")).text
             return responses, alone, exposition
 
@@ -125,7 +124,7 @@ def test_batched_answers_equal_one_by_one_answers(task, items, body, tmp_path):
 def test_a_full_queue_answers_503_with_retry_after_at_once(tmp_path):
     policy = BatchPolicy(max_batch_size=1, max_wait_ms=0, max_queue=1)
     settings = Settings(model_root=store_with(tmp_path, "spectra"), batching={"spectra": policy})
-    gate = Gate(spectra.run_batch)
+    gate = Gate(read_with_pipeline)
     one = {"spectra": [flux(1)]}
 
     async def scenario():
@@ -148,7 +147,7 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(tmp_path):
 
 def test_a_request_past_its_deadline_gets_504(tmp_path):
     settings = Settings(model_root=store_with(tmp_path, "spectra"), request_timeout_s=0.05)
-    gate = Gate(spectra.run_batch)
+    gate = Gate(read_with_pipeline)
 
     async def scenario():
         async with serving(settings, spectra=gate) as (app, client):
@@ -180,7 +179,7 @@ def test_a_model_error_fails_only_its_own_request(tmp_path):
     settings = Settings(model_root=store_with(tmp_path, "spectra"), batching={"spectra": policy})
     poisoned = flux(3)
     poisoned[0] = 13.0
-    gate = Gate(spectra.run_batch, fails=lambda rows: any(row[0] == 13.0 for row in rows))
+    gate = Gate(read_with_pipeline, fails=lambda rows: any(row[0] == 13.0 for row in rows))
     gate.released.set()
 
     async def scenario():

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import model_store
+from app import model_store
 from training.__main__ import main
-from training.decoding import call_generator
+from app.tasks.headline.pipeline import call_generator
+from app.tasks.headline.spec import HeadlineDecoding
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
@@ -30,7 +31,8 @@ def _signature(store):
 
 
 def _generate(serve, texts, beam_width=3, max_length=20, alpha=1.0, block=False):
-    return call_generator(serve, texts, beam_width, max_length, {"length_penalty": alpha, "block_repeated_trigrams": block})
+    decoding = HeadlineDecoding(beam_width=beam_width, max_length=max_length, length_penalty=alpha, block_repeated_trigrams=block)
+    return call_generator(serve, texts, beam_width, max_length, decoding)
 
 
 def test_training_writes_checkpoint_config_and_logs(tiny_headline_run):

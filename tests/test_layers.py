@@ -9,7 +9,7 @@ from training.layers import CharBigrams, TokenDropout, bigram_keys
 from training.layers.char_bigrams import CODEPOINT_BASE
 from training.layers.lexicon import POSITIONS, LexiconFeatures
 from training.layers.residual_conv1d import ResidualConv1D
-from training.preprocessing.text import codepoints_of
+from app.tasks.text import codepoints_of
 
 LEXICON = {"word": ["北京", "会见"], "person": ["李鹏", "李"], "place": ["北京市", "北京"]}
 

@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import FIXTURES
-from training import model_store
+from app import model_store
+from app.tasks.ner.pipeline import NERPipeline
+from training.data.tags import Span
 from training.__main__ import main
 from training.data.ner import read_bio, read_cluener
 from training.tasks import ner
@@ -92,12 +94,18 @@ def test_export_layout_and_manifest(tiny_ner_store):
     assert not list(tiny_ner_store.joinpath("ner").glob(".staging-*"))
 
 
+def served_spans(version_dir, texts=TEXTS):
+    """The entity spans the service's pipeline reads off an exported tagger."""
+    pipeline = NERPipeline(tf.saved_model.load(str(version_dir)).signatures["serving_default"])
+    return [[Span(e.type, e.start, e.end) for e in result.entities] for result in pipeline.answer_many(texts)]
+
+
 def test_exported_model_matches_in_process_model(tiny_ner_run, tiny_ner_store):
     config = ner.Config.load(tiny_ner_run / "config.json")
     model = ner.build_model(config)
     model.load_weights(tiny_ner_run / "best.weights.h5")
     in_process = ner.predict_spans(ner._in_process_predictor(model, config.tags), TEXTS)
-    exported = ner.predict_spans(ner.saved_model_predictor(model_store.resolve_version(tiny_ner_store / "ner")), TEXTS)
+    exported = served_spans(model_store.resolve_version(tiny_ner_store / "ner"))
     assert in_process == exported
 
 
@@ -114,7 +122,7 @@ def test_serving_signature_takes_raw_strings(tiny_ner_store):
 
 def test_the_signature_gives_the_entities_of_the_tags_with_probabilities(tiny_ner_store):
     """The graph's entities are the spans the tags spell (the service reads them from the graph)."""
-    from training.preprocessing.text import spans_from_tag_batch
+    from training.data.tags import spans_from_tag_batch
 
     serve = tf.saved_model.load(str(tiny_ner_store / "ner" / "1")).signatures["serving_default"]
     out = {k: v.numpy() for k, v in serve(text=tf.constant([t.encode() for t in TEXTS])).items()}
@@ -201,7 +209,7 @@ def test_an_ensemble_with_int8_embeddings_exports_as_one_tagger(tiny_ner_run, tm
     model_store.quantize_embeddings(ensemble)
     tags = ner.Config.load(tiny_ner_run / "config.json").tags
     in_process = ner.predict_spans(ner._in_process_predictor(ensemble, tags), TEXTS)
-    assert ner.predict_spans(ner.saved_model_predictor(version_dir), TEXTS) == in_process
+    assert served_spans(version_dir) == in_process
     crf = ensemble.get_layer("crf")
     expected = np.mean([m.get_layer("crf").transitions.numpy() for m in members], axis=0)
     np.testing.assert_allclose(crf.transitions.numpy(), expected, rtol=1e-6)

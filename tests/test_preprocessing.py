@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.data.ner import TaggedSentence, join_entity_lists, split_long
-from training.preprocessing.chinese_script import SIMPLIFIED_IN_USE, TABLE_PATH, written_in_traditional
-from training.preprocessing.text import Span, as_bio, bio_to_spans, codepoints_of, encode_texts, spans_to_tags
+from app.tasks.chinese_script import SIMPLIFIED_IN_USE, TABLE_PATH, written_in_traditional
+from app.tasks.text import codepoints_of, encode_texts
+from training.data.tags import Span, as_bio, bio_to_spans, spans_to_tags
 
 # Any Unicode text that is valid UTF-8 (JSON can carry lone surrogates; the API rejects them).
 unicode_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
@@ -50,7 +51,7 @@ def test_encoded_batch_is_padded_and_never_empty():
 def test_invalid_utf8_decodes_to_replacement_character():
     import tensorflow as tf
 
-    from training.preprocessing.text import texts_to_codepoints
+    from app.tasks.text import texts_to_codepoints
 
     assert texts_to_codepoints(tf.constant([b"a\xffb"]))[0].numpy().tolist() == [ord("a"), 0xFFFD, ord("b")]
 
@@ -112,7 +113,7 @@ def test_join_entity_lists_drops_only_separators_between_entities():
 
 
 def test_the_traditional_table_is_opencc_s_character_conversion():
-    """The committed table is what ``python -m training.preprocessing.chinese_script`` writes."""
+    """The committed table is what ``python -m app.tasks.chinese_script`` writes."""
     opencc = pytest.importorskip("opencc")
     t2s = opencc.OpenCC("t2s").convert
     pairs = [line.split("\t") for line in TABLE_PATH.read_text(encoding="utf-8").splitlines()]

@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 
 from training.data.qa import read_handwritten, read_squad, read_webqa
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, webqa_score
-from training.preprocessing.chinese_script import simplify_text, to_simplified
-from training.preprocessing.qa import (
-    Answer, Window, best_answers, model_inputs, pad_tokens, prefer_nested, prepare, segment, trim_span, windows,
-)
+from app.tasks.chinese_script import simplify_text, to_simplified
+from app.tasks.qa.answers import Answer, best_answers, prefer_nested, trim_span
+from app.tasks.qa.preprocessing import Window, model_inputs, pad_tokens, prepare, segment, windows
 from training.tasks.qa import decode_spans
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import model_store
+from app import model_store
 from training.__main__ import main
 from training.data.qa import QAExample
-from training.preprocessing.qa import Answer, pad_tokens, segment
+from app.tasks.qa.answers import Answer
+from app.tasks.qa.preprocessing import pad_tokens, segment
 from training.tasks import qa
 
 QUESTIONS = ["中国的首都是哪里？", "What is 😀？", "長江全長多少？"]

@@ -45,7 +45,7 @@ def test_concurrent_requests_and_bad_input_do_not_disturb_the_server(server_url)
 def test_spectra_over_real_http(server_url):
     import numpy as np
 
-    from training.preprocessing.spectra import LAMOST
+    from app.tasks.spectra.grid import LAMOST
 
     flux = (100 * (LAMOST.wavelength / 6000) ** -1.5).tolist()
     response = httpx.post(f"{server_url}/v1/spectra", json={"spectra": [flux]}, timeout=30)

@@ -11,12 +11,12 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training import model_store
+from app import model_store
 from training.__main__ import main
 from training.augment import mixup
 from training.data.spectra import CLASSES, TemplateSet, Templates, read_templates, redshift_onto_grid, simulate
 from training.layers.spectrum_normalization import SpectrumNormalization
-from training.preprocessing.spectra import LAMOST, LogGrid, edges_from_centres, rebin, resample_to_model_grid
+from app.tasks.spectra.grid import LAMOST, LogGrid, edges_from_centres, rebin, resample_to_model_grid
 from training.tasks import spectra
 
 

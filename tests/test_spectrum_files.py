@@ -21,8 +21,8 @@ from tests.fixtures.spectrum_files import (
     write_lamost_table,
     write_sdss_spec_lite,
 )
-from training.preprocessing.spectra import LAMOST
-from training.preprocessing.spectrum_files import SpectrumFileError, read_spectra, read_spectrum_file
+from app.tasks.spectra.grid import LAMOST
+from app.tasks.spectra.files import SpectrumFileError, read_spectra, read_spectrum_file
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from training.data.spectra import TemplateSet, read_templates, redshift_onto_grid
-from training.preprocessing.spectra import LAMOST, LogGrid
+from app.tasks.spectra.grid import LAMOST, LogGrid
 from training.template_fitting import (
     RedshiftScan,
     StellarFit,

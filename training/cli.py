@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from training import model_store
+from app import model_store
+from app.tasks.catalog import RUNTIMES
+from app.tasks.spec import validate_spec
 
 Command = Callable[[argparse.Namespace], None]
 
@@ -95,6 +97,8 @@ def export_version(
         params=model.count_params(),
         extra=extra,
     )
+    # The service refuses a version whose manifest does not match its task's spec: so does export.
+    validate_spec(RUNTIMES[task].spec, {**model_store.read_manifest(staging), "version": args.version or 1})
     version_dir = model_store.publish(staging, args.version)
     if args.prune:
         model_store.prune_other_versions(version_dir)

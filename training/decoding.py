@@ -16,8 +16,6 @@ from typing import Callable, NamedTuple, Sequence
 
 import tensorflow as tf
 
-from training.preprocessing.chinese_script import simplify_text
-
 Step = Callable[[tf.Tensor, object], tuple[tf.Tensor, object]]
 NEG_INF = -1e9
 
@@ -171,23 +169,6 @@ def beam_search(
 def _unfinished(max_length: tf.Tensor) -> Callable:
     """The loop condition: steps left and some hypothesis not ended."""
     return lambda t, last, state, tokens, finished, *_: (t < max_length) & ~tf.reduce_all(finished)
-
-
-def call_generator(serve: Callable, texts: Sequence[str], beam_width: int, max_length: int, decoding: dict) -> dict:
-    """Call an exported generator signature (text, beam_width, max_length, length_penalty,
-    block_repeated_trigrams), the last two from ``decoding`` (a manifest's ``decoding`` entry).
-
-    The service, the evaluation and the benchmark all call the headline SavedModel this way.
-    Traditional characters are read as Simplified here as well as in the graph's normalisation,
-    for versions exported before it did (`headline/1`); a second pass changes nothing.
-    """
-    return serve(
-        text=tf.constant([simplify_text(t).encode("utf-8") for t in texts]),
-        beam_width=tf.constant(beam_width, tf.int32),
-        max_length=tf.constant(max_length, tf.int32),
-        length_penalty=tf.constant(decoding["length_penalty"], tf.float32),
-        block_repeated_trigrams=tf.constant(decoding["block_repeated_trigrams"], tf.bool),
-    )
 
 
 def _write(tokens: tf.Tensor, t: tf.Tensor, column: tf.Tensor) -> tf.Tensor:

@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from training.preprocessing.text import Span
+from training.data.tags import Span
 
 
 def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:

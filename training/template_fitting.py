@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.data.spectra import TemplateSet, eigenbasis_spectra
-from training.preprocessing.spectra import LAMOST, LogGrid, rebin
+from app.tasks.spectra.grid import LAMOST, LogGrid, rebin
 
 LN10 = np.log(10.0)
 C_KM_S = 299_792.458

@@ -3,21 +3,17 @@
 # No `from __future__ import annotations`: the request model is defined per app, inside
 # build_router, and FastAPI must see the class itself in the endpoint's signature.
 
-from itertools import groupby
-from typing import NamedTuple
-
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from app.access import task_router
 from app.dependencies import get_engine
-from app.engine import InferenceEngine, ModelUnavailable
+from app.engine import InferenceEngine
 from app.errors import error_responses
-from app.registry import LoadedModel
 from app.settings import Settings
+from app.tasks.chinese_script import has_chinese
+from app.tasks.headline.schemas import HeadlineResult
 from app.validation import integer, user_text
-from training.decoding import call_generator
-from training.preprocessing.chinese_script import has_chinese, to_traditional, written_in_traditional
 
 TASK = "headline"
 EXAMPLE = "针对无线传感器网络中节点能量有限的问题,提出一种基于分簇的能量均衡路由协议,仿真结果表明该协议延长了网络寿命."
@@ -67,41 +63,8 @@ def request_model(settings: Settings) -> type[BaseModel]:
     return HeadlineRequest
 
 
-class Candidate(BaseModel):
-    text: str
-    score: float = Field(description="log-probability divided by the length penalty (the ranking; higher is better)")
-    log_prob: float = Field(description="sum of the log-probabilities of the characters and the end token")
-
-
-class HeadlineResponse(BaseModel):
-    headline: str = Field(description="the best candidate's text")
-    candidates: list[Candidate] = Field(description="best first")
-    truncated: bool = Field(description="the text was longer than the model reads; only its start was used")
-    chars_read: int = Field(description="how many characters of the text the model read")
+class HeadlineResponse(HeadlineResult):
     model_version: int
-
-
-class Job(NamedTuple):
-    text: str
-    beam_width: int
-    max_length: int
-
-
-def run_batch(model: LoadedModel, jobs: list[Job]) -> list[list[Candidate]]:
-    """Candidates for each job (the engine's batch function): one model call per (beam width, max length)."""
-    decoding = model.manifest["decoding"]
-    results: list[list[Candidate]] = [[] for _ in jobs]
-    settings_of = lambda i: (jobs[i].beam_width, jobs[i].max_length)  # noqa: E731
-    for (beam_width, max_length), group in groupby(sorted(range(len(jobs)), key=settings_of), key=settings_of):
-        indices = list(group)
-        out = call_generator(model.predict, [jobs[i].text for i in indices], beam_width, max_length, decoding)
-        rows = zip(out["headlines"].numpy(), out["scores"].numpy(), out["log_probs"].numpy())
-        for i, (texts, scores, log_probs) in zip(indices, rows):
-            results[i] = [
-                Candidate(text=t.decode("utf-8"), score=round(float(s), 5), log_prob=round(float(lp), 5))
-                for t, s, lp in zip(texts, scores, log_probs)
-            ]
-    return results
 
 
 def build_router(settings: Settings) -> APIRouter:
@@ -131,22 +94,11 @@ def build_router(settings: Settings) -> APIRouter:
         },
     )
     async def headline(body: HeadlineRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> HeadlineResponse:
-        model = engine.registry.get(TASK)
-        if model is None:
-            raise ModelUnavailable(f"no {TASK} model is loaded")
-        defaults, max_source = model.manifest["decoding"], model.manifest["preprocessing"]["max_source_chars"]
-        beam_width = body.beam_width or max(defaults["beam_width"], body.num_candidates)
-        job = Job(body.text, beam_width, body.max_length or defaults["max_length"])
-        (candidates,), version = await engine.run(TASK, [job], request)
-        candidates = candidates[: body.num_candidates]
-        if written_in_traditional(body.text):  # the model writes Simplified; answer in the abstract's script
-            candidates = [c.model_copy(update={"text": to_traditional(c.text)}) for c in candidates]
-        return HeadlineResponse(
-            headline=candidates[0].text,
-            candidates=candidates,
-            truncated=len(body.text) > max_source,
-            chars_read=min(len(body.text), max_source),
-            model_version=version,
-        )
+        with engine.registry.lease(TASK) as model:
+            pipeline = model.pipeline
+            job = pipeline.job(body.text, body.beam_width, body.max_length, body.num_candidates)
+            (candidates,) = await engine.run(model, [job], request)
+            result = pipeline.respond(body.text, candidates, body.num_candidates)
+        return HeadlineResponse(**result.model_dump(), model_version=model.version)
 
     return router

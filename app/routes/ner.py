@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: the request model is defined per app, inside
 # build_router, and FastAPI must see the class itself in the endpoint's signature.
 
-import tensorflow as tf
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,10 +10,9 @@ from app.access import task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
-from app.registry import LoadedModel
 from app.settings import Settings
+from app.tasks.ner.schemas import NERResult
 from app.validation import number, user_text
-from training.preprocessing.text import spans_from_tag_batch
 
 TASK = "ner"
 EXAMPLE = "新华社北京电国务院总理李鹏今天会见了日本客人。"
@@ -52,23 +50,6 @@ def request_model(settings: Settings) -> type[BaseModel]:
     return NERRequest
 
 
-class Entity(BaseModel):
-    type: str = Field(description="PER, LOC or ORG (the types the model was trained on)")
-    text: str
-    start: int = Field(description="offset of the first character, in Unicode code points")
-    end: int = Field(description="offset one past the last character (exclusive)")
-    probability: float | None = Field(
-        None,
-        description="the CRF's probability that exactly this span is an entity of this type (its marginal, "
-        "computed in the model's graph); null from models exported before it",
-    )
-
-
-class NERResult(BaseModel):
-    entities: list[Entity]
-    confidence: float = Field(description="probability the CRF gives its best tag sequence")
-
-
 class NERResponse(NERResult):
     model_version: int
 
@@ -76,36 +57,6 @@ class NERResponse(NERResult):
 class NERBatchResponse(BaseModel):
     results: list[NERResult]
     model_version: int
-
-
-def run_batch(model: LoadedModel, texts: list[str]) -> list[NERResult]:
-    """Entities for a batch of texts (the engine's batch function; runs in a worker thread)."""
-    out = {key: value.numpy() for key, value in model.predict(text=tf.constant([t.encode("utf-8") for t in texts])).items()}
-    if "entity_probabilities" in out:
-        entities = [
-            [
-                Entity(type=kind.decode(), text=text[start:end], start=int(start), end=int(end), probability=round(float(p), 6))
-                for start, end, kind, p in zip(*(out[f"entity_{k}"][row] for k in ("starts", "ends", "types", "probabilities")))
-                if start >= 0
-            ]
-            for row, text in enumerate(texts)
-        ]
-    else:  # a model exported before the graph gave entities and their probabilities
-        entities = [
-            [Entity(type=s.label, text=text[s.start : s.end], start=s.start, end=s.end) for s in spans]
-            for text, spans in zip(texts, spans_from_tag_batch(out["tags"], out["lengths"]))
-        ]
-    return [
-        NERResult(entities=found, confidence=round(float(confidence), 6))
-        for found, confidence in zip(entities, out["confidence"])
-    ]
-
-
-def _kept(result: NERResult, min_probability: float) -> NERResult:
-    if not min_probability:
-        return result
-    kept = [e for e in result.entities if e.probability is None or e.probability >= min_probability]
-    return result.model_copy(update={"entities": kept})
 
 
 def build_router(settings: Settings) -> APIRouter:
@@ -140,10 +91,10 @@ def build_router(settings: Settings) -> APIRouter:
     )
     async def recognise(body: NERRequest, request: Request, engine: InferenceEngine = Depends(get_engine)):
         texts = body.texts if body.texts is not None else [body.text]
-        results, version = await engine.run(TASK, texts, request)
-        results = [_kept(r, body.min_probability) for r in results]
+        with engine.registry.lease(TASK) as model:
+            results = [model.pipeline.respond(r, body.min_probability) for r in await engine.run(model, texts, request)]
         if body.texts is None:
-            return NERResponse(**results[0].model_dump(), model_version=version)
-        return NERBatchResponse(results=results, model_version=version)
+            return NERResponse(**results[0].model_dump(), model_version=model.version)
+        return NERBatchResponse(results=results, model_version=model.version)
 
     return router

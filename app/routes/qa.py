@@ -11,15 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from app.access import task_router
 from app.dependencies import get_engine
-from app.engine import InferenceEngine, ModelUnavailable
+from app.engine import InferenceEngine
 from app.errors import error_responses
-from app.registry import LoadedModel
 from app.settings import Settings
+from app.tasks.qa.preprocessing import segment
+from app.tasks.qa.schemas import QAResult
 from app.validation import integer, number, user_text
-from training.calibration import PlattScaling
-from training.preprocessing.qa import (
-    Answer, Spans, Window, answer_policy, best_answers, prefer_nested, prepare, read_windows, segment,
-)
 
 TASK = "qa"
 MAX_CANDIDATES = 10
@@ -55,57 +52,13 @@ def request_model(settings: Settings) -> type[BaseModel]:
     return QARequest
 
 
-class Candidate(BaseModel):
-    answer: str
-    probability: float = Field(
-        description="estimated chance that this span is right (matches a reference answer exactly): the "
-        "span's score through the model's calibration, which was fitted on best spans"
-    )
-    score: float = Field(description="P(start)·P(end) of the span, in [0, 1]: the reader's raw, uncalibrated score")
-    evidence: float | None = Field(
-        None, description="with aggregate=sum: the summed score of every passage where this text is a span, "
-        "which candidates are ranked by (`score`, `probability` and the offsets are its best passage's); "
-        "null with aggregate=max",
-    )
-    passage_index: int
-    start: int = Field(description="offset into the passage, in Unicode code points")
-    end: int = Field(description="exclusive")
-
-
-class QAResponse(BaseModel):
-    answer: str | None = Field(description="null when the best span's probability is below the answer threshold")
-    probability: float = Field(
-        description="estimated chance that the best span is right (an exact match with a reference answer), "
-        "also when it is below the threshold"
-    )
-    score: float = Field(description="the best span's raw score, P(start)·P(end)")
-    passage_index: int | None
-    start: int | None
-    end: int | None
-    candidates: list[Candidate] = Field(description="the best spans, best first (also when answer is null)")
+class QAResponse(QAResult):
     model_version: int
-
-
-def run_batch(model: LoadedModel, rows: list[tuple[tuple[str, ...], Window]]) -> list[Spans]:
-    """Best spans of each (question tokens, passage window) row (the engine's batch function)."""
-    return read_windows(model.predict, rows)
 
 
 def warm_up() -> None:
     """Load jieba's dictionary at start-up rather than on the first request (about a second)."""
     segment(EXAMPLE["question"])
-
-
-def _candidate(answer: Answer, calibration: PlattScaling) -> Candidate:
-    return Candidate(
-        answer=answer.text,
-        probability=round(calibration.probability(answer.score), 6),
-        score=round(answer.score, 6),
-        evidence=None if answer.evidence is None else round(answer.evidence, 6),
-        passage_index=answer.passage_index,
-        start=answer.start,
-        end=answer.end,
-    )
 
 
 def build_router(settings: Settings) -> APIRouter:
@@ -135,36 +88,13 @@ def build_router(settings: Settings) -> APIRouter:
         },
     )
     async def answer(body: QARequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> QAResponse:
-        model = engine.registry.get(TASK)
-        if model is None:
-            raise ModelUnavailable(f"no {TASK} model is loaded")
-        cut = model.manifest["preprocessing"]  # how the reader was trained to see passages (export writes it)
-        # jieba is plain Python: segment in a worker thread, off the event loop.
-        question_tokens, plan = await run_in_threadpool(
-            prepare, body.question, body.passages, cut["window_chars"], cut["window_stride"], cut["max_question_chars"]
-        )
-        results, version = await engine.run(TASK, [(question_tokens, window) for _, window in plan], request)
-        spans = [(index, window, *result) for (index, window), result in zip(plan, results)]
-        calibration, threshold = answer_policy(model.manifest.get("calibration"))
-        if body.min_probability is not None:
-            threshold = body.min_probability
-        elif settings.qa_answer_threshold is not None:
-            threshold = settings.qa_answer_threshold
-        # First the best span or a shorter one inside it, chosen among the top_k as at evaluation.
-        ratio, pool = model.manifest.get("decoding", {}).get("nested_answer_ratio"), cut["top_k"]
-        ranked = best_answers(body.passages, spans, max(body.num_candidates, pool), body.aggregate)
-        ranked = prefer_nested(ranked, ratio, pool)
-        candidates = [_candidate(a, calibration) for a in ranked[: body.num_candidates]]
-        best = candidates[0] if candidates and candidates[0].probability >= threshold else None
-        return QAResponse(
-            answer=best.answer if best else None,
-            probability=candidates[0].probability if candidates else 0.0,
-            score=candidates[0].score if candidates else 0.0,
-            passage_index=best.passage_index if best else None,
-            start=best.start if best else None,
-            end=best.end if best else None,
-            candidates=candidates,
-            model_version=version,
-        )
+        with engine.registry.lease(TASK) as model:  # one version from here to the answer
+            pipeline = model.pipeline
+            # jieba is plain Python: segment in a worker thread, off the event loop.
+            plan = await run_in_threadpool(pipeline.plan, body.question, body.passages)
+            spans = await engine.run(model, plan.rows, request)
+            threshold = body.min_probability if body.min_probability is not None else settings.qa_answer_threshold
+            result = pipeline.respond(body.passages, plan, spans, body.num_candidates, body.aggregate, threshold)
+        return QAResponse(**result.model_dump(), model_version=model.version)
 
     return router

@@ -3,11 +3,9 @@
 
 import base64
 import binascii
-from dataclasses import dataclass
 from typing import Annotated, Union
 
 import numpy as np
-import tensorflow as tf
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -25,53 +23,15 @@ from pydantic import (
 
 from app.access import task_router
 from app.dependencies import get_engine
-from app.engine import InferenceEngine, ModelUnavailable
+from app.engine import InferenceEngine
 from app.errors import error_responses
-from app.registry import LoadedModel
 from app.settings import Settings
-from training.data.spectra import CLASSES
-from training.preprocessing.spectra import LAMOST, masked_fraction, on_model_grid, resample_to_model_grid
-from training.preprocessing.spectrum_files import ObservedSpectrum, SpectrumFileError, read_spectra
+from app.tasks.spectra.files import ObservedSpectrum, SpectrumFileError, read_spectra
+from app.tasks.spectra.grid import LAMOST
+from app.tasks.spectra.pipeline import SpectraLimits
+from app.tasks.spectra.schemas import FileSpectrumError, FileSpectrumResult, SpectrumResult
 
 TASK = "spectra"
-HEAVY_MASKING = 0.2
-
-
-@dataclass(frozen=True)
-class SpectraLimits:
-    """One app's limits on spectra and files, and the checks that use them."""
-
-    max_spectra: int
-    max_points: int
-    max_masked: float
-    max_files: int
-    max_file_bytes: int
-
-    @classmethod
-    def of(cls, settings: Settings) -> "SpectraLimits":
-        return cls(settings.max_batch_spectra, settings.max_spectrum_points, settings.max_masked_fraction,
-                   settings.max_fits_files, settings.max_fits_bytes)
-
-    def usable(self, flux: np.ndarray) -> np.ndarray:
-        fraction = masked_fraction(flux)
-        if fraction >= 1.0:
-            raise ValueError("has no usable flux (all values are 0, NaN, infinite or beyond float32's ±3.4e38)")
-        if fraction > self.max_masked:
-            raise ValueError(f"{fraction:.0%} of the pixels are masked (0, NaN, infinite or beyond float32's ±3.4e38); the limit is {self.max_masked:.0%}")
-        return flux
-
-    def on_grid(self, values: list[float] | np.ndarray) -> np.ndarray:
-        if len(values) != LAMOST.npix:
-            raise ValueError(f"has {len(values)} values; a flux array on the model grid has exactly {LAMOST.npix}")
-        return self.usable(on_model_grid(np.asarray(values, dtype=np.float64)))
-
-    def resampled_and_usable(self, wavelength: np.ndarray, flux: np.ndarray, ivar: np.ndarray | None) -> np.ndarray:
-        """A spectrum on its own grid → flux on the model grid, or a ValueError saying why it is unusable there."""
-        try:
-            return self.usable(resample_to_model_grid(wavelength, flux, ivar))
-        except ValueError as exc:
-            grid = f"{LAMOST.wavelength[0]:.0f}–{LAMOST.wavelength[-1]:.0f} Å"
-            raise ValueError(f"after resampling onto the model grid ({grid}) the spectrum {exc}") from None
 
 
 def request_model(limits: SpectraLimits) -> type[BaseModel]:
@@ -193,88 +153,9 @@ def request_model(limits: SpectraLimits) -> type[BaseModel]:
     return SpectraRequest
 
 
-class SpectrumResult(BaseModel):
-    label: str = Field(description="STAR, GALAXY, QSO or UNKNOWN")
-    probabilities: dict[str, float]
-    z: float | None = Field(
-        None,
-        description="redshift from a template χ² fit (SDSS/BOSS eigenspectra) for GALAXY and QSO; a STAR's radial "
-        "velocity / c; null for UNKNOWN",
-    )
-    z_err: float | None = Field(None, description="1σ uncertainty of z: the fit's statistical one (χ² curvature) and the templates' systematic in quadrature")
-    subtype: str | None = Field(
-        None, description="for a STAR, the MK letter (O, B, A, F, G, K, M) of the best-fitting stellar template; '' for "
-        "templates without one (white dwarfs, carbon stars, L dwarfs); null for other classes"
-    )
-    stellar_template: str | None = Field(None, description="for a STAR, the best-fitting SDSS stellar template, e.g. 'K5'")
-    warning: int = Field(0, description="bit mask like SDSS's ZWARNING: 0 when nothing is suspicious; names in `warnings`")
-    warnings: list[str] = Field(
-        default_factory=list,
-        description="LOW_SNR (median S/N below 2), AMBIGUOUS_CLASS (top probability below 0.6), SMALL_DELTA_CHI2 "
-        "(another redshift fits almost as well), Z_AT_EDGE (at the end of the scanned range), HEAVILY_MASKED "
-        "(over 20 % masked), UNCLASSIFIED (UNKNOWN)",
-    )
-    median_snr: float | None = Field(None, description="median flux / noise per pixel, the noise estimated from the spectrum")
-    masked_fraction: float = Field(description="fraction of model-grid pixels without flux")
-    heavily_masked: bool = Field(description=f"more than {HEAVY_MASKING:.0%} of the pixels were masked")
-
-
 class SpectraResponse(BaseModel):
     results: list[SpectrumResult]
     model_version: int
-
-
-def _rounded(value: float, digits: int) -> float | None:
-    return round(float(value), digits) if np.isfinite(value) else None
-
-
-def run_batch(model: LoadedModel, rows: list[np.ndarray]) -> list[SpectrumResult]:
-    """Classify a batch of model-grid flux rows (the engine's batch function; runs in a worker thread)."""
-    flux = np.stack(rows).astype(np.float32)
-    out = {key: value.numpy() for key, value in model.predict(flux=tf.constant(flux)).items()}
-    classes = model.manifest.get("classes", CLASSES)
-    results = []
-    for i, row in enumerate(flux):
-        label = out["label"][i].decode()
-        fraction = masked_fraction(row)
-        result = SpectrumResult(
-            label=label,
-            probabilities={c: round(float(p), 6) for c, p in zip(classes, out["probabilities"][i])},
-            masked_fraction=round(fraction, 4),
-            heavily_masked=fraction > HEAVY_MASKING,
-        )
-        if "z" in out:  # models exported before the template fits answer the class alone
-            warning = int(out["zwarning"][i])
-            result.warning = warning
-            result.warnings = [name for name, bit in model.manifest["zwarning_bits"].items() if warning & bit]
-            result.median_snr = _rounded(out["median_snr"][i], 3)
-            if label != "UNKNOWN":
-                result.z, result.z_err = _rounded(out["z"][i], 6), _rounded(out["z_err"][i], 6)
-            if label == "STAR":
-                result.subtype = out["subtype"][i].decode()
-                result.stellar_template = out["stellar_template"][i].decode()
-        results.append(result)
-    return results
-
-
-class FileSpectrumResult(SpectrumResult):
-    file: str = Field(description="the uploaded file's name")
-    row: int | None = Field(None, description="the spectrum's row in a multi-spectrum file (DESI coadd), else null")
-    targetid: str | None = Field(
-        None, description="DESI TARGETID, when the file names one (a string: 64-bit integers lose digits in JavaScript)"
-    )
-    pipeline: dict[str, str | float | int] | None = Field(
-        None, description="what the file's header says about the spectrum (LAMOST: CLASS, SUBCLASS, Z, …)"
-    )
-    spectrum: dict[str, list[float]] | None = Field(
-        None, description="with spectrum=true: the flux the model read, resampled onto its grid (`wavelength` Å, `flux`; 0 = masked)"
-    )
-
-
-class FileSpectrumError(BaseModel):
-    file: str
-    row: int | None = None
-    error: str = Field(description="why this spectrum was not classified (e.g. it does not reach the model's wavelength range)")
 
 
 class FitsResponse(BaseModel):
@@ -309,45 +190,9 @@ def _read_uploads(contents: list[tuple[str, bytes]], limits: SpectraLimits) -> l
     return spectra
 
 
-FileEntry = tuple[str, ObservedSpectrum, "np.ndarray | str"]  # file name, spectrum, model-grid flux or why not
-
-
-def file_entries(spectra: list[tuple[str, ObservedSpectrum]], limits: SpectraLimits) -> list[FileEntry]:
-    """Each file spectrum with its flux on the model grid, or the reason it cannot be classified."""
-    entries = []
-    for name, observed in spectra:
-        try:
-            entries.append((name, observed, limits.resampled_and_usable(observed.wavelength, observed.flux, observed.ivar)))
-        except ValueError as exc:
-            entries.append((name, observed, str(exc)))
-    return entries
-
-
-def file_results(
-    entries: list[FileEntry], classified: list[SpectrumResult], with_spectrum: bool = False
-) -> list[FileSpectrumResult | FileSpectrumError]:
-    """The answers for ``entries``: ``classified`` holds one result per classifiable entry, in order."""
-    answers = iter(classified)
-    results: list[FileSpectrumResult | FileSpectrumError] = []
-    for name, observed, flux in entries:
-        if isinstance(flux, str):
-            results.append(FileSpectrumError(file=name, row=observed.row, error=flux))
-            continue
-        targetid = observed.meta.get("targetid")
-        pipeline = {k: v for k, v in observed.meta.items() if k != "targetid"}
-        result = FileSpectrumResult(
-            **next(answers).model_dump(), file=name, row=observed.row,
-            targetid=None if targetid is None else str(targetid), pipeline=pipeline or None,
-        )
-        if with_spectrum:
-            result.spectrum = {"wavelength": np.round(LAMOST.wavelength, 2).tolist(), "flux": [round(float(v), 6) for v in flux]}
-        results.append(result)
-    return results
-
-
 def build_router(settings: Settings) -> APIRouter:
     """``POST /v1/spectra`` and ``POST /v1/spectra/fits`` with this app's limits."""
-    limits = SpectraLimits.of(settings)
+    limits = settings.spectra_limits()
     SpectraRequest = request_model(limits)
     router = task_router(TASK)  # who may call: see task_router
 
@@ -384,8 +229,9 @@ def build_router(settings: Settings) -> APIRouter:
         },
     )
     async def classify(body: SpectraRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> SpectraResponse:
-        results, version = await engine.run(TASK, body.flux_rows(), request)
-        return SpectraResponse(results=results, model_version=version)
+        with engine.registry.lease(TASK) as model:
+            results = await engine.run(model, body.flux_rows(), request)
+        return SpectraResponse(results=results, model_version=model.version)
 
     @router.post(
         "/v1/spectra/fits",
@@ -414,16 +260,12 @@ def build_router(settings: Settings) -> APIRouter:
         if len(files) > limits.max_files:
             raise _invalid_files(f"{len(files)} files sent; at most {limits.max_files} per request")
         contents = [(_display_name(upload, i), await upload.read()) for i, upload in enumerate(files)]
-        # Reading and resampling are CPU work: off the event loop.
-        entries = await run_in_threadpool(lambda: file_entries(_read_uploads(contents, limits), limits))
-        rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
-        if rows:
-            classified, version = await engine.run(TASK, rows, request)
-        else:  # nothing classifiable: the errors are the answer
-            model = engine.registry.get(TASK)
-            if model is None:
-                raise ModelUnavailable(f"no {TASK} model is loaded")
-            classified, version = [], model.version
-        return FitsResponse(results=file_results(entries, classified, spectrum), model_version=version)
+        with engine.registry.lease(TASK) as model:
+            pipeline = model.pipeline
+            # Reading and resampling are CPU work: off the event loop.
+            entries = await run_in_threadpool(lambda: pipeline.file_entries(_read_uploads(contents, limits), limits))
+            rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
+            classified = await engine.run(model, rows, request) if rows else []  # none: the errors are the answer
+        return FitsResponse(results=pipeline.file_results(entries, classified, spectrum), model_version=model.version)
 
     return router

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from training.preprocessing.text import codepoints_of
+from app.tasks.text import codepoints_of
 
 # jieba part-of-speech tag → lexicon category; any other tag is a plain "word".
 CATEGORY_OF_TAG = {"nr": "person", "nrfg": "person", "nrt": "person", "ns": "place", "nt": "organization", "nz": "proper_noun"}

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.preprocessing.text import Span, bio_to_spans, spans_to_tags
+from training.data.tags import Span, bio_to_spans, spans_to_tags
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ the training and test sets are generated. The recipe (also in the README):
    variables (``spEigenCVstar``), spectra with most pixels masked, and flat,
    random-walk or spiky garbage.
 2. **Redshift** in log λ, then flux-conserving resampling onto the LAMOST grid
-   (:mod:`training.preprocessing.spectra`).
+   (:mod:`app.tasks.spectra.grid`).
 3. **Instrument.** A smooth random throughput error (Legendre series), an
    extinction-like power-law tilt, a blue/red arm mismatch at the dichroic
    (~5900 Å), residual telluric A/B-band absorption.
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.preprocessing.spectra import LAMOST, UNCLASSIFIABLE_MASKED_SHARE, LogGrid, rebin
+from app.tasks.spectra.grid import LAMOST, UNCLASSIFIABLE_MASKED_SHARE, LogGrid, rebin
+from app.tasks.spectra.spec import CLASSES
 
-CLASSES = ("STAR", "GALAXY", "QSO", "UNKNOWN")
 SPLITS = ("train", "dev", "test")
 C_KM_S = 299_792.458
 

@@ -4,8 +4,8 @@
   (``labels.csv``: class, redshift, median S/N).
 - ``lamost_real_stars/``: 176 LAMOST stars; the FITS headers give ``SUBCLASS``.
 
-Each file is read by :mod:`training.preprocessing.spectrum_files` and resampled by
-:func:`training.preprocessing.spectra.resample_to_model_grid`: the path a FITS file
+Each file is read by :mod:`app.tasks.spectra.files` and resampled by
+:func:`app.tasks.spectra.grid.resample_to_model_grid`: the path a FITS file
 sent to the service takes.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.preprocessing.spectra import resample_to_model_grid
-from training.preprocessing.spectrum_files import ObservedSpectrum, read_spectrum_file
+from app.tasks.spectra.grid import resample_to_model_grid
+from app.tasks.spectra.files import ObservedSpectrum, read_spectrum_file
 
 
 @dataclass

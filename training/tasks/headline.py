@@ -13,7 +13,6 @@ import json
 import random
 import re
 import statistics
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,18 +21,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from tqdm import tqdm
 
-from training import model_store
+from app import model_store
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.headline import Pair, test_sets, training_pairs
-from training.decoding import beam_search, call_generator, greedy_search
+from training.decoding import beam_search, greedy_search
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
 from training.metrics import rouge_l, rouge_scores
-from training.preprocessing.text import texts_to_codepoints
+from app.tasks.batches import length_batches
+from app.tasks.headline.pipeline import HeadlinePipeline
+from app.tasks.headline.spec import HeadlineDecoding
+from app.tasks.text import texts_to_codepoints
 
 TASK = "headline"
 PAD, UNK, START, END = 0, 1, 2, 3  # token ids; characters follow from 4
@@ -292,10 +293,8 @@ def generate_all(
     generate: Callable[[list[str]], list[str]], texts: list[str], batch_size: int = 64, desc: str | None = None
 ) -> list[str]:
     """Headlines for every text, in batches of similar length."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: list[str] = [""] * len(texts)
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", file=sys.stderr, disable=desc is None):
-        batch = order[start : start + batch_size]
+    for batch in length_batches([len(t) for t in texts], batch_size, desc):
         for i, headline in zip(batch, generate([texts[i] for i in batch])):
             out[i] = headline
     return out
@@ -404,11 +403,13 @@ def baselines(pairs: list[Pair], lead_chars: int) -> dict[str, dict]:
 
 
 def saved_model_generator(serve, beam_width: int, decoding: dict) -> Callable[[list[str]], list[str]]:
-    """Best headline per text from an exported ``serving_default`` signature."""
+    """Best headline per text from an exported ``serving_default`` signature, through the
+    pipeline ``/v1/headline`` answers with."""
+    pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars=1)  # chars_read is not graded
 
     def generate(texts: list[str]) -> list[str]:
-        out = call_generator(serve, texts, beam_width, decoding["max_length"], decoding)
-        return [row[0].decode() for row in out["headlines"].numpy()]
+        candidates = pipeline.read([pipeline.job(text, beam_width) for text in texts])
+        return [pipeline.respond(text, found).headline for text, found in zip(texts, candidates)]
 
     return generate
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,9 +18,8 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
-from training import model_store
+from app import model_store
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.lexicon import jieba_lexicon
@@ -29,16 +27,12 @@ from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_
 from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf, plot_reliability, reliability, reliability_lines
-from training.preprocessing.chinese_script import to_traditional
-from training.preprocessing.text import (
-    Span,
-    as_bio,
-    codepoints_of,
-    encode_texts,
-    spans_from_tag_batch,
-    spans_to_tags,
-    tag_constraints,
-)
+from app.tasks.chinese_script import to_traditional
+from app.tasks.batches import length_batches
+from app.tasks.ner.pipeline import NERPipeline
+from app.tasks.ner.schemas import NERResult
+from app.tasks.text import codepoints_of, encode_texts
+from training.data.tags import Span, as_bio, spans_from_tag_batch, spans_to_tags, tag_constraints
 
 TASK = "ner"
 WARMUP_TEXT = "新华社北京电国务院总理李鹏今天会见了日本客人。"
@@ -285,11 +279,8 @@ def predict_spans(
 
     Texts of similar length are batched together so little time goes on padding.
     """
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     result: list[list[Span]] = [[] for _ in texts]
-    batches = range(0, len(order), batch_size)
-    for start in tqdm(batches, desc=desc, unit="batch", file=sys.stderr, disable=desc is None):
-        batch = order[start : start + batch_size]
+    for batch in length_batches([len(t) for t in texts], batch_size, desc):
         tags, lengths = predict([texts[i] for i in batch])
         for i, spans in zip(batch, spans_from_tag_batch(tags, lengths)):
             result[i] = spans
@@ -304,17 +295,6 @@ def _in_process_predictor(model: keras.Model, tags: list[str]):
         codepoints = codepoints_of(texts)
         path = tagger(codepoints.to_tensor())["path"]
         return names[path.numpy()], codepoints.row_lengths().numpy()
-
-    return predict
-
-
-def saved_model_predictor(version_dir: Path):
-    """Batch predictor over an exported NER SavedModel (what the service runs)."""
-    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-
-    def predict(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        out = serve(text=tf.constant([t.encode() for t in texts]))
-        return out["tags"].numpy(), out["lengths"].numpy()
 
     return predict
 
@@ -475,24 +455,26 @@ def export(args: argparse.Namespace) -> None:
 
 
 def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) -> dict:
-    """Entity P/R/F1 of an exported model on each test set of the corpus, and how well its
-    per-entity probabilities are calibrated there (models that give them)."""
-    predict = saved_model_predictor(version_dir)
+    """Entity P/R/F1 of an exported model on each test set of the corpus, as ``/v1/ner`` answers
+    (the same pipeline), and how well its per-entity probabilities are calibrated there."""
+    pipeline = NERPipeline(tf.saved_model.load(str(version_dir)).signatures["serving_default"])
     corpus = CORPORA[corpus_name]
     results = {}
     tests = {name: corpus.reader(data_dir / relative) for name, relative in corpus.tests.items()}
     for name, sentences in tests.items():
-        predicted = predict_spans(predict, [s.text for s in sentences], desc=name)
-        results[name] = entity_prf([s.spans for s in sentences], predicted)
-        calibration = entity_reliability(version_dir, sentences)
-        if calibration:
-            results[name]["entity_calibration"] = calibration
+        answers = pipeline.answer_many([s.text for s in sentences], desc=name)
+        results[name] = entity_prf([s.spans for s in sentences], [_spans(a) for a in answers])
+        results[name]["entity_calibration"] = entity_reliability(sentences, answers)
     first, sentences = next(iter(tests.items()))
     traditional = in_traditional_characters(sentences)
     if traditional:
-        predicted = predict_spans(predict, [s.text for s in traditional], desc=f"{first}, Traditional")
-        results[f"{first}_traditional"] = entity_prf([s.spans for s in traditional], predicted)
+        answers = pipeline.answer_many([s.text for s in traditional], desc=f"{first}, Traditional")
+        results[f"{first}_traditional"] = entity_prf([s.spans for s in traditional], [_spans(a) for a in answers])
     return results
+
+
+def _spans(result: NERResult) -> list[Span]:
+    return [Span(e.type, e.start, e.end) for e in result.entities]
 
 
 def in_traditional_characters(sentences: list[TaggedSentence]) -> list[TaggedSentence]:
@@ -503,24 +485,15 @@ def in_traditional_characters(sentences: list[TaggedSentence]) -> list[TaggedSen
     return [c for c, s in zip(converted, sentences) if len(c.text) == len(s.text)]
 
 
-def entity_reliability(version_dir: Path, sentences: list[TaggedSentence], batch_size: int = 64) -> dict:
+def entity_reliability(sentences: list[TaggedSentence], answers: list[NERResult]) -> dict:
     """ECE and reliability table of the entities' ``probability``: an entity is right when the
-    gold annotation has exactly that span with that type. Empty for models without it."""
-    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    if "entity_probabilities" not in serve.structured_outputs:
-        return {}
+    gold annotation has exactly that span with that type."""
     probabilities, correct = [], []
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].text))
-    for first in range(0, len(order), batch_size):
-        batch = order[first : first + batch_size]
-        out = serve(text=tf.constant([sentences[i].text.encode() for i in batch]))
-        columns = [out[f"entity_{k}"].numpy() for k in ("starts", "ends", "types", "probabilities")]
-        for row, i in enumerate(batch):
-            gold = {(s.start, s.end, s.label) for s in sentences[i].spans}
-            for start, end, kind, p in zip(*(column[row] for column in columns)):
-                if start >= 0:
-                    probabilities.append(float(p))
-                    correct.append((int(start), int(end), kind.decode()) in gold)
+    for sentence, answer in zip(sentences, answers):
+        gold = {(s.start, s.end, s.label) for s in sentence.spans}
+        for e in answer.entities:
+            probabilities.append(e.probability)
+            correct.append((e.start, e.end, e.type) in gold)
     return reliability(probabilities, correct)
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -25,21 +25,22 @@ import tensorflow as tf
 from keras import ops
 from tqdm import tqdm
 
-from training import model_store
+from app import model_store
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.qa import QAExample, read_handwritten, read_squad, read_webqa
 from training.data.unlabelled import SOURCES as UNLABELLED_SOURCES
 from training.data.unlabelled import unlabelled_texts
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
-from training.calibration import PlattScaling
+from app.tasks.calibration import PlattScaling
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, plot_reliability, reliability, reliability_lines, webqa_score
-from training.preprocessing.chinese_script import to_simplified, to_traditional
-from training.preprocessing.qa import (
-    Answer, Spans, Window, answer_policy, best_answers, model_inputs, normalize_tokens, pad_tokens, prefer_nested, prepare,
-    question_tokens, read_windows, segment, windows,
-)
-from training.preprocessing.text import codepoints_of
+from app.tasks.chinese_script import to_simplified, to_traditional
+from app.tasks.qa.answers import Answer, prefer_nested
+from app.tasks.qa.pipeline import QAPipeline
+from app.tasks.qa.spec import QACalibration, QADecoding, QAPreprocessing
+from app.tasks.batches import length_batches
+from app.tasks.qa.preprocessing import Window, model_inputs, normalize_tokens, pad_tokens, question_tokens, segment, windows
+from app.tasks.text import codepoints_of
 
 TASK = "qa"
 TRAIN, SELECT, TESTS = "cmrc2018/cmrc2018_train.json", "cmrc2018/cmrc2018_trial.json", "cmrc2018/cmrc2018_dev.json"
@@ -322,31 +323,25 @@ def make_reader(model: keras.Model, config: Config):
     return read
 
 
-# (question tokens, window) rows → each row's (starts, ends, scores).
-WindowPredictor = Callable[[list[tuple[tuple[str, ...], Window]]], list[Spans]]
+# A reader signature: question_tokens, passage_tokens → the top spans of each window (what
+# serving_default takes and gives).
+WindowPredictor = Callable[..., dict]
 
 
 def _in_process_predictor(model: keras.Model, config: Config) -> WindowPredictor:
     read = make_reader(model, config)
-
-    def reader(question_tokens, passage_tokens):
-        return read(model_inputs(question_tokens, passage_tokens))
-
-    return lambda rows: read_windows(reader, rows)
+    return lambda question_tokens, passage_tokens: read(model_inputs(question_tokens, passage_tokens))
 
 
 def saved_model_predictor(version_dir: Path) -> WindowPredictor:
-    """Window predictor over an exported reader (what the service runs)."""
-    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    return lambda rows: read_windows(serve, rows)
+    """An exported reader's signature (what the service runs)."""
+    return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, desc: str | None = None) -> Iterator[list[int]]:
-    """Indices into ``lengths`` in batches of similar length (little padding); a progress bar
-    named ``desc`` when given."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", file=sys.stderr, disable=desc is None):
-        yield order[start : start + batch_size]
+def reader_pipeline(predict: WindowPredictor, config: Config) -> QAPipeline:
+    """The pipeline ``/v1/qa`` answers with, over ``predict`` with ``config``'s cutting and decoding."""
+    preprocessing = QAPreprocessing(**{name: getattr(config, name) for name in QAPreprocessing.model_fields})
+    return QAPipeline(predict, preprocessing, QADecoding(nested_answer_ratio=config.nested_answer_ratio))
 
 
 def answer_all(
@@ -355,23 +350,10 @@ def answer_all(
     questions: Sequence[str],
     passages: Sequence[Sequence[str]],
     aggregate: str = "max",
-    batch_size: int = 64,
     desc: str | None = None,
 ) -> list[list[Answer]]:
-    """The best answers to each question over its passages (windows batched by length)."""
-    rows = []  # (question index, passage index, question tokens, window)
-    for qi, (question, texts) in enumerate(zip(questions, passages)):
-        q_tokens, plan = prepare(question, texts, config.window_chars, config.window_stride, config.max_question_chars)
-        rows.extend((qi, pi, q_tokens, window) for pi, window in plan)
-    spans: list[list] = [[] for _ in questions]
-    for batch in length_batches([r[3].length for r in rows], batch_size, desc):
-        for i, (s, e, score) in zip(batch, predict([(rows[i][2], rows[i][3]) for i in batch])):
-            qi, pi, _, window = rows[i]
-            spans[qi].append((pi, window, s, e, score))
-    return [
-        prefer_nested(best_answers(texts, spans[qi], config.top_k, aggregate), config.nested_answer_ratio)
-        for qi, texts in enumerate(passages)
-    ]
+    """The best answers to each question over its passages, ranked as ``/v1/qa`` ranks them."""
+    return reader_pipeline(predict, config).rank_many(questions, passages, config.top_k, aggregate, desc)
 
 
 SENTENCE_ENDS = ("。", "！", "？", "；", "!", "?", "\n")
@@ -921,7 +903,8 @@ def evaluate_saved_model(
     dev, answers = dev_with_answers or dev_answers(predict, data_dir, config, limit)
     results = {"cmrc_dev": best_span_scores(dev, answers)}
     fitting, report = dev_halves(dev)
-    scaling, threshold = answer_policy(calibration)
+    policy = QACalibration.model_validate(calibration or {})
+    scaling, threshold = policy.scaling, policy.answer_threshold
     if fitting:
         results["cmrc_dev_calibration_half"] = best_span_scores([dev[i] for i in fitting], [answers[i] for i in fitting])
     if report:

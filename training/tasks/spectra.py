@@ -20,17 +20,18 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from training import model_store
+from app import model_store
 from training.augment import mixup
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data import spectra as spectra_simulator
-from training.data.spectra import CLASSES, Templates, read_templates, simulate
+from training.data.spectra import Templates, read_templates, simulate
 from training.data.spectra_real import load_lamost_stars, load_real_validation
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
 from training.metrics import classification_report, recall_report
-from training.preprocessing.spectra import LAMOST, UNCLASSIFIABLE_MASKED_SHARE
+from app.tasks.spectra.grid import LAMOST, UNCLASSIFIABLE_MASKED_SHARE
+from app.tasks.spectra.spec import CLASSES, HEAVILY_MASKED_SHARE, ZWARNING_BITS
 from training.template_fitting import RedshiftScan, StellarFit, spectrum_weights, template_systematic
 
 TASK = "spectra"
@@ -56,16 +57,6 @@ AMBIGUOUS_PROBABILITY = 0.6
 # much (features found at ~10σ), if it is ambiguous or partly masked, and not masked as much as the
 # simulator's unclassifiable spectra (UNCLASSIFIABLE_MASKED_SHARE).
 FEATURE_DELTA_CHI2 = 100.0
-HEAVILY_MASKED_SHARE = 0.2  # of the pixels
-# Like SDSS's ZWARNING and Redrock's ZWARN: 0 means nothing suspicious.
-ZWARNING_BITS = {
-    "LOW_SNR": 1,  # median S/N per pixel below 2
-    "AMBIGUOUS_CLASS": 2,  # the likeliest class has probability below AMBIGUOUS_PROBABILITY
-    "SMALL_DELTA_CHI2": 4,  # another redshift fits almost as well (Δχ² < 9)
-    "Z_AT_EDGE": 8,  # the best redshift sits at the edge of the scanned range
-    "HEAVILY_MASKED": 16,  # more than 20 % of the pixels masked
-    "UNCLASSIFIED": 32,  # label UNKNOWN: z and subtype are not answers
-}
 # Rest-frame templates of the fits in the exported graph (under --data-dir's templates/), the
 # redshift range each scans, and the coarse scan's step in pixels (1e-4 dex, 69 km/s): broad
 # quasar lines allow a wider one. On the real spectra steps 3/4 found the same redshifts as 2/3.

@@ -3,7 +3,7 @@
 One module for evaluation (``python -m training spectra evaluate`` reads the real
 spectra with it) and the service (``POST /v1/spectra/fits``), so both see the same
 wavelengths, flux and inverse variance, which then go through
-:func:`training.preprocessing.spectra.resample_to_model_grid` like any spectrum a
+:func:`app.tasks.spectra.grid.resample_to_model_grid` like any spectrum a
 caller sends.
 
 Layouts recognised, by what the file holds rather than its name:

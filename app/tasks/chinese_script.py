@@ -10,7 +10,7 @@ as for the rest of :func:`training.preprocessing.text.normalize_codepoints`, whi
 
 The table, ``t2s_characters.tsv``, is OpenCC's character conversion (``t2s``, opencc 1.4.2) of
 every CJK code point it turns into one other code point, written by ``python -m
-training.preprocessing.chinese_script`` and committed, so the graph carries it. Character by character it
+app.tasks.chinese_script`` and committed, so the graph carries it. Character by character it
 agrees with OpenCC's phrase-aware conversion on 99.9 % of the characters that either changes in
 DRCD's Traditional passages; phrases are what it cannot see (畫 is 画 as "picture", 划 in 計畫).
 """

@@ -1,1 +1,0 @@
-"""Preprocessing shared by training, evaluation and serving: one path, so they never drift."""

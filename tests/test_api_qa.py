@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings, get_settings
 from app import model_store
-from training.tasks import qa
+from training.tasks.qa import config as qa_config
+from training.tasks.qa import head as qa_head
 
 SETTINGS = get_settings()
 QUESTION = "中国的首都是哪里？"
@@ -101,7 +102,7 @@ def test_the_service_answers_what_evaluation_measures(qa_root, tmp_path, ratio):
     shutil.copytree(qa_root, root)
     version_dir = root / "qa" / "1"
     model_store.update_manifest(version_dir, decoding={"nested_answer_ratio": ratio})
-    measured = qa.answer_all(qa.saved_model_predictor(version_dir), qa.config_of_export(version_dir), [QUESTION], [PASSAGES])[0]
+    measured = qa_head.answer_all(qa_head.saved_model_predictor(version_dir), qa_config.config_of_export(version_dir), [QUESTION], [PASSAGES])[0]
     with TestClient(create_app(Settings(model_root=root, qa_answer_threshold=0.0))) as client:
         body = client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES, "num_candidates": 5}).json()
     assert [(c["answer"], c["start"]) for c in body["candidates"]] == [(a.text, a.start) for a in measured]

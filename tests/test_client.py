@@ -26,6 +26,8 @@ from tests.conftest import write_keys_file
 from tests.fixtures.spectrum_files import write_desi_coadd, write_lamost_image, write_sdss_spec_lite
 from app.tasks.spectra.grid import LAMOST
 
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): starts real servers
+
 QUESTION, PASSAGES = "中国的首都是哪里？", ["北京是中华人民共和国的首都。", "上海是中国最大的经济中心。"]
 ABSTRACT = "针对无线传感器网络中节点能量有限的问题,提出一种基于分簇的能量均衡路由协议,仿真结果表明该协议延长了网络寿命."
 FLUX = np.array([1.0 + 0.01 * (i % 7) for i in range(LAMOST.npix)], dtype=np.float32)

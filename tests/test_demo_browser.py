@@ -15,7 +15,7 @@ import pytest
 from bench.serve import Server
 from tests.conftest import REPO, SHARED_DATA, system_tool
 
-pytestmark = [pytest.mark.server, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.browser]
 
 EXAMPLES = REPO / "app" / "demo" / "examples"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))

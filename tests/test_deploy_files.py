@@ -28,6 +28,7 @@ def test_dockerfile_builds_a_gpu_image_that_serves_as_non_root_with_a_healthchec
     assert "app.server" in cmd and "0.0.0.0" in cmd  # uvicorn with bounds on slow clients
     copies = [v for k, v in instructions if k == "COPY"]
     assert any(re.search(r"\bmodels\b", c) for c in copies), "the bundled models are in the image"
+    assert not any(re.search(r"\btraining\b", c) for c in copies), "the serving image holds the service, not training"
     assert "8000" in next(v for k, v in instructions if k == "EXPOSE")
 
 

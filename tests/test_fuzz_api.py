@@ -20,6 +20,8 @@ from app.main import app, create_app
 from app.settings import Settings
 from tests.conftest import BUNDLED_MODELS, write_keys_file
 
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): fuzzing
+
 schema = schemathesis.openapi.from_dict(app.openapi())
 
 # Operations whose schema-valid requests may still get a 422, for rules JSON Schema cannot state.

@@ -18,6 +18,8 @@ from training.layers.pointer import PointerMixture
 from training.metrics import rouge_scores
 from training.tasks import headline
 
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
+
 TEXTS = [
     "针对图像分割中存在的问题,提出了一种基于深度学习的图像分割方法.",
     "未见过的字符😀、ＡＢＣ全角、控制符\x07和生僻字𠀀也不出错.",

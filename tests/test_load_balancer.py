@@ -26,7 +26,7 @@ import pytest
 from bench.serve import Server, free_port
 from tests.conftest import REPO, system_tool, wait_until
 
-pytestmark = [pytest.mark.server, pytest.mark.lb]
+pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.lb]
 
 TEMPLATE = REPO / "deploy" / "nginx" / "api.conf.template"
 TEXTS = [f"李鹏{i}日在北京会见了日本客人。" for i in range(20)]

@@ -16,6 +16,8 @@ from training.__main__ import main
 from training.data.ner import read_bio, read_cluener
 from training.tasks import ner
 
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
+
 TEXTS = ["李鹏在北京会见了日本客人。", "Ｈｅｌｌｏ😀张三", "x", "今天天气很好，我们去公园散步。" * 3]
 
 

@@ -16,7 +16,7 @@ from training.metrics import cmrc_em, cmrc_f1, cmrc_scores, webqa_score
 from app.tasks.chinese_script import simplify_text, to_simplified
 from app.tasks.qa.answers import Answer, best_answers, prefer_nested, trim_span
 from app.tasks.qa.preprocessing import Window, model_inputs, pad_tokens, prepare, segment, windows
-from training.tasks.qa import decode_spans
+from training.tasks.qa.head import decode_spans
 
 
 @pytest.mark.parametrize("text", ["北京是中华人民共和国的首都。", "Hello  world\t😀 ２０２０年\n", "", "繁體中文，還有 emoji 🎉"])
@@ -253,7 +253,7 @@ def test_every_handwritten_question_has_its_answer_in_a_passage():
 def test_sentence_crops_keep_the_answer_or_leave_it_out(seed):
     import random
 
-    from training.tasks.qa import sentence_crops
+    from training.tasks.qa.preprocessor import sentence_crops
 
     passage = "第一句话。北京是中国的首都，历史悠久。第三句话！第四句话？第五句话；结尾"
     window = Window(100, tuple(segment(passage)))

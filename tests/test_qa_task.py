@@ -15,7 +15,15 @@ from training.__main__ import main
 from training.data.qa import QAExample
 from app.tasks.qa.answers import Answer
 from app.tasks.qa.preprocessing import pad_tokens, segment
-from training.tasks import qa
+from training.tasks.qa import backbone as qa_backbone
+from training.tasks.qa import calibrate as qa_calibrate
+from training.tasks.qa import config as qa_config
+from training.tasks.qa import distillation as qa_distillation
+from training.tasks.qa import grading as qa_grading
+from training.tasks.qa import head as qa_head
+from training.tasks.qa import preprocessor as qa_preprocessor
+
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
 
 QUESTIONS = ["中国的首都是哪里？", "What is 😀？", "長江全長多少？"]
 PASSAGES = [
@@ -28,7 +36,7 @@ PASSAGES = [
 def test_training_writes_checkpoint_config_and_logs(tiny_qa_run):
     assert (tiny_qa_run / "best.weights.h5").is_file()
     assert any((tiny_qa_run / "logs").rglob("events.out.tfevents*"))
-    config = qa.Config.load(tiny_qa_run / "config.json")
+    config = qa_config.Config.load(tiny_qa_run / "config.json")
     assert config.window_chars == 24 and config.dilations == [1, 2] and config.words
 
 
@@ -40,22 +48,22 @@ def test_export_layout_and_manifest(tiny_qa_store):
         "cmrc_dev", "cmrc_dev_calibration_half", "cmrc_dev_report_half", "handwritten", "webqa_max", "webqa_sum"
     }
     calibration = manifest["calibration"]  # fitted at export on dev's calibration half
-    assert calibration["method"] == "platt" and calibration["answer_threshold"] in qa.ANSWER_THRESHOLDS
-    assert [row["threshold"] for row in calibration["thresholds"]] == list(qa.ANSWER_THRESHOLDS)
+    assert calibration["method"] == "platt" and calibration["answer_threshold"] in qa_calibrate.ANSWER_THRESHOLDS
+    assert [row["threshold"] for row in calibration["thresholds"]] == list(qa_calibrate.ANSWER_THRESHOLDS)
     assert manifest["preprocessing"]["window_chars"] == 24
-    assert manifest["decoding"]["nested_answer_ratio"] in qa.NESTED_RATIOS  # fitted there too
-    assert qa.config_of_export(version_dir).nested_answer_ratio == manifest["decoding"]["nested_answer_ratio"]
+    assert manifest["decoding"]["nested_answer_ratio"] in qa_calibrate.NESTED_RATIOS  # fitted there too
+    assert qa_config.config_of_export(version_dir).nested_answer_ratio == manifest["decoding"]["nested_answer_ratio"]
     assert manifest["training_commands"][0].startswith("python -m training qa train")
 
 
 def test_exported_reader_matches_the_in_process_one(tiny_qa_run, tiny_qa_store):
-    config = qa.Config.load(tiny_qa_run / "config.json")
-    model = qa.build_model(config)
+    config = qa_config.Config.load(tiny_qa_run / "config.json")
+    model = qa_backbone.build_model(config)
     model.load_weights(tiny_qa_run / "best.weights.h5")
-    in_process = qa.answer_all(qa._in_process_predictor(model, config), config, QUESTIONS, PASSAGES)
-    exported = qa.answer_all(
-        qa.saved_model_predictor(model_store.resolve_version(tiny_qa_store / "qa")),
-        qa.config_of_export(model_store.resolve_version(tiny_qa_store / "qa")), QUESTIONS, PASSAGES,
+    in_process = qa_head.answer_all(qa_head.in_process_predictor(model, config), config, QUESTIONS, PASSAGES)
+    exported = qa_head.answer_all(
+        qa_head.saved_model_predictor(model_store.resolve_version(tiny_qa_store / "qa")),
+        qa_config.config_of_export(model_store.resolve_version(tiny_qa_store / "qa")), QUESTIONS, PASSAGES,
     )
     assert [[(a.text, a.passage_index, a.start, a.end) for a in answers] for answers in exported] == [
         [(a.text, a.passage_index, a.start, a.end) for a in answers] for answers in in_process
@@ -75,9 +83,9 @@ def test_an_ensemble_of_one_run_with_itself_answers_as_the_run(qa_data, tiny_qa_
     ensemble_dir = model_store.resolve_version(root / "qa")
     assert [m["run_dir"] for m in model_store.read_manifest(ensemble_dir)["ensemble"]] == [str(tiny_qa_run)] * 2
     single_dir = model_store.resolve_version(tiny_qa_store / "qa")
-    config = qa.config_of_export(single_dir)
-    single = qa.answer_all(qa.saved_model_predictor(single_dir), config, QUESTIONS, PASSAGES)
-    ensemble = qa.answer_all(qa.saved_model_predictor(ensemble_dir), config, QUESTIONS, PASSAGES)
+    config = qa_config.config_of_export(single_dir)
+    single = qa_head.answer_all(qa_head.saved_model_predictor(single_dir), config, QUESTIONS, PASSAGES)
+    ensemble = qa_head.answer_all(qa_head.saved_model_predictor(ensemble_dir), config, QUESTIONS, PASSAGES)
     assert [[(a.text, a.start) for a in answers] for answers in ensemble] == [
         [(a.text, a.start) for a in answers] for answers in single
     ]
@@ -104,7 +112,7 @@ def test_an_ensemble_of_one_run_with_itself_answers_as_the_run(qa_data, tiny_qa_
 def test_runs_read_with_different_windows_are_not_averaged(qa_data, tiny_qa_run, tmp_path, command):
     other = tmp_path / "other_run"
     shutil.copytree(tiny_qa_run, other)
-    config = qa.Config.load(other / "config.json")
+    config = qa_config.Config.load(other / "config.json")
     config.window_chars += 16
     config.save(other / "config.json")
     runs = [str(tiny_qa_run), str(other)]
@@ -114,7 +122,7 @@ def test_runs_read_with_different_windows_are_not_averaged(qa_data, tiny_qa_run,
         elif command == "evaluate":
             main(["qa", "evaluate", "--data-dir", str(qa_data), "--selection", "--runs", *runs])
         else:  # what train --teacher loads its teachers with
-            qa.averaged_reader([Path(r) for r in runs], "teacher")
+            qa_backbone.averaged_reader([Path(r) for r in runs], "teacher")
     assert not (tmp_path / "m").exists()
 
 
@@ -129,7 +137,7 @@ def test_int8_embeddings_shrink_the_export(qa_data, tiny_qa_run, tiny_qa_store, 
         return sum(f.stat().st_size for f in (version_dir / "variables").iterdir())
 
     assert variables_size(int8_dir) < variables_size(float_dir)
-    answers = qa.answer_all(qa.saved_model_predictor(int8_dir), qa.config_of_export(int8_dir), QUESTIONS, PASSAGES)
+    answers = qa_head.answer_all(qa_head.saved_model_predictor(int8_dir), qa_config.config_of_export(int8_dir), QUESTIONS, PASSAGES)
     for found, passages in zip(answers, PASSAGES):
         assert all(passages[a.passage_index][a.start : a.end] == a.text for a in found)
 
@@ -170,11 +178,11 @@ def test_distillation_targets_mix_the_answer_with_the_teacher():
     over the window's positions and the null slot, -1 on padding."""
     context = "北京是中国的首都。上海在东边。"
     examples = [QAExample("q", "首都是哪里？", context, (("北京", 0),))]
-    config = qa.Config(window_chars=64, window_stride=32)
-    rows = qa._training_windows(examples, config, 1.0, 1.0, seed=1) * 2
+    config = qa_config.Config(window_chars=64, window_stride=32)
+    rows = qa_preprocessor.training_windows(examples, config, 1.0, 1.0, seed=1) * 2
     rng = np.random.default_rng(0)
     soft = [rng.dirichlet(np.ones(r[1].length + 1), size=2).T[1:].astype(np.float32) for r in rows]  # null slot dropped
-    for (_, targets), in zip(qa._dataset(rows, batch_size=64, shuffle=False, soft=soft, soft_weight=0.25)):
+    for (_, targets), in zip(qa_preprocessor.training_dataset(rows, batch_size=64, shuffle=False, soft=soft, soft_weight=0.25)):
         targets = targets.numpy()
     by_length = sorted(range(len(rows)), key=lambda i: rows[i][1].length)  # one bucket, its order kept
     for row_targets, i in zip(targets, by_length):
@@ -200,7 +208,7 @@ def test_a_student_trains_toward_its_teacher(qa_data, tiny_qa_run, tmp_path):
         ])
 
     train(epochs=1)
-    cache = run_dir / qa.TEACHER_TARGETS
+    cache = run_dir / qa_distillation.TEACHER_TARGETS
     stored = np.load(cache)
     per_position = stored["probabilities"]
     assert per_position.shape == (stored["lengths"].sum(), 2) and (per_position >= 0).all()
@@ -226,10 +234,10 @@ def test_distillation_needs_the_softmax_span_loss(qa_data, tiny_qa_run, tmp_path
 def test_answerless_crops_follow_their_own_rate():
     context = "北京是中国的首都。上海在东边。广州在南边。长江很长。黄河也很长。"
     examples = [QAExample(f"q{i}", "首都是哪里？", context, (("北京", 0),)) for i in range(20)]
-    config = qa.Config(window_chars=64, window_stride=32)
+    config = qa_config.Config(window_chars=64, window_stride=32)
 
     def answerless(rate: float) -> int:
-        rows = qa._training_windows(examples, config, 0.0, 1.0, seed=1, crop_negative_rate=rate)
+        rows = qa_preprocessor.training_windows(examples, config, 0.0, 1.0, seed=1, crop_negative_rate=rate)
         return sum(1 for _, _, start, _ in rows if start < 0)  # --negative-rate 0: only crops can be answerless
 
     assert answerless(0.0) == 0 < answerless(0.5) < answerless(1.0) == 20
@@ -259,7 +267,7 @@ def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys, tmp_path
 
 def test_dev_halves_split_by_passage():
     dev = [QAExample(f"q{i}", f"问题{i}", f"段落{i // 2}", (("段", 0),)) for i in range(9)]
-    fit, report = qa.dev_halves(dev)
+    fit, report = qa_grading.dev_halves(dev)
     assert sorted(fit + report) == list(range(9))
     assert not {dev[i].context for i in fit} & {dev[i].context for i in report}
     assert len(fit) == 5 and len(report) == 4  # passages 0, 2, 4 and 1, 3
@@ -268,12 +276,12 @@ def test_dev_halves_split_by_passage():
 def test_short_passages_cut_the_answers_sentence_and_another():
     context = "第一句话。第二句在这里！答案在第三句北京里。第四句？最后一句没有结束"
     example = QAExample("q", "问题", context, (("北京", context.index("北京")),))
-    assert qa.short_passages(example) == ("答案在第三句北京里。", "最后一句没有结束")  # not the neighbours
+    assert qa_grading.short_passages(example) == ("答案在第三句北京里。", "最后一句没有结束")  # not the neighbours
     across = QAExample("q", "问题", context, (("里。第四", context.index("里。第四")),))
-    assert qa.short_passages(across)[0] == "答案在第三句北京里。第四句？"  # an answer over two sentences keeps both
-    assert qa.short_passages(QAExample("q", "问题", "只有一句。", (("一句", 2),))) == ("只有一句。", None)
-    assert qa.short_passages(QAExample("q", "问题", context, (("无", -1),))) is None
-    assert qa.sentence_bounds("甲。乙") == [(0, 2), (2, 3)] and qa.sentence_bounds("") == []
+    assert qa_grading.short_passages(across)[0] == "答案在第三句北京里。第四句？"  # an answer over two sentences keeps both
+    assert qa_grading.short_passages(QAExample("q", "问题", "只有一句。", (("一句", 2),))) == ("只有一句。", None)
+    assert qa_grading.short_passages(QAExample("q", "问题", context, (("无", -1),))) is None
+    assert qa_grading.sentence_bounds("甲。乙") == [(0, 2), (2, 3)] and qa_grading.sentence_bounds("") == []
 
 
 @pytest.mark.parametrize(("inside_score", "ratio"), [(0.2, 0.5), (0.01, None)])
@@ -284,16 +292,16 @@ def test_the_nested_ratio_is_the_one_that_answers_dev_best(inside_score, ratio):
     context = "尤金袋鼠分布在澳洲南部岛屿及西岸地区"
     dev = [QAExample(f"q{i}", "尤金袋鼠分布在哪里？", f"{context}{i}", (("澳洲南部岛屿及西岸地区", 7),)) for i in range(6)]
     answers = [[Answer(context, 0.4, 0, 0, 18), Answer("澳洲南部岛屿及西岸地区", inside_score, 0, 7, 18)]] * 6
-    chosen, table = qa.fit_nested_ratio((dev, answers))
-    assert chosen == ratio and [row["ratio"] for row in table] == list(qa.NESTED_RATIOS)
+    chosen, table = qa_calibrate.fit_nested_ratio((dev, answers))
+    assert chosen == ratio and [row["ratio"] for row in table] == list(qa_calibrate.NESTED_RATIOS)
     assert table[0]["em"] == 0.0 and max(row["em"] for row in table) == (100.0 if ratio else 0.0)
 
 
 def test_answered_scores_count_a_withheld_answer_as_zero():
     probabilities, em, f1 = np.array([0.9, 0.3, 0.05]), np.array([1.0, 0.0, 1.0]), np.array([1.0, 0.5, 1.0])
-    row = qa.answered_scores(probabilities, em, f1, 0.1)
+    row = qa_grading.answered_scores(probabilities, em, f1, 0.1)
     assert row == {"threshold": 0.1, "answered": round(2 / 3, 4), "em_answered": 50.0, "em": 33.33, "f1": 50.0}
-    assert qa.answered_scores(probabilities, em, f1, 0.95)["em_answered"] is None
+    assert qa_grading.answered_scores(probabilities, em, f1, 0.95)["em_answered"] is None
 
 
 def test_calibrate_refits_an_exported_reader_in_place(qa_data, tiny_qa_store, tmp_path, capsys):
@@ -308,13 +316,13 @@ def test_calibrate_refits_an_exported_reader_in_place(qa_data, tiny_qa_store, tm
     refitted = model_store.read_manifest(version_dir)
     assert result["calibrated"] == str(version_dir) and refitted["calibration"]["method"] == "platt"
     assert refitted["metrics"]["cmrc_dev_report_half"]["reliability"]["ece"] == result["ece"]
-    assert refitted["decoding"]["nested_answer_ratio"] in qa.NESTED_RATIOS
+    assert refitted["decoding"]["nested_answer_ratio"] in qa_calibrate.NESTED_RATIOS
     assert refitted["signature"] == manifest["signature"]  # the rest of the manifest is kept
 
 
 def test_word2vec_rows_follow_the_word_lookup():
     sentences = [["北京", "是", "首都"], ["上海", "是", "城市"]] * 50
-    table = qa.word2vec_table(sentences, ["是", "北京", "未见"], dim=8, epochs=2, seed=1)
+    table = qa_preprocessor.word2vec_table(sentences, ["是", "北京", "未见"], dim=8, epochs=2, seed=1)
     assert table.shape == (5, 8) and table.dtype == np.float32
     # Rows 0 (padding), 1 (out of vocabulary) and the unseen word keep Keras-like small random values.
     assert np.abs(table[[0, 1, 4]]).max() <= 0.05
@@ -326,11 +334,11 @@ def test_character_word2vec_reads_the_units_the_char_lookup_sees():
     """--char-word2vec: the corpus is each text's normalised code points, so its table rows line up
     with ``config.chars`` (lower-cased Latin, as the reader's lookup)."""
     texts = ["北京是首都", "Beijing 北京"]
-    corpus = qa.char_sentences(texts)
+    corpus = qa_preprocessor.char_sentences(texts)
     assert corpus[0] == [str(ord(c)) for c in "北京是首都"]
     assert corpus[1][0] == str(ord("b"))  # lower-cased like the reader's input
     chars = [int(c) for c in dict.fromkeys(corpus[0])]
-    table = qa.word2vec_table(corpus * 50, [str(c) for c in chars], dim=8, epochs=2, seed=1)
+    table = qa_preprocessor.word2vec_table(corpus * 50, [str(c) for c in chars], dim=8, epochs=2, seed=1)
     assert table.shape == (len(chars) + 2, 8)
     assert np.abs(table[2:]).max() > 0.05  # trained vectors, not the small random start
 
@@ -345,7 +353,7 @@ def test_question_attention_trains_and_exports(qa_data, tmp_path):
         "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
         "--word2vec-epochs", "0", "--question-attention",
     ])
-    assert qa.Config.load(run_dir / "config.json").question_attention
+    assert qa_config.Config.load(run_dir / "config.json").question_attention
     main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--model-root", str(tmp_path / "models")])
     serve = tf.saved_model.load(str(tmp_path / "models" / "qa" / "1")).signatures["serving_default"]
     out = serve(
@@ -383,7 +391,7 @@ def test_word2vec_can_also_read_the_other_tasks_training_text(tmp_path):
         "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
         "--word2vec-epochs", "1", "--word2vec-extra", "ner", "--word2vec-extra", "headline", "--char-word2vec",
     ])
-    config = qa.Config.load(run_dir / "config.json")
+    config = qa_config.Config.load(run_dir / "config.json")
     assert "叶老桂" not in config.words  # NER text shaped the vectors, not the vocabulary
     assert ord("桂") not in config.chars
     assert (run_dir / "best.weights.h5").is_file()

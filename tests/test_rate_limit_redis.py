@@ -15,7 +15,7 @@ import pytest
 from bench.serve import Server, free_port
 from tests.conftest import system_tool, wait_until, write_keys_file
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 SPECTRUM = {"spectra": [[1.0 + 0.01 * (i % 7) for i in range(3904)]]}
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.registry import ModelRegistry
 from app.settings import Settings
-from tests.conftest import write_keys_file
+from app.tasks.spec import SpecError
+from tests.conftest import bundled_version, write_keys_file
 
 
 def test_loads_the_highest_complete_version(tiny_ner_store, tmp_path):
@@ -70,3 +73,24 @@ def test_loaded_models_are_exempt_from_full_garbage_collections(tiny_ner_store, 
         assert client.post("/v1/models/ner/reload", headers={"X-API-Key": keys["admin"]}).status_code == 200
         reloaded = gc.get_freeze_count()
     assert started > 0 and reloaded > 0
+
+
+def test_a_manifest_that_breaks_its_spec_is_refused_naming_the_field(tmp_path):
+    """The spec is the contract: a version whose manifest lacks what the pipeline reads never
+    serves, and the version serving stays."""
+    source = bundled_version("spectra")
+    for version in (1, 2):
+        target = tmp_path / "models" / "spectra" / str(version)
+        target.mkdir(parents=True)
+        for item in source.iterdir():
+            if item.name != "manifest.json":
+                (target / item.name).symlink_to(item)
+        manifest = json.loads((source / "manifest.json").read_text())
+        if version == 2:
+            del manifest["grid"]["npix"]
+        (target / "manifest.json").write_text(json.dumps(manifest))
+    registry = ModelRegistry(tmp_path / "models")
+    registry.load("spectra", 1)
+    with pytest.raises(SpecError, match=r"grid\.npix: Field required"):
+        registry.load("spectra", 2)
+    assert registry.get("spectra").version == 1

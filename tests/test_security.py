@@ -15,6 +15,8 @@ from app.main import create_app
 from app.settings import Settings
 from tests.conftest import write_keys_file
 
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): an app per access-control setting
+
 SPECTRUM = {"spectra": [[1.0 + 0.01 * (i % 7) for i in range(3904)]]}
 SCOPES = {
     "ops": ["admin"],

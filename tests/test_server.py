@@ -8,7 +8,7 @@ import pytest
 from bench.serve import TASKS, Server, measured_level, workload
 from tests.conftest import bundled_version
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import shared_data
 from training.data.ner import read_bio, read_cluener
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def test_msra_training_file_has_no_test_sentences():

@@ -12,7 +12,7 @@ import pytest
 
 from bench.serve import Server
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 HALF_HEAD = b"POST /v1/spectra HTTP/1.1\r\nHost: x\r\nContent-Type: app"
 

@@ -19,6 +19,8 @@ from training.layers.spectrum_normalization import SpectrumNormalization
 from app.tasks.spectra.grid import LAMOST, LogGrid, edges_from_centres, rebin, resample_to_model_grid
 from training.tasks import spectra
 
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
+
 
 def test_model_grid_is_lamost():
     assert LAMOST.npix == 3904

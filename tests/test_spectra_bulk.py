@@ -10,6 +10,8 @@ import pytest
 from app import spectra_bulk
 from tests.fixtures.spectrum_files import write_desi_coadd, write_lamost_image, write_sdss_spec_lite
 
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): bulk runs over files
+
 
 @pytest.fixture
 def folder(tmp_path):

@@ -20,6 +20,8 @@ from app.settings import Settings
 from bench.serve import free_port
 from tests.conftest import BUNDLED_MODELS, REPO, wait_until
 
+pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): starts servers (a fake TensorFlow Serving and the service)
+
 TASKS = ("ner", "qa", "spectra", "headline")
 # A simulated galaxy (the demo page's example, on the model grid): a spectrum with lines and noise,
 # whose redshift fit is well determined. A noiseless featureless curve is not: its z and z_err hang

@@ -6,7 +6,7 @@ character (國, 會, 說) is one they rarely or never saw: `ner/4`'s entity F1 o
 from 0.903 to 0.661 when the same sentences are written in Traditional characters (docs/ner.md).
 Mapping each Traditional character to its Simplified form before the models look lets them read
 both scripts. One code point maps to one, so offsets into the caller's text stay what they are,
-as for the rest of :func:`training.preprocessing.text.normalize_codepoints`, which calls this.
+as for the rest of :func:`app.tasks.text.normalize_codepoints`, which calls this.
 
 The table, ``t2s_characters.tsv``, is OpenCC's character conversion (``t2s``, opencc 1.4.2) of
 every CJK code point it turns into one other code point, written by ``python -m

@@ -80,11 +80,8 @@ def as_bio(tag: str) -> str:
 
 
 def spans_from_tag_batch(tags, lengths) -> list[list[Span]]:
-    """Entity spans per text from a tagger's batch output (byte-string tags ``[N, L]``, lengths ``[N]``).
-
-    Used both by ``training ner evaluate`` and by the service, on the outputs of
-    the exported SavedModel.
-    """
+    """Entity spans per text from a tagger's batch output (byte-string tags ``[N, L]``, lengths ``[N]``),
+    for the in-process tagger during training (the exported graph decodes its entities itself)."""
     return [
         bio_to_spans(tag.decode() for tag in row[: int(length)])
         for row, length in zip(tags, lengths)

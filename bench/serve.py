@@ -1,10 +1,11 @@
-"""Serving benchmark: the real server on loopback, with batching on and off, against the raw SavedModel.
+"""Serving benchmark: the real server on loopback, with batching on and off, against the raw model call.
 
 ``python -m bench.serve`` (``make bench``). For each task it measures
 
 (a) the server with its configured micro-batching,
 (b) the server with batching off (``max_batch_size`` 1),
-(c) the raw SavedModel called in-process at batch sizes equal to each concurrency,
+(c) the task pipeline's model call (``pipeline.read``, what one server batch runs) in-process, at
+    batch sizes equal to each concurrency,
 
 and with ``--with-access`` also (a) behind an API key and a per-key rate limit (what access
 control costs per request),
@@ -97,49 +98,19 @@ class Workload:
     path: str
     bodies: list[bytes]  # one item each (a QA request has one short passage: one window)
 
-    def raw_call(self, serve: Callable, batch: int) -> Callable[[], dict]:
-        """A call of the SavedModel signature ``serve`` on a batch of ``batch`` items like the
-        request bodies, with its inputs prepared in advance (as the server's batch functions do)."""
-        import tensorflow as tf
-
+    def raw_call(self, pipeline, batch: int) -> Callable[[], list]:
+        """One model call of the task's pipeline (what a server batch runs) on ``batch`` items like the
+        request bodies, with its inputs prepared in advance (as the server prepares them before queueing)."""
         requests = [json.loads(self.bodies[i % len(self.bodies)]) for i in range(batch)]
         if self.task == "ner":
-            inputs = {"text": tf.constant([r["text"].encode() for r in requests])}
+            items = [r["text"] for r in requests]
         elif self.task == "spectra":
-            inputs = {"flux": tf.constant(np.stack([_flux_row(r["spectra"][0]) for r in requests]))}
+            items = [_flux_row(r["spectra"][0]) for r in requests]
         elif self.task == "qa":
-            inputs = self._qa_inputs(requests)
+            items = [row for r in requests for row in pipeline.plan(r["question"], r["passages"]).rows]
         else:
-            from app.tasks.headline.pipeline import call_generator
-            from app.tasks.headline.spec import HeadlineDecoding
-
-            decoding = HeadlineDecoding(**_manifest(self.task)["decoding"])
-            texts = [r["text"] for r in requests]
-            return lambda: call_generator(serve, texts, decoding.beam_width, decoding.max_length, decoding)
-        return lambda: serve(**inputs)
-
-    def _qa_inputs(self, requests: list[dict]) -> dict:
-        import tensorflow as tf
-
-        from app.tasks.qa.preprocessing import pad_tokens, prepare
-
-        cut = _manifest(self.task)["preprocessing"]
-        rows = []
-        for r in requests:
-            question, [(_, window)] = prepare(
-                r["question"], r["passages"], cut["window_chars"], cut["window_stride"], cut["max_question_chars"]
-            )
-            rows.append((question, window.tokens))
-        return {
-            "question_tokens": tf.constant(pad_tokens([q for q, _ in rows])),
-            "passage_tokens": tf.constant(pad_tokens([w for _, w in rows])),
-        }
-
-
-def _manifest(task: str) -> dict:
-    from app import model_store
-
-    return model_store.read_manifest(model_store.resolve_version(REPO / "models" / task))
+            items = [pipeline.job(r["text"]) for r in requests]
+        return lambda: pipeline.read(items)
 
 
 def _bodies(requests: list[dict]) -> list[bytes]:
@@ -359,15 +330,12 @@ class RawLevel:
 
 def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: float) -> dict[int, RawLevel]:
     """Each batch size's :class:`RawLevel`, in this process."""
-    import tensorflow as tf
+    from app.registry import ModelRegistry
 
-    from app import model_store
-
-    version_dir = model_store.resolve_version(REPO / "models" / task)
-    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    pipeline = ModelRegistry(REPO / "models").load(task).pipeline
     results = {}
     for batch in batch_sizes:
-        call = load.raw_call(serve, batch)
+        call = load.raw_call(pipeline, batch)
         call()  # warm-up
         calls, started, cpu_started = 0, time.perf_counter(), time.process_time()
         while calls < 5 or (time.perf_counter() - started < max_seconds and calls < 200):

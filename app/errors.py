@@ -14,8 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.batching import Closed, DeadlineExceeded, QueueFull
 from app.engine import ClientDisconnected
-from app.registry import ModelUnavailable
-from app.registry import ModelRegistry
+from app.registry import ModelRegistry, ModelUnavailable
 from app.tfserving import TFServingError
 
 log = logging.getLogger("app.errors")

@@ -8,9 +8,9 @@ does not read (training commands, data sources, figures) pass through unchecked.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class Part(BaseModel):
@@ -31,6 +31,16 @@ class ModelSpec(Part):
     warmup_inputs: dict[str, Any] = Field(
         default_factory=dict, description="inputs run once at load: a smoke check, and no slow first request"
     )
+
+    # The serving signature's outputs the task's pipeline reads.
+    required_outputs: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def gives_what_the_pipeline_reads(self) -> "ModelSpec":
+        missing = [name for name in self.required_outputs if name not in self.signature.get("outputs", {})]
+        if missing:
+            raise ValueError(f"signature.outputs lacks {', '.join(missing)}: export it again with this version of training")
+        return self
 
     def public(self) -> dict[str, Any]:
         """What ``GET /v1/models`` shows of the spec beyond task and version (tasks add their

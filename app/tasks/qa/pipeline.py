@@ -1,10 +1,11 @@
 """The QA pipeline bound to one reader: question and passages → windows (jieba, in Python) → the
 reader's spans per window (one model call for a batch of windows) → a ranked, calibrated answer.
 
-The route calls :meth:`QAPipeline.plan`, queues :meth:`QAPipeline.rows` on the micro-batcher,
-whose batch function is :meth:`QAPipeline.read`, then :meth:`QAPipeline.respond`;
-``python -m training qa evaluate`` and ``bench/`` call :meth:`QAPipeline.answer_many`, which runs
-the same three steps in process. What evaluation grades is therefore what ``/v1/qa`` answers.
+The route calls :meth:`QAPipeline.plan`, queues the plan's rows on the micro-batcher, whose batch
+function is :meth:`QAPipeline.read`, then :meth:`QAPipeline.respond`, which ranks with
+:meth:`QAPipeline.rank`. ``python -m training qa evaluate`` grades :meth:`QAPipeline.rank_many`
+(the same plan, read and rank, in process) with the version's calibration and answer threshold;
+``bench/`` times :meth:`QAPipeline.read`.
 """
 
 from __future__ import annotations
@@ -136,19 +137,3 @@ class QAPipeline:
         """:meth:`rank` for many questions in process (for evaluation's diagnostic figures)."""
         read = self.read_many(questions, passages, desc=desc)
         return [self.rank(texts, plan, spans, num_candidates, aggregate) for texts, (plan, spans) in zip(passages, read)]
-
-    def answer_many(
-        self,
-        questions: Sequence[str],
-        passages: Sequence[Sequence[str]],
-        num_candidates: int = 5,
-        aggregate: Aggregate = "max",
-        min_probability: float | None = None,
-        desc: str | None = None,
-    ) -> list[QAResult]:
-        """:meth:`respond` for many questions in process: what ``/v1/qa`` answers to each."""
-        read = self.read_many(questions, passages, desc=desc)
-        return [
-            self.respond(texts, plan, spans, num_candidates, aggregate, min_probability)
-            for texts, (plan, spans) in zip(passages, read)
-        ]

@@ -31,15 +31,12 @@ class Grid(Part):
     npix: int = Field(gt=0)
 
 
-# The signature outputs the pipeline reads.
-OUTPUTS = ("probabilities", "label", "z", "z_err", "subtype", "stellar_template", "median_snr", "zwarning")
-
-
 class SpectraSpec(ModelSpec):
     task: Literal["spectra"] = "spectra"
     classes: list[str] = Field(min_length=2)
     grid: Grid
     zwarning_bits: dict[str, int]
+    required_outputs = ("probabilities", "label", "z", "z_err", "subtype", "stellar_template", "median_snr", "zwarning")
 
     @model_validator(mode="after")
     def on_the_service_grid(self) -> "SpectraSpec":
@@ -47,7 +44,4 @@ class SpectraSpec(ModelSpec):
         expected = (LAMOST.loglam0, LAMOST.dloglam, LAMOST.npix)
         if (self.grid.loglam0, self.grid.dloglam, self.grid.npix) != expected:
             raise ValueError(f"grid is {self.grid.model_dump()}; the service resamples onto loglam0, dloglam, npix = {expected}")
-        missing = [name for name in OUTPUTS if name not in self.signature.get("outputs", {})]
-        if missing:
-            raise ValueError(f"signature.outputs lacks {', '.join(missing)}: export it again with this version of training")
         return self

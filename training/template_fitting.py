@@ -27,8 +27,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from training.data.spectra import TemplateSet, eigenbasis_spectra
 from app.tasks.spectra.grid import LAMOST, LogGrid, rebin
+from training.data.spectra import TemplateSet, eigenbasis_spectra
 
 LN10 = np.log(10.0)
 C_KM_S = 299_792.458

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.tasks.spectra.grid import resample_to_model_grid
 from app.tasks.spectra.files import ObservedSpectrum, read_spectrum_file
+from app.tasks.spectra.grid import resample_to_model_grid
 
 
 @dataclass

@@ -23,6 +23,10 @@ import tensorflow as tf
 from keras import ops
 
 from app import model_store
+from app.tasks.batches import length_batches
+from app.tasks.headline.pipeline import HeadlinePipeline
+from app.tasks.headline.spec import HeadlineDecoding
+from app.tasks.text import texts_to_codepoints
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.headline import Pair, test_sets, training_pairs
@@ -31,10 +35,6 @@ from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
 from training.metrics import rouge_l, rouge_scores
-from app.tasks.batches import length_batches
-from app.tasks.headline.pipeline import HeadlinePipeline
-from app.tasks.headline.spec import HeadlineDecoding
-from app.tasks.text import texts_to_codepoints
 
 TASK = "headline"
 PAD, UNK, START, END = 0, 1, 2, 3  # token ids; characters follow from 4
@@ -402,10 +402,8 @@ def baselines(pairs: list[Pair], lead_chars: int) -> dict[str, dict]:
     }
 
 
-def saved_model_generator(serve, beam_width: int, decoding: dict) -> Callable[[list[str]], list[str]]:
-    """Best headline per text from an exported ``serving_default`` signature, through the
-    pipeline ``/v1/headline`` answers with."""
-    pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars=1)  # chars_read is not graded
+def saved_model_generator(pipeline: HeadlinePipeline, beam_width: int) -> Callable[[list[str]], list[str]]:
+    """Best headline per text, as ``/v1/headline`` answers with ``pipeline``."""
 
     def generate(texts: list[str]) -> list[str]:
         candidates = pipeline.read([pipeline.job(text, beam_width) for text in texts])
@@ -414,16 +412,17 @@ def saved_model_generator(serve, beam_width: int, decoding: dict) -> Callable[[l
     return generate
 
 
-def evaluate_saved_model(version_dir: Path, data_dir: Path, decoding: dict, lead_chars: int) -> dict:
+def evaluate_saved_model(version_dir: Path, data_dir: Path, decoding: dict, max_source_chars: int, lead_chars: int) -> dict:
     """Char ROUGE-1/2/L and BLEU on each test file, greedy and beam, next to the extractive baselines."""
     results = {}
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars)
     searches = {"greedy": 1, f"beam_{decoding['beam_width']}": decoding["beam_width"]}
     for name, pairs in test_sets(data_dir).items():
         titles = [p.title for p in pairs]
         results[name] = {}
         for search, width in searches.items():
-            generate = saved_model_generator(serve, width, decoding)
+            generate = saved_model_generator(pipeline, width)
             predicted = generate_all(generate, [p.source for p in pairs], desc=f"{name} {search}")
             results[name][search] = rouge_scores(predicted, titles)
             results[name][search]["samples"] = [
@@ -464,7 +463,7 @@ def export(args: argparse.Namespace) -> None:
         model=model,
         serve=make_generator(model),
         extra_endpoints={"next_token_log_probs": make_next_token_scorer(model)},
-        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), decoding, lead),
+        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), decoding, model.config.max_source_chars, lead),
         headline=lambda metrics: _headline(metrics, decoding),
         data_source="CSL abstract/title pairs: csl_title_public + clge_csl/val + csl_ts/dev (training); "
         "clge_csl/test and csl_ts/test (test); see ../shared/data/README.md",
@@ -492,8 +491,10 @@ def _lead_chars(data_dir: Path) -> int:
 
 def evaluate(args: argparse.Namespace) -> None:
     version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
-    decoding = model_store.read_manifest(version_dir).get("decoding") or _decoding(args)
-    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), decoding, _lead_chars(Path(args.data_dir)))
+    manifest = model_store.read_manifest(version_dir)
+    decoding = manifest.get("decoding") or _decoding(args)
+    max_source_chars = manifest.get("preprocessing", {}).get("max_source_chars", Config.max_source_chars)
+    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), decoding, max_source_chars, _lead_chars(Path(args.data_dir)))
     for name, result in metrics.items():
         print(f"\n{name}: {'':<22}{'R-1':>8}{'R-2':>8}{'R-L':>8}{'BLEU':>8}")
         rows = {**{k: v for k, v in result.items() if k != "baselines"}, **result["baselines"]}

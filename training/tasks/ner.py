@@ -20,19 +20,19 @@ import numpy as np
 import tensorflow as tf
 
 from app import model_store
+from app.tasks.batches import length_batches
+from app.tasks.chinese_script import to_traditional
+from app.tasks.ner.pipeline import NERPipeline
+from app.tasks.ner.schemas import NERResult
+from app.tasks.text import codepoints_of, encode_texts
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.lexicon import jieba_lexicon
 from training.data.ner import TaggedSentence, join_entity_lists, read_bio, read_cluener, split_long
-from training.layers import CRF, CRFNegativeLogLikelihood, CharBigrams, TokenDropout, bigram_keys
+from training.data.tags import Span, as_bio, spans_from_tag_batch, spans_to_tags, tag_constraints
+from training.layers import CRF, CharBigrams, CRFNegativeLogLikelihood, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf, plot_reliability, reliability, reliability_lines
-from app.tasks.chinese_script import to_traditional
-from app.tasks.batches import length_batches
-from app.tasks.ner.pipeline import NERPipeline
-from app.tasks.ner.schemas import NERResult
-from app.tasks.text import codepoints_of, encode_texts
-from training.data.tags import Span, as_bio, spans_from_tag_batch, spans_to_tags, tag_constraints
 
 TASK = "ner"
 WARMUP_TEXT = "新华社北京电国务院总理李鹏今天会见了日本客人。"

@@ -21,6 +21,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from app import model_store
+from app.tasks.spectra.grid import LAMOST, UNCLASSIFIABLE_MASKED_SHARE
+from app.tasks.spectra.spec import CLASSES, HEAVILY_MASKED_SHARE, ZWARNING_BITS
 from training.augment import mixup
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
@@ -30,8 +32,6 @@ from training.data.spectra_real import load_lamost_stars, load_real_validation
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
 from training.metrics import classification_report, recall_report
-from app.tasks.spectra.grid import LAMOST, UNCLASSIFIABLE_MASKED_SHARE
-from app.tasks.spectra.spec import CLASSES, HEAVILY_MASKED_SHARE, ZWARNING_BITS
 from training.template_fitting import RedshiftScan, StellarFit, spectrum_weights, template_systematic
 
 TASK = "spectra"

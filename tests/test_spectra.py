@@ -113,7 +113,7 @@ def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, spe
     version_dir = model_store.resolve_version(tiny_spectra_store / "spectra")
     manifest = model_store.read_manifest(version_dir)
     assert manifest["classes"] == list(CLASSES)
-    assert set(manifest["metrics"]) == {"synthetic_test", "lamost_real_stars", "real_validation"}
+    assert set(manifest["metrics"]) == {"synthetic_test", "lamost_real_stars", "real_validation", "real_lowz_agn"}
     assert manifest["metrics"]["lamost_real_stars"]["n"] == 3
     assert manifest["zwarning_bits"] == spectra.ZWARNING_BITS
     main([
@@ -131,6 +131,9 @@ def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, spe
     assert set(real["all"]["per_class"]) == {"STAR", "GALAXY", "QSO"}
     assert sum(sum(row.values()) for row in real["all"]["confusion"].values()) == 3
     assert real["redshift_all"]["n"] == 2 and real["redshift_bright"]["n"] == 1
+    lowz = result["real_lowz_agn"]  # reported apart; its quasar has no catalogue redshift to grade
+    assert lowz["all"]["n"] == 1 and lowz["redshift_all"]["n"] == 0
+    assert "lowz_agn_qso_recall" in result
     assert result["lamost_real_stars"]["subtype"]["n"] == 3
 
 

@@ -28,7 +28,7 @@ from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data import spectra as spectra_simulator
 from training.data.spectra import Templates, read_templates, simulate
-from training.data.spectra_real import load_lamost_stars, load_real_validation
+from training.data.spectra_real import LOWZ_AGN_SOURCE, load_lamost_stars, load_real_validation
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
 from training.metrics import classification_report, recall_report
@@ -223,11 +223,11 @@ def subtype_report(true_subclass: list[str], subtype: list[str]) -> dict:
 
 def real_sky_report(spectra: list, outputs: dict) -> dict:
     """Classification over all real spectra and over median S/N ≥ 2, and redshifts of the real
-    galaxies and quasars: what the service answers for them."""
+    galaxies and quasars with a catalogue redshift: what the service answers for them."""
     labels = [s.label for s in spectra]
     predicted = [x.decode() for x in outputs["label"]]
     bright = np.array([s.median_snr >= BRIGHT_SNR for s in spectra])
-    extragalactic = np.array([s.label in ("GALAXY", "QSO") for s in spectra])
+    extragalactic = np.array([s.label in ("GALAXY", "QSO") and np.isfinite(s.z) for s in spectra])
     true_z = np.array([s.z for s in spectra])
     pick = lambda mask, values: [v for v, m in zip(values, mask) if m]  # noqa: E731
     return {
@@ -264,7 +264,11 @@ def evaluate_saved_model(version_dir: Path, data_dir: Path, test_per_class: int,
     }
     if (data_dir / "real_validation").exists():
         real = load_real_validation(data_dir)
-        metrics["real_validation"] = real_sky_report(real, _predict(predict, np.stack([s.flux for s in real]), desc="real BOSS/DESI"))
+        outputs = _predict(predict, np.stack([s.flux for s in real]), desc="real BOSS/DESI")
+        for name, lowz in (("real_validation", False), ("real_lowz_agn", True)):
+            rows = np.array([(s.source == LOWZ_AGN_SOURCE) == lowz for s in real])
+            if rows.any():
+                metrics[name] = real_sky_report([s for s, r in zip(real, rows) if r], {k: v[rows] for k, v in outputs.items()})
     return metrics
 
 
@@ -286,6 +290,8 @@ def _headline(metrics: dict) -> dict:
             real_bright_galaxy_recall=real["bright"]["per_class"]["GALAXY"]["recall"],
             real_bright_z_within_6000_km_s=real["redshift_bright"]["within_6000_km_s"],
         )
+    if "real_lowz_agn" in metrics:
+        headline["lowz_agn_qso_recall"] = metrics["real_lowz_agn"]["all"]["per_class"]["QSO"]["recall"]
     return headline
 
 
@@ -443,18 +449,22 @@ def evaluate(args: argparse.Namespace) -> None:
     stars = metrics["lamost_real_stars"]
     print(f"real LAMOST stars: STAR for {stars['accuracy']:.4f} of {stars['n']} ({stars['predicted']}); "
           f"MK letter right {stars['subtype']['letter_accuracy']:.4f}, within one {stars['subtype']['within_one_letter']:.4f}")
-    real = metrics.get("real_validation")
-    if real:
-        for part, title in (("all", "all"), ("bright", f"median S/N ≥ {BRIGHT_SNR:g}")):
-            r = real[part]
-            recalls = ", ".join(f"{c} {v['recall']:.3f} (P {v['precision']:.3f}, n {v['support']})" for c, v in r["per_class"].items())
-            print(f"real BOSS/DESI, {title}: balanced recall {r['balanced_recall']:.4f}; {recalls}; UNKNOWN {r['unknown']} of {r['n']}")
-            print(f"  confusion (true → predicted): {r['confusion']}")
-            z = real[f"redshift_{part}"]
-            print(f"  redshift of {z['n']} galaxies and quasars: {z['within_6000_km_s']:.4f} within 6,000 km/s, "
-                  f"median |Δz|/(1+z) {z['median_abs_dz_over_1pz']:.6f}; of those within, {z['within_z_err']:.2f} "
-                  f"within z_err (median |Δz|/z_err {z['median_abs_dz_over_z_err']:.2f})")
+    for name, title in (("real_validation", "real BOSS/DESI"), ("real_lowz_agn", "real low-z AGN")):
+        if name in metrics:
+            _print_real(title, metrics[name])
     print(json.dumps({"task": TASK, "model": str(version_dir), **_headline(metrics), **metrics}, ensure_ascii=False))
+
+
+def _print_real(title: str, real: dict) -> None:
+    for part, subset in (("all", "all"), ("bright", f"median S/N ≥ {BRIGHT_SNR:g}")):
+        r = real[part]
+        recalls = ", ".join(f"{c} {v['recall']:.3f} (P {v['precision']:.3f}, n {v['support']})" for c, v in r["per_class"].items())
+        print(f"{title}, {subset}: balanced recall {r['balanced_recall']:.4f}; {recalls}; UNKNOWN {r['unknown']} of {r['n']}")
+        print(f"  confusion (true → predicted): {r['confusion']}")
+        z = real[f"redshift_{part}"]
+        print(f"  redshift of {z['n']} galaxies and quasars: {z['within_6000_km_s']:.4f} within 6,000 km/s, "
+              f"median |Δz|/(1+z) {z['median_abs_dz_over_1pz']:.6f}; of those within, {z['within_z_err']:.2f} "
+              f"within z_err (median |Δz|/z_err {z['median_abs_dz_over_z_err']:.2f})")
 
 
 def write_examples(args: argparse.Namespace) -> None:

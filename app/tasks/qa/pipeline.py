@@ -4,8 +4,9 @@ reader's spans per window (one model call for a batch of windows) → a ranked, 
 The route calls :meth:`QAPipeline.plan`, queues the plan's rows on the micro-batcher, whose batch
 function is :meth:`QAPipeline.read`, then :meth:`QAPipeline.respond`, which ranks with
 :meth:`QAPipeline.rank`. ``python -m training qa evaluate`` grades :meth:`QAPipeline.rank_many`
-(the same plan, read and rank, in process) with the version's calibration and answer threshold;
-``bench/`` times :meth:`QAPipeline.read`.
+(the same plan, read and rank, in process) and what :meth:`QAPipeline.result` makes of that
+ranking with the version's calibration and answer threshold; ``bench/`` times
+:meth:`QAPipeline.read`.
 """
 
 from __future__ import annotations
@@ -84,7 +85,11 @@ class QAPipeline:
         aggregate: Aggregate = "max",
         min_probability: float | None = None,
     ) -> QAResult:
-        """The answer as ``/v1/qa`` gives it: withheld (``None``) when the best span's calibrated
+        """The answer as ``/v1/qa`` gives it (:meth:`result` of :meth:`rank`)."""
+        return self.result(self.rank(passages, plan, spans, num_candidates, aggregate), min_probability)
+
+    def result(self, ranked: Sequence[Answer], min_probability: float | None = None) -> QAResult:
+        """Ranked answers as ``/v1/qa`` gives them: calibrated, the best withheld (``None``) when its
         probability is below ``min_probability`` (default: the version's answer threshold)."""
         scaling = self.calibration.scaling
         threshold = self.calibration.answer_threshold if min_probability is None else min_probability
@@ -98,7 +103,7 @@ class QAPipeline:
                 start=a.start,
                 end=a.end,
             )
-            for a in self.rank(passages, plan, spans, num_candidates, aggregate)
+            for a in ranked
         ]
         best = candidates[0] if candidates and candidates[0].probability >= threshold else None
         return QAResult(

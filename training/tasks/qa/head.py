@@ -13,7 +13,7 @@ from keras import ops
 from app.tasks.qa.answers import Answer
 from app.tasks.qa.pipeline import QAPipeline
 from app.tasks.qa.preprocessing import model_inputs
-from app.tasks.qa.spec import QADecoding, QAPreprocessing
+from app.tasks.qa.spec import QACalibration, QADecoding, QAPreprocessing
 from training.tasks.qa.config import Config
 
 
@@ -111,10 +111,10 @@ def saved_model_predictor(version_dir: Path) -> WindowPredictor:
     return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
 
 
-def reader_pipeline(predict: WindowPredictor, config: Config) -> QAPipeline:
+def reader_pipeline(predict: WindowPredictor, config: Config, calibration: QACalibration | None = None) -> QAPipeline:
     """The pipeline ``/v1/qa`` answers with, over ``predict`` with ``config``'s cutting and decoding."""
     preprocessing = QAPreprocessing(**{name: getattr(config, name) for name in QAPreprocessing.model_fields})
-    return QAPipeline(predict, preprocessing, QADecoding(nested_answer_ratio=config.nested_answer_ratio))
+    return QAPipeline(predict, preprocessing, QADecoding(nested_answer_ratio=config.nested_answer_ratio), calibration)
 
 
 def answer_all(

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app import model_store
 from app.main import create_app
 from app.settings import Settings, get_settings
-from app import model_store
+from training import publishing
 from training.tasks.qa import config as qa_config
 from training.tasks.qa import head as qa_head
 
@@ -101,7 +102,7 @@ def test_the_service_answers_what_evaluation_measures(qa_root, tmp_path, ratio):
     root = tmp_path / "models"
     shutil.copytree(qa_root, root)
     version_dir = root / "qa" / "1"
-    model_store.update_manifest(version_dir, decoding={"nested_answer_ratio": ratio})
+    publishing.update_manifest(version_dir, decoding={"nested_answer_ratio": ratio})
     measured = qa_head.answer_all(qa_head.saved_model_predictor(version_dir), qa_config.config_of_export(version_dir), [QUESTION], [PASSAGES])[0]
     with TestClient(create_app(Settings(model_root=root, qa_answer_threshold=0.0))) as client:
         body = client.post("/v1/qa", json={"question": QUESTION, "passages": PASSAGES, "num_candidates": 5}).json()
@@ -127,8 +128,6 @@ def test_min_probability_overrides_the_default_threshold(qa_client, min_probabil
 def test_the_default_threshold_is_the_models_own(qa_client, qa_root):
     """Without APP_QA_ANSWER_THRESHOLD or min_probability, the threshold fitted with the model's
     calibration decides, and GET /v1/models shows it."""
-    from app import model_store
-
     manifest = model_store.read_manifest(qa_root / "qa" / "1")
     calibration = manifest["calibration"]
     (described,) = [m for m in qa_client.get("/v1/models").json()["models"] if m["task"] == "qa"]

@@ -40,7 +40,7 @@ def _generate(serve, texts, beam_width=3, max_length=20, alpha=1.0, block=False)
 def test_training_writes_checkpoint_config_and_logs(tiny_headline_run):
     assert (tiny_headline_run / "best.weights.h5").is_file()
     assert any((tiny_headline_run / "logs").rglob("events.out.tfevents*"))
-    config = headline.Config.load(tiny_headline_run / "config.json")
+    config = headline.Config.of_run(tiny_headline_run)
     assert config.decoder_units == 32 and ord("基") in config.chars
 
 

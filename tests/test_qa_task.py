@@ -11,10 +11,11 @@ import pytest
 import tensorflow as tf
 
 from app import model_store
-from training.__main__ import main
-from training.data.qa import QAExample
 from app.tasks.qa.answers import Answer
 from app.tasks.qa.preprocessing import pad_tokens, segment
+from training import runs
+from training.__main__ import main
+from training.data.qa import QAExample
 from training.tasks.qa import backbone as qa_backbone
 from training.tasks.qa import calibrate as qa_calibrate
 from training.tasks.qa import config as qa_config
@@ -36,7 +37,7 @@ PASSAGES = [
 def test_training_writes_checkpoint_config_and_logs(tiny_qa_run):
     assert (tiny_qa_run / "best.weights.h5").is_file()
     assert any((tiny_qa_run / "logs").rglob("events.out.tfevents*"))
-    config = qa_config.Config.load(tiny_qa_run / "config.json")
+    config = qa_config.Config.of_run(tiny_qa_run)
     assert config.window_chars == 24 and config.dilations == [1, 2] and config.words
 
 
@@ -57,7 +58,7 @@ def test_export_layout_and_manifest(tiny_qa_store):
 
 
 def test_exported_reader_matches_the_in_process_one(tiny_qa_run, tiny_qa_store):
-    config = qa_config.Config.load(tiny_qa_run / "config.json")
+    config = qa_config.Config.of_run(tiny_qa_run)
     model = qa_backbone.build_model(config)
     model.load_weights(tiny_qa_run / "best.weights.h5")
     in_process = qa_head.answer_all(qa_head.in_process_predictor(model, config), config, QUESTIONS, PASSAGES)
@@ -112,7 +113,7 @@ def test_an_ensemble_of_one_run_with_itself_answers_as_the_run(qa_data, tiny_qa_
 def test_runs_read_with_different_windows_are_not_averaged(qa_data, tiny_qa_run, tmp_path, command):
     other = tmp_path / "other_run"
     shutil.copytree(tiny_qa_run, other)
-    config = qa_config.Config.load(other / "config.json")
+    config = qa_config.Config.of_run(other)
     config.window_chars += 16
     config.save(other / "config.json")
     runs = [str(tiny_qa_run), str(other)]
@@ -170,7 +171,7 @@ def test_warm_start_from_an_export_keeps_its_score_as_the_baseline(qa_data, tiny
     out = capsys.readouterr().out
     assert f"held-out F1 {source_best:.4f}" in out and "val_short_f1" in out
     assert json.loads((run_dir / "timing.json").read_text())["best"] >= source_best
-    assert (run_dir / model_store.WARM_START).is_file()
+    assert (run_dir / runs.WARM_START).is_file()
 
 
 def test_distillation_targets_mix_the_answer_with_the_teacher():
@@ -353,7 +354,7 @@ def test_question_attention_trains_and_exports(qa_data, tmp_path):
         "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
         "--word2vec-epochs", "0", "--question-attention",
     ])
-    assert qa_config.Config.load(run_dir / "config.json").question_attention
+    assert qa_config.Config.of_run(run_dir).question_attention
     main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", str(run_dir), "--model-root", str(tmp_path / "models")])
     serve = tf.saved_model.load(str(tmp_path / "models" / "qa" / "1")).signatures["serving_default"]
     out = serve(
@@ -391,7 +392,7 @@ def test_word2vec_can_also_read_the_other_tasks_training_text(tmp_path):
         "--max-answer-chars", "12", "--min-char-count", "1", "--min-word-count", "1", "--batch-size", "8",
         "--word2vec-epochs", "1", "--word2vec-extra", "ner", "--word2vec-extra", "headline", "--char-word2vec",
     ])
-    config = qa_config.Config.load(run_dir / "config.json")
+    config = qa_config.Config.of_run(run_dir)
     assert "叶老桂" not in config.words  # NER text shaped the vectors, not the vocabulary
     assert ord("桂") not in config.chars
     assert (run_dir / "best.weights.h5").is_file()

@@ -154,7 +154,7 @@ def test_real_sky_metrics():
 
 
 def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectra_run, spectra_data):
-    model = spectra.build_model(spectra.Config.load(tiny_spectra_run / "config.json"))
+    model = spectra.build_model(spectra.Config.of_run(tiny_spectra_run))
     model.load_weights(tiny_spectra_run / "best.weights.h5")
     flux, _ = simulate(Templates.load(spectra_data / "templates", "dev"), 3, seed=11)
     serve = tf.saved_model.load(str(tiny_spectra_store / "spectra" / "1")).signatures["serving_default"]

@@ -9,6 +9,8 @@ from typing import Callable
 
 import keras
 
+from training.runs import BEST_WEIGHTS
+
 
 class HeldOutMetrics(keras.callbacks.Callback):
     """After each epoch, compute task metrics on held-out data and add them to the logs.
@@ -90,7 +92,7 @@ def standard_callbacks(
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if swap_ema else []),
         HeldOutMetrics(held_out),
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / "best.weights.h5"),
+            str(run_dir / BEST_WEIGHTS),
             monitor=monitor,
             mode="max",
             save_best_only=True,

@@ -11,6 +11,7 @@ from typing import Callable
 from app import model_store
 from app.tasks.catalog import RUNTIMES
 from app.tasks.spec import validate_spec
+from training import publishing
 
 Command = Callable[[argparse.Namespace], None]
 
@@ -86,9 +87,9 @@ def export_version(
     ``--data-dir`` exists, adds the manifest, publishes it as a version (removing the
     others with ``--prune``) and prints one JSON line with ``headline(metrics)``.
     """
-    staging = model_store.write_saved_model(model, serve, Path(args.model_root) / task, extra_endpoints)
+    staging = publishing.write_saved_model(model, serve, Path(args.model_root) / task, extra_endpoints)
     metrics = evaluate(staging) if Path(args.data_dir).exists() else {}
-    model_store.write_manifest(
+    publishing.write_manifest(
         staging,
         task=task,
         run_dir=Path(args.run_dir),
@@ -99,8 +100,8 @@ def export_version(
     )
     # The service refuses a version whose manifest does not match its task's spec: so does export.
     validate_spec(RUNTIMES[task].spec, {**model_store.read_manifest(staging), "version": args.version or 1})
-    version_dir = model_store.publish(staging, args.version)
+    version_dir = publishing.publish(staging, args.version)
     if args.prune:
-        model_store.prune_other_versions(version_dir)
+        publishing.prune_other_versions(version_dir)
     print(json.dumps({"task": task, "exported": str(version_dir), **headline(metrics)}))
     return version_dir

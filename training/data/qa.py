@@ -12,12 +12,15 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class QAExample:
-    """A question about one passage; ``answers`` are ``(text, start)`` pairs, the first one for training."""
+    """A question about one passage; ``answers`` are ``(text, start)`` pairs found in it, the first one
+    for training; ``references`` every answer text as the set gives it, found or not (what the
+    official CMRC 2018 script grades against; empty: the texts of ``answers``)."""
 
     id: str
     question: str
     context: str
     answers: tuple[tuple[str, int], ...]
+    references: tuple[str, ...] = ()
 
 
 def read_squad(path: str | Path, convert: Callable[[str], str] | None = None) -> list[QAExample]:
@@ -40,7 +43,8 @@ def read_squad(path: str | Path, convert: Callable[[str], str] | None = None) ->
                         start = min(found, key=lambda i: abs(i - start)) if found else -1
                     if text and start >= 0:
                         answers.append((text, start))
-                examples.append(QAExample(qa["id"], convert(qa["question"]).strip(), context, tuple(answers)))
+                references = tuple(convert(answer["text"]) for answer in qa.get("answers", []))
+                examples.append(QAExample(qa["id"], convert(qa["question"]).strip(), context, tuple(answers), references))
     return examples
 
 

@@ -35,6 +35,7 @@ from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
 from training.metrics import rouge_l, rouge_scores
+from training.runs import CONFIG_FILE, RunConfig, load_best, start_run
 
 TASK = "headline"
 PAD, UNK, START, END = 0, 1, 2, 3  # token ids; characters follow from 4
@@ -70,7 +71,7 @@ NEXT_TOKEN_SIGNATURE = {
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Everything needed to rebuild the network: hyper-parameters plus the character vocabulary."""
 
     embedding_dim: int = 128
@@ -90,12 +91,6 @@ class Config:
     def vocab_size(self) -> int:
         return len(self.chars) + 4
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)))
-
-    @classmethod
-    def load(cls, path: Path) -> "Config":
-        return cls(**json.loads(path.read_text()))
 
 
 def character_vocabulary(texts: list[str], min_count: int) -> list[int]:
@@ -307,25 +302,15 @@ def split_held_out(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pa
 
 
 def train(args: argparse.Namespace) -> None:
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
+    run_dir, config = start_run(args, Config)
     pairs, held_out = split_held_out(training_pairs(Path(args.data_dir)), args.held_out, args.seed)
-    config_path = run_dir / "config.json"
-    if config_path.exists():  # resuming: same vocabulary and sizes
-        config = Config.load(config_path)
-    else:
-        config = Config(
-            embedding_dim=args.embedding_dim,
-            encoder_units=args.encoder_units,
-            decoder_units=args.decoder_units,
-            dropout=args.dropout,
-            label_smoothing=args.label_smoothing,
+    if config is None:
+        config = Config.from_options(
+            args,
             pointer=not args.no_pointer,
-            max_source_chars=args.max_source_chars,
             chars=character_vocabulary([t for p in pairs for t in (p.source, p.title)], args.min_char_count),
         )
-        config.save(config_path)
+        config.save(run_dir / CONFIG_FILE)
     model = build_model(config)
     inputs, targets = training_arrays(model, pairs)
     print(f"train {len(pairs)} pairs, held-out {len(held_out)}; vocabulary {config.vocab_size}", flush=True)
@@ -371,9 +356,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def load_trained(run_dir: Path) -> HeadlineSeq2Seq:
-    model = build_model(Config.load(run_dir / "config.json"))
-    model.load_weights(run_dir / "best.weights.h5")
-    return model
+    return load_best(build_model(Config.of_run(run_dir)), run_dir)
 
 
 # ---- evaluation -------------------------------------------------------------------------------

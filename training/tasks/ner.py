@@ -11,7 +11,7 @@ import argparse
 import json
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +25,7 @@ from app.tasks.chinese_script import to_traditional
 from app.tasks.ner.pipeline import NERPipeline
 from app.tasks.ner.schemas import NERResult
 from app.tasks.text import codepoints_of, encode_texts
+from training import publishing, runs
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
 from training.data.lexicon import jieba_lexicon
@@ -33,6 +34,7 @@ from training.data.tags import Span, as_bio, spans_from_tag_batch, spans_to_tags
 from training.layers import CRF, CharBigrams, CRFNegativeLogLikelihood, TokenDropout, bigram_keys
 from training.layers.lexicon import LexiconFeatures
 from training.metrics import entity_prf, plot_reliability, reliability, reliability_lines
+from training.runs import CONFIG_FILE, RunConfig, load_best, start_run
 
 TASK = "ner"
 WARMUP_TEXT = "新华社北京电国务院总理李鹏今天会见了日本客人。"
@@ -75,7 +77,7 @@ CORPORA = {
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Everything needed to rebuild the network: hyper-parameters plus vocabularies."""
 
     corpus: str = "msra"
@@ -94,12 +96,6 @@ class Config:
     bigrams: list[int] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)))
-
-    @classmethod
-    def load(cls, path: Path) -> "Config":
-        return cls(**json.loads(path.read_text()))
 
 
 def build_vocabularies(
@@ -166,10 +162,8 @@ def lexicon_layer(config: Config) -> LexiconFeatures:
 
 def load_tagger(run_dir: Path, name: str = "ner_tagger", lexicon: LexiconFeatures | None = None) -> tuple[keras.Model, Config]:
     """A trained run's tagger with its best (held-out) weights, and its config."""
-    config = Config.load(run_dir / "config.json")
-    model = build_model(config, name, lexicon)
-    model.load_weights(run_dir / "best.weights.h5")
-    return model, config
+    config = Config.of_run(run_dir)
+    return load_best(build_model(config, name, lexicon), run_dir), config
 
 
 def build_ensemble(members: list[keras.Model]) -> keras.Model:
@@ -340,9 +334,7 @@ def _split(sentences: list[TaggedSentence], held_out: int, seed: int) -> tuple[l
 
 def train(args: argparse.Namespace) -> None:
     corpus = CORPORA[args.corpus]
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
+    run_dir, config = start_run(args, Config)
     train_set, dev_set = _split(corpus.reader(Path(args.data_dir) / corpus.train), args.held_out, args.seed)
     for relative in args.extra_train:
         train_set += corpus.reader(Path(args.data_dir) / relative)
@@ -350,25 +342,10 @@ def train(args: argparse.Namespace) -> None:
         train_set += [joined for s in train_set if (joined := join_entity_lists(s)) is not None]
     train_set = [piece for s in train_set for piece in split_long(s, args.max_train_chars)]
 
-    config_path = run_dir / "config.json"
-    if config_path.exists():  # resuming: the vocabulary must match the checkpoint
-        config = Config.load(config_path)
-    else:
-        config = Config(
-            corpus=args.corpus,
-            encoder=args.encoder,
-            char_dim=args.char_dim,
-            bigram_dim=args.bigram_dim,
-            hidden=args.hidden,
-            encoder_layers=args.encoder_layers,
-            dropout=args.dropout,
-            char_dropout=args.char_dropout,
-            bigram_dropout=args.bigram_dropout,
-            lexicon_max_word_length=args.lexicon_max_word_length,
-            tag_scheme=args.tag_scheme,
-        )
+    if config is None:
+        config = Config.from_options(args)
         build_vocabularies(config, train_set, args.min_char_count, args.min_bigram_count, args.max_bigrams)
-        config.save(config_path)
+        config.save(run_dir / CONFIG_FILE)
     print(
         f"train {len(train_set)} pieces, held out {len(dev_set)} sentences; "
         f"{len(config.chars)} chars, {len(config.bigrams)} bigrams, tags {config.tags}",
@@ -388,7 +365,7 @@ def train(args: argparse.Namespace) -> None:
         predicted = predict_spans(predict, [s.text for s in dev_set], batch_size=128)
         return {"f1": entity_prf(gold, predicted)["f1"]}
 
-    baseline = model_store.warm_start_run(model, Path(args.init_from), run_dir, held_out_f1) if args.init_from else None
+    baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out_f1) if args.init_from else None
     model.fit(
         _dataset(train_set, config, args.batch_size, shuffle=True, unseen_rate=args.unseen_rate),
         epochs=args.epochs,
@@ -408,14 +385,14 @@ def export(args: argparse.Namespace) -> None:
         model, config = load_tagger(run_dirs[0])
         members = [(model, config)]
     else:
-        shared = lexicon_layer(Config.load(run_dirs[0] / "config.json"))
+        shared = lexicon_layer(Config.of_run(run_dirs[0]))
         members = [load_tagger(d, f"member_{i}", shared) for i, d in enumerate(run_dirs)]
         config = members[0][1]
         if any(c.tags != config.tags or c.lexicon_max_word_length != config.lexicon_max_word_length for _, c in members):
             raise ValueError("ensemble members must share their tags and lexicon settings")
         model = build_ensemble([m for m, _ in members])
     if args.int8_embeddings:
-        model_store.quantize_embeddings(model)
+        publishing.quantize_embeddings(model)
     tagger = make_tagger(model, config.tags)
     tag_names = tf.constant([as_bio(t) for t in config.tags])
 
@@ -447,7 +424,7 @@ def export(args: argparse.Namespace) -> None:
             "warmup_inputs": {"text": [WARMUP_TEXT, WARMUP_TEXT * 4]},
             "int8_embeddings": args.int8_embeddings,
             **({"ensemble": [
-                model_store.member_record(d, tag_scheme=c.tag_scheme, encoder_layers=c.encoder_layers)
+                runs.member_record(d, tag_scheme=c.tag_scheme, encoder_layers=c.encoder_layers)
                 for d, (_, c) in zip(run_dirs, members)
             ]} if len(members) > 1 else {}),
         },

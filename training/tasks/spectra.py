@@ -12,7 +12,7 @@ import argparse
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -23,6 +23,7 @@ from tqdm import tqdm
 from app import model_store
 from app.tasks.spectra.grid import LAMOST, UNCLASSIFIABLE_MASKED_SHARE
 from app.tasks.spectra.spec import CLASSES, HEAVILY_MASKED_SHARE, ZWARNING_BITS
+from training import runs
 from training.augment import mixup
 from training.callbacks import ema_options, standard_callbacks
 from training.cli import add_task_commands, export_version
@@ -32,6 +33,7 @@ from training.data.spectra_real import LOWZ_AGN_SOURCE, load_lamost_stars, load_
 from training.layers.residual_conv1d import ResidualConv1D
 from training.layers.spectrum_normalization import SpectrumNormalization
 from training.metrics import classification_report, recall_report
+from training.runs import CONFIG_FILE, RunConfig, load_best, start_run
 from training.template_fitting import RedshiftScan, StellarFit, spectrum_weights, template_systematic
 
 TASK = "spectra"
@@ -68,19 +70,14 @@ STELLAR_TEMPLATES = "sdss_idlspec2d/spEigenStar-53724.fits"
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     filters: tuple[int, ...] = (16, 32, 48, 64)
     kernel_size: int = 7
     dropout: float = 0.2
     mixup_alpha: float = 0.2  # 0 turns mixup off
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)))
-
-    @classmethod
-    def load(cls, path: Path) -> "Config":
-        raw = json.loads(path.read_text())
-        return cls(**{**raw, "filters": tuple(raw["filters"])})
+    def __post_init__(self):
+        self.filters = tuple(self.filters)  # JSON gives a list
 
 
 def build_model(config: Config, name: str = "spectrum_classifier") -> keras.Model:
@@ -134,13 +131,10 @@ def _predict(predict, flux: np.ndarray, batch_size: int = 256, desc: str | None 
 
 
 def train(args: argparse.Namespace) -> None:
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
+    run_dir, config = start_run(args, Config)
+    config = config or Config.from_options(args)
+    config.save(run_dir / CONFIG_FILE)
     data_dir = Path(args.data_dir)
-    config_path = run_dir / "config.json"
-    config = Config.load(config_path) if config_path.exists() else Config(mixup_alpha=args.mixup_alpha)
-    config.save(config_path)
     train_x, train_y = load_split(data_dir, Path(args.cache_dir), "train", args.train_per_class)
     dev_x, dev_y = load_split(data_dir, Path(args.cache_dir), "dev", args.dev_per_class)
     print(f"train {len(train_y)} spectra, dev {len(dev_y)}; mixup alpha {config.mixup_alpha}", flush=True)
@@ -389,9 +383,7 @@ class SpectrumAnalysis(tf.Module):
 
 def load_classifier(run_dir: Path, name: str = "spectrum_classifier") -> keras.Model:
     """A trained run's classifier with its best (held-out) weights."""
-    model = build_model(Config.load(run_dir / "config.json"), name)
-    model.load_weights(run_dir / "best.weights.h5")
-    return model
+    return load_best(build_model(Config.of_run(run_dir), name), run_dir)
 
 
 def build_ensemble(members: list[keras.Model]) -> keras.Model:
@@ -407,7 +399,7 @@ def export(args: argparse.Namespace) -> None:
         model = load_classifier(run_dirs[0])
     else:
         model = build_ensemble([load_classifier(d, f"member_{i}") for i, d in enumerate(run_dirs)])
-    config = Config.load(run_dirs[0] / "config.json")
+    config = Config.of_run(run_dirs[0])
     z_systematic = z_systematics(Path(args.data_dir) / "templates")
     analysis = SpectrumAnalysis(model, Path(args.data_dir) / "templates", z_systematic)
 
@@ -431,7 +423,7 @@ def export(args: argparse.Namespace) -> None:
             "signature": SIGNATURE,
             "zwarning_bits": ZWARNING_BITS,
             "z_systematic": z_systematic,
-            **({"ensemble": [model_store.member_record(d) for d in run_dirs]} if len(run_dirs) > 1 else {}),
+            **({"ensemble": [runs.member_record(d) for d in run_dirs]} if len(run_dirs) > 1 else {}),
             "templates": {**{c: path for c, (path, *_) in REDSHIFT_TEMPLATES.items()}, "STAR": STELLAR_TEMPLATES},
             "warmup_inputs": {"flux": {"shape": [2, LAMOST.npix], "dtype": "float32", "fill": 1.0}},
         },

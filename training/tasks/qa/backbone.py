@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from training.layers import AttentionPooling1D, GatedDilatedResidualConv1D, SinusoidalPositionEmbedding
+from training.runs import load_best
 from training.tasks.qa.config import Config
 
 
@@ -82,10 +83,8 @@ def build_model(config: Config, name: str = "dgcnn_reader") -> keras.Model:
 
 def load_reader(run_dir: Path, name: str = "dgcnn_reader") -> tuple[keras.Model, Config]:
     """A trained run's reader with its best (held-out) weights, and its config."""
-    config = Config.load(run_dir / "config.json")
-    model = build_model(config, name)
-    model.load_weights(run_dir / "best.weights.h5")
-    return model, config
+    config = Config.of_run(run_dir)
+    return load_best(build_model(config, name), run_dir), config
 
 
 def build_ensemble(members: Sequence[keras.Model]) -> keras.Model:
@@ -106,7 +105,7 @@ def averaged_reader(run_dirs: Sequence[Path], prefix: str = "member") -> tuple[k
     the config its windows are read with; the runs must agree on :data:`PREPROCESSING`."""
     if len(run_dirs) == 1:
         return load_reader(Path(run_dirs[0]))
-    config, *others = [Config.load(Path(d) / "config.json") for d in run_dirs]
+    config, *others = [Config.of_run(d) for d in run_dirs]
     differing = [f for f in PREPROCESSING if any(getattr(c, f) != getattr(config, f) for c in others)]
     if differing:
         raise ValueError(f"runs averaged into one reader must share {', '.join(differing)}: {', '.join(map(str, run_dirs))}")

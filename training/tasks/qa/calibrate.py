@@ -10,6 +10,7 @@ from pathlib import Path
 from app import model_store
 from app.tasks.calibration import PlattScaling
 from app.tasks.qa.answers import prefer_nested
+from training import publishing
 from training.tasks.qa.config import TASK, config_of_export
 from training.tasks.qa.evaluate import evaluate_saved_model, headline_figures, print_report
 from training.tasks.qa.grading import (
@@ -90,7 +91,7 @@ def calibrate(args: argparse.Namespace) -> None:
     print(f"slope {calibration['slope']:.4f}, intercept {calibration['intercept']:.4f}; answer threshold {calibration['answer_threshold']}")
     metrics = evaluate_saved_model(predict, Path(args.data_dir), config, calibration, args.limit, dev)
     print_report(metrics, calibration)
-    model_store.update_manifest(
+    publishing.update_manifest(
         version_dir, decoding={"nested_answer_ratio": config.nested_answer_ratio}, calibration=calibration, metrics=metrics
     )
     print(json.dumps({"task": TASK, "calibrated": str(version_dir), **headline_figures(metrics)}))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import model_store
+from training.runs import RunConfig
 
 TASK = "qa"
 TRAIN, SELECT, TESTS = "cmrc2018/cmrc2018_train.json", "cmrc2018/cmrc2018_trial.json", "cmrc2018/cmrc2018_dev.json"
@@ -31,7 +31,7 @@ SIGNATURE = {
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """Everything needed to rebuild the network: hyper-parameters plus vocabularies."""
 
     hidden: int = 128
@@ -50,12 +50,6 @@ class Config:
     chars: list[int] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), ensure_ascii=False))
-
-    @classmethod
-    def load(cls, path: Path) -> "Config":
-        return cls(**json.loads(path.read_text()))
 
 
 def config_of_export(version_dir: Path) -> Config:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from app import model_store
 from app.tasks.qa.preprocessing import model_inputs, pad_tokens, segment
+from training import publishing, runs
 from training.cli import export_version
 from training.tasks.qa.backbone import averaged_reader
 from training.tasks.qa.calibrate import decoded, fit_calibration, fit_nested_ratio
@@ -23,7 +23,7 @@ def export(args: argparse.Namespace) -> None:
     run_dirs = [Path(args.run_dir), *map(Path, args.ensemble)]
     model, config = averaged_reader(run_dirs)
     if args.int8_embeddings:
-        model_store.quantize_embeddings(model)
+        publishing.quantize_embeddings(model)
     read = make_reader(model, config)
 
     @tf.function(
@@ -74,7 +74,7 @@ def export(args: argparse.Namespace) -> None:
             },
             "int8_embeddings": args.int8_embeddings,
             **({"ensemble": [
-                model_store.member_record(d, question_attention=Config.load(d / "config.json").question_attention) for d in run_dirs
+                runs.member_record(d, question_attention=Config.of_run(d).question_attention) for d in run_dirs
             ]} if len(run_dirs) > 1 else {}),
         },
     )

@@ -37,7 +37,8 @@ def best_scores(answers: Sequence[Sequence[Answer]]) -> np.ndarray:
 
 
 def references(example: QAExample) -> list[str]:
-    return [text for text, _ in example.answers]
+    """What an answer is graded against: every reference the set gives, as the official script does."""
+    return list(example.references) or [text for text, _ in example.answers]
 
 
 def dev_halves(examples: Sequence[QAExample]) -> tuple[list[int], list[int]]:

@@ -8,12 +8,13 @@ from typing import Sequence
 
 import keras
 
-from app import model_store
 from app.tasks.chinese_script import to_simplified
+from training import runs
 from training.callbacks import ema_options, standard_callbacks
 from training.data.qa import QAExample, read_squad
 from training.data.unlabelled import unlabelled_texts
 from training.metrics import cmrc_scores
+from training.runs import CONFIG_FILE, start_run
 from training.tasks.qa.backbone import build_model
 from training.tasks.qa.config import SELECT, TRAIN, Config
 from training.tasks.qa.distillation import distillation_targets
@@ -46,9 +47,7 @@ def selection_scores(predict: WindowPredictor, config: Config, select: Sequence[
 
 
 def train(args: argparse.Namespace) -> None:
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
+    run_dir, config = start_run(args, Config)
     data_dir = Path(args.data_dir)
     train_examples = read_squad(data_dir / TRAIN)
     if args.max_train_questions:
@@ -58,23 +57,10 @@ def train(args: argparse.Namespace) -> None:
         train_examples += read_squad(data_dir / relative, convert)
     select = read_squad(data_dir / SELECT)[: args.max_select_questions or None]
 
-    config_path = run_dir / "config.json"
     word_vectors = char_vectors = None
-    resuming = config_path.exists()  # then the vocabulary must match the checkpoint, whose weights win
-    if resuming:
-        config = Config.load(config_path)
-    else:
-        config = Config(
-            hidden=args.hidden,
-            word_dim=args.word_dim,
-            dilations=[int(d) for d in args.dilations.split(",")],
-            dropout=args.dropout,
-            window_chars=args.window_chars,
-            window_stride=args.window_stride,
-            max_answer_chars=args.max_answer_chars,
-            span_loss=args.span_loss,
-            question_attention=args.question_attention,
-        )
+    resuming = config is not None  # then the checkpoint's weights win over word2vec's
+    if not resuming:
+        config = Config.from_options(args, dilations=[int(d) for d in args.dilations.split(",")])
     if args.teacher and config.span_loss != "softmax":
         raise ValueError("--teacher distils pointer distributions: it needs --span-loss softmax")
     if not resuming:
@@ -88,7 +74,7 @@ def train(args: argparse.Namespace) -> None:
         if args.word2vec_epochs and args.char_word2vec:
             corpus = char_sentences(corpus_texts(train_examples) + extra)
             char_vectors = word2vec_table(corpus, [str(c) for c in config.chars], config.hidden, args.word2vec_epochs, args.seed)
-        config.save(config_path)
+        config.save(run_dir / CONFIG_FILE)
     rows = training_windows(
         train_examples, config, args.negative_rate, args.crop_rate, args.seed, args.crop_negative_rate
     )
@@ -114,7 +100,7 @@ def train(args: argparse.Namespace) -> None:
     def held_out() -> dict[str, float]:
         return selection_scores(predict, config, select)
 
-    baseline = model_store.warm_start_run(model, Path(args.init_from), run_dir, held_out) if args.init_from else None
+    baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out) if args.init_from else None
     with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage, kept if it is stopped
         f.write(args.command_line + "\n")
     model.fit(

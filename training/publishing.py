@@ -1,0 +1,126 @@
+"""Writing a version to the model store (``app/model_store.py``): the SavedModel staged beside the
+versions, its manifest, then one rename, so the service never sees half a version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from app.model_store import MANIFEST, read_manifest, versions
+from training.runs import run_record
+
+
+def write_saved_model(
+    model, endpoint: Callable, task_dir: Path, extra_endpoints: dict[str, Callable] | None = None
+) -> Path:
+    """Export ``endpoint`` (a ``tf.function`` closing over ``model``) as ``serving_default``,
+    and each of ``extra_endpoints`` as a signature of its name.
+
+    The SavedModel goes to a staging directory beside the versions; add the
+    manifest there, then :func:`publish` it.
+    """
+    import keras
+
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=_mkdir(task_dir)))
+    archive = keras.export.ExportArchive()
+    # add_endpoint tracks the variables the endpoint uses; lookup tables need tracking by hand.
+    # Only weightless layers are tracked: tracking the whole model stores every variable a
+    # second time (Keras 3.15). Nested models (an ensemble's members) are searched too.
+    for layer in leaf_layers(model):
+        if not layer.weights:
+            archive.track(layer)
+    archive.add_endpoint("serving_default", endpoint)
+    for name, function in (extra_endpoints or {}).items():
+        archive.add_endpoint(name, function)
+    archive.write_out(str(staging), verbose=False)
+    return staging
+
+
+def quantize_embeddings(model) -> None:
+    """Store every embedding table of ``model`` (and of its members) as int8 with a scale per row
+    (Keras' own quantization): a quarter of the size. Measured per task before use (NER: F1
+    +0.0003 on MSRA test)."""
+    import keras
+
+    for layer in leaf_layers(model):
+        if isinstance(layer, keras.layers.Embedding):
+            layer.quantize("int8")
+
+
+def leaf_layers(model):
+    """The layers of ``model`` and of the models nested in it (an ensemble's members)."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from leaf_layers(layer)
+        else:
+            yield layer
+
+
+def publish(staging: Path, version: int | None = None) -> Path:
+    """Rename a staged export to ``<version>/`` (default: one above the highest), so readers never
+    see a half-written version. The manifest's version is set to match."""
+    task_dir = staging.parent
+    present = versions(task_dir)
+    version = version if version is not None else (present[-1] + 1 if present else 1)
+    manifest = read_manifest(staging)
+    if manifest:
+        manifest["version"] = version
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    final = task_dir / str(version)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    return final
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_manifest(
+    version_dir: Path, *, task: str, run_dir: Path, metrics: dict, data_source: str, params: int, extra: dict
+) -> None:
+    """Record what the model is, how it was trained and how well it does on the test split."""
+    manifest = {
+        "task": task,
+        "version": None,  # set by publish()
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "data_source": data_source,
+        **run_record(run_dir),
+        "params": params,
+        "metrics": metrics,
+        **extra,
+    }
+    (version_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def update_manifest(version_dir: Path, **fields: Any) -> None:
+    """Replace top-level ``fields`` of a published version's manifest (a calibration fitted later,
+    and the metrics it gives); written to a temporary file first, so readers never see half of it."""
+    manifest = read_manifest(version_dir)
+    manifest.update(fields)
+    staged = version_dir / (MANIFEST + ".tmp")
+    staged.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    staged.replace(version_dir / MANIFEST)
+
+
+def prune_other_versions(keep: Path) -> None:
+    for version in versions(keep.parent):
+        if str(version) != keep.name:
+            shutil.rmtree(keep.parent / str(version))
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+    except OSError:
+        return None
+    return out.stdout.strip() or None

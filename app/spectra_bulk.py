@@ -18,14 +18,15 @@ from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
+from app.tasks.spectra.files import FITS_SUFFIXES
+
 CLASS_COLUMNS = ("p_star", "p_galaxy", "p_qso", "p_unknown")
 COLUMNS = ("file", "row", "targetid", "label", *CLASS_COLUMNS, "z", "z_err", "subtype", "warning", "warnings", "median_snr", "error")
-SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
 def spectrum_files(folder: Path) -> list[Path]:
     """FITS files (gzip-compressed or not) under ``folder``, in a stable order."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name.lower().endswith(SUFFIXES))
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES))
 
 
 def csv_row(file: str, answer: dict) -> dict:

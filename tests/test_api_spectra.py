@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.tasks.spectra.grid import LAMOST
+from app.tasks.spectra.spec import ZWARNING_BITS
 from tests.conftest import BUNDLED_MODELS, shared_data
-from training.tasks.spectra import ZWARNING_BITS
 from training.data.spectra import CLASSES, Templates, redshift_onto_grid
 from training.data.spectra_real import load_lamost_stars
-from app.tasks.spectra.grid import LAMOST
 
 NPIX = LAMOST.npix
 

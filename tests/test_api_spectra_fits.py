@@ -8,10 +8,10 @@ import io
 import numpy as np
 import pytest
 
+from app.tasks.spectra.grid import LAMOST
+from app.tasks.spectra.spec import ZWARNING_BITS
 from tests.conftest import BUNDLED_MODELS, shared_data
 from tests.fixtures.spectrum_files import write_desi_coadd, write_lamost_image, write_lamost_table, write_sdss_spec_lite
-from app.tasks.spectra.grid import LAMOST
-from training.tasks.spectra import ZWARNING_BITS
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,8 @@ def test_curl_style_single_file_field(spectra_client, files):
 
 
 def test_the_same_spectrum_as_json_or_as_a_file_gets_the_same_answer(spectra_client, files):
-    from training.data.spectra_real import model_grid_flux
     from app.tasks.spectra.files import read_spectra
+    from training.data.spectra_real import model_grid_flux
 
     flux = model_grid_flux(read_spectra(files["spec-lite.fits"])[0])
     by_json = spectra_client.post("/v1/spectra", json={"spectra": [flux.tolist()]}).json()["results"][0]

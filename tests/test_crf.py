@@ -164,7 +164,7 @@ def test_each_entity_gets_its_exact_marginal_probability(scheme, lengths, seed):
     """The in-graph entities of the Viterbi path, and P(exactly that span with that type), against
     summing the probabilities of every path that contains the span (BIO and BIOES, two types)."""
     from training.data.tags import bio_to_spans
-    from training.tasks.ner import EntityRoles
+    from training.tasks.ner.head import EntityRoles
 
     tags = ["O", "B-A", "I-A", "B-B", "I-B"] + (["E-A", "S-A", "E-B", "S-B"] if scheme == "BIOES" else [])
     crf = CRF(len(tags), **tag_constraints(tags))

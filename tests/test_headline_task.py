@@ -9,14 +9,16 @@ import pytest
 import tensorflow as tf
 
 from app import model_store
-from training.__main__ import main
 from app.tasks.headline.pipeline import call_generator
 from app.tasks.headline.spec import HeadlineDecoding
+from training.__main__ import main
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
 from training.metrics import rouge_scores
-from training.tasks import headline
+from training.tasks.headline import backbone as headline_backbone
+from training.tasks.headline import config as headline_config
+from training.tasks.headline import head as headline_head
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
 
@@ -40,7 +42,7 @@ def _generate(serve, texts, beam_width=3, max_length=20, alpha=1.0, block=False)
 def test_training_writes_checkpoint_config_and_logs(tiny_headline_run):
     assert (tiny_headline_run / "best.weights.h5").is_file()
     assert any((tiny_headline_run / "logs").rglob("events.out.tfevents*"))
-    config = headline.Config.of_run(tiny_headline_run)
+    config = headline_config.Config.of_run(tiny_headline_run)
     assert config.decoder_units == 32 and ord("基") in config.chars
 
 
@@ -57,8 +59,8 @@ def test_export_layout_and_manifest(tiny_headline_store):
 
 
 def test_exported_generator_matches_the_in_process_one(tiny_headline_run, tiny_headline_store):
-    model = headline.load_trained(tiny_headline_run)
-    expected = headline.make_generator(model)(tf.constant(TEXTS), 3, 20, 1.0, False)
+    model = headline_backbone.load_trained(tiny_headline_run)
+    expected = headline_head.make_generator(model)(tf.constant(TEXTS), 3, 20, 1.0, False)
     exported = _generate(_signature(tiny_headline_store), TEXTS)
     np.testing.assert_array_equal(exported["headlines"].numpy(), expected["headlines"].numpy())
     np.testing.assert_allclose(exported["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5, atol=1e-5)
@@ -66,9 +68,9 @@ def test_exported_generator_matches_the_in_process_one(tiny_headline_run, tiny_h
 
 
 def test_beam_width_one_is_the_greedy_search(tiny_headline_run):
-    model = headline.load_trained(tiny_headline_run)
-    greedy = headline.make_greedy(model)(tf.constant(TEXTS), 20)
-    beam = headline.make_generator(model)(tf.constant(TEXTS), 1, 20, 0.0, False)
+    model = headline_backbone.load_trained(tiny_headline_run)
+    greedy = headline_head.make_greedy(model)(tf.constant(TEXTS), 20)
+    beam = headline_head.make_generator(model)(tf.constant(TEXTS), 1, 20, 0.0, False)
     assert beam["headlines"].numpy()[:, 0].tolist() == greedy.numpy().tolist()
 
 
@@ -85,9 +87,9 @@ def test_signature_shapes_and_ranking(tiny_headline_store, beam_width):
 
 def test_decoder_step_matches_teacher_forcing(tiny_headline_run):
     """The step function (used by beam search) and the training graph compute the same distribution."""
-    model = headline.load_trained(tiny_headline_run)
+    model = headline_backbone.load_trained(tiny_headline_run)
     source, _ = model.encode_text(tf.constant(TEXTS[:2]))
-    target = tf.constant([[headline.START, 5, 6, 7], [headline.START, 8, 9, 4]])
+    target = tf.constant([[headline_config.START, 5, 6, 7], [headline_config.START, 8, 9, 4]])
     full = model((source, target)).numpy()
     state = model.encode(source)
     for t in range(target.shape[1]):
@@ -141,7 +143,7 @@ def test_python_loop_search_of_the_benchmark_matches_the_graph(tiny_headline_sto
     manifest = model_store.read_manifest(version_dir)
     loaded = tf.saved_model.load(str(version_dir))
     scorer = loaded.signatures["next_token_log_probs"]
-    vocabulary = scorer(text=tf.constant([""]), prefix=tf.constant([[headline.START]]))["vocabulary"].numpy()
+    vocabulary = scorer(text=tf.constant([""]), prefix=tf.constant([[headline_config.START]]))["vocabulary"].numpy()
     decoding = {**manifest["decoding"], "max_length": 8}
     for text in TEXTS[:3]:
         out = _generate(loaded.signatures["serving_default"], [text], beam_width=3, max_length=8)

@@ -15,7 +15,9 @@ from training import publishing
 from training.__main__ import main
 from training.data.ner import read_bio, read_cluener
 from training.data.tags import Span
-from training.tasks import ner
+from training.tasks.ner import backbone as ner_backbone
+from training.tasks.ner import config as ner_config
+from training.tasks.ner import head as ner_head
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
 
@@ -26,7 +28,7 @@ def test_training_writes_checkpoint_logs_and_timing(tiny_ner_run):
     assert (tiny_ner_run / "best.weights.h5").is_file()
     assert any((tiny_ner_run / "logs").rglob("events.out.tfevents*"))
     assert json.loads((tiny_ner_run / "timing.json").read_text())["epochs"] == 2
-    config = ner.Config.of_run(tiny_ner_run)
+    config = ner_config.Config.of_run(tiny_ner_run)
     assert config.tags == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 
 
@@ -104,10 +106,10 @@ def served_spans(version_dir, texts=TEXTS):
 
 
 def test_exported_model_matches_in_process_model(tiny_ner_run, tiny_ner_store):
-    config = ner.Config.of_run(tiny_ner_run)
-    model = ner.build_model(config)
+    config = ner_config.Config.of_run(tiny_ner_run)
+    model = ner_backbone.build_model(config)
     model.load_weights(tiny_ner_run / "best.weights.h5")
-    in_process = ner.predict_spans(ner._in_process_predictor(model, config.tags), TEXTS)
+    in_process = ner_head.predict_spans(ner_head.in_process_predictor(model, config.tags), TEXTS)
     exported = served_spans(model_store.resolve_version(tiny_ner_store / "ner"))
     assert in_process == exported
 
@@ -181,9 +183,9 @@ def test_bioes_tagger_with_weight_averaging_and_two_layers_still_outputs_bio(tmp
     data = ["--data-dir", str(FIXTURES / "ner")]
     main(["ner", "train", *data, "--run-dir", str(run_dir), "--epochs", "1", "--tag-scheme", "BIOES", "--ema", "0.9",
           "--encoder-layers", "2", *TINY_HYPERPARAMETERS])
-    config = ner.Config.of_run(run_dir)
+    config = ner_config.Config.of_run(run_dir)
     assert {"E-PER", "S-PER"} <= set(config.tags)
-    assert ner.build_model(config).get_layer("encoder_2")
+    assert ner_backbone.build_model(config).get_layer("encoder_2")
     main(["ner", "export", *data, "--run-dir", str(run_dir), "--model-root", str(root)])
     version_dir = model_store.resolve_version(root / "ner")
     assert model_store.read_manifest(version_dir)["tags"] == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
@@ -206,12 +208,12 @@ def test_an_ensemble_with_int8_embeddings_exports_as_one_tagger(tiny_ner_run, tm
     assert [m["run_dir"] for m in manifest["ensemble"]] == [str(tiny_ner_run), str(other)]
     assert all(m["training_commands"] for m in manifest["ensemble"])
 
-    shared = ner.lexicon_layer(ner.Config.of_run(tiny_ner_run))
-    members = [ner.load_tagger(d, f"member_{i}", shared)[0] for i, d in enumerate([tiny_ner_run, other])]
-    ensemble = ner.build_ensemble(members)
+    shared = ner_backbone.lexicon_layer(ner_config.Config.of_run(tiny_ner_run))
+    members = [ner_backbone.load_tagger(d, f"member_{i}", shared)[0] for i, d in enumerate([tiny_ner_run, other])]
+    ensemble = ner_backbone.build_ensemble(members)
     publishing.quantize_embeddings(ensemble)
-    tags = ner.Config.of_run(tiny_ner_run).tags
-    in_process = ner.predict_spans(ner._in_process_predictor(ensemble, tags), TEXTS)
+    tags = ner_config.Config.of_run(tiny_ner_run).tags
+    in_process = ner_head.predict_spans(ner_head.in_process_predictor(ensemble, tags), TEXTS)
     assert served_spans(version_dir) == in_process
     crf = ensemble.get_layer("crf")
     expected = np.mean([m.get_layer("crf").transitions.numpy() for m in members], axis=0)

@@ -46,9 +46,12 @@ def test_export_layout_and_manifest(tiny_qa_store):
     manifest = model_store.read_manifest(version_dir)
     assert manifest["task"] == "qa" and manifest["version"] == 1
     assert set(manifest["metrics"]) == {
-        "cmrc_dev", "cmrc_dev_calibration_half", "cmrc_dev_report_half", "handwritten", "webqa_max", "webqa_sum"
+        "cmrc_dev", "cmrc_dev_as_served", "cmrc_dev_calibration_half", "cmrc_dev_report_half", "handwritten",
+        "webqa_max", "webqa_sum",
     }
     calibration = manifest["calibration"]  # fitted at export on dev's calibration half
+    # What /v1/qa answers is graded with the version's own threshold.
+    assert manifest["metrics"]["cmrc_dev_as_served"]["threshold"] == calibration["answer_threshold"]
     assert calibration["method"] == "platt" and calibration["answer_threshold"] in qa_calibrate.ANSWER_THRESHOLDS
     assert [row["threshold"] for row in calibration["thresholds"]] == list(qa_calibrate.ANSWER_THRESHOLDS)
     assert manifest["preprocessing"]["window_chars"] == 24

@@ -12,12 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import model_store
+from app.tasks.spectra import spec as spectra_spec
+from app.tasks.spectra.grid import LAMOST, LogGrid, edges_from_centres, rebin, resample_to_model_grid
 from training.__main__ import main
 from training.augment import mixup
-from training.data.spectra import CLASSES, TemplateSet, Templates, read_templates, redshift_onto_grid, simulate
+from training.data.spectra import CLASSES, Templates, TemplateSet, read_templates, redshift_onto_grid, simulate
 from training.layers.spectrum_normalization import SpectrumNormalization
-from app.tasks.spectra.grid import LAMOST, LogGrid, edges_from_centres, rebin, resample_to_model_grid
-from training.tasks import spectra
+from training.tasks.spectra import backbone as spectra_backbone
+from training.tasks.spectra import config as spectra_config
+from training.tasks.spectra import evaluate as spectra_evaluate
+from training.tasks.spectra import head as spectra_head
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
 
@@ -115,7 +119,7 @@ def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, spe
     assert manifest["classes"] == list(CLASSES)
     assert set(manifest["metrics"]) == {"synthetic_test", "lamost_real_stars", "real_validation", "real_lowz_agn"}
     assert manifest["metrics"]["lamost_real_stars"]["n"] == 3
-    assert manifest["zwarning_bits"] == spectra.ZWARNING_BITS
+    assert manifest["zwarning_bits"] == spectra_spec.ZWARNING_BITS
     main([
         "spectra", "evaluate", "--data-dir", str(spectra_data), "--model-root", str(tiny_spectra_store),
         "--test-per-class", "8", "--cache-dir", str(spectra_cache),
@@ -145,16 +149,16 @@ def test_real_sky_metrics():
     assert report["per_class"]["QSO"]["precision"] == 0.5
     assert report["balanced_recall"] == pytest.approx((0.5 + 1 + 0) / 3, abs=1e-4)
     assert report["confusion"]["STAR"] == {"STAR": 1, "UNKNOWN": 1}
-    z = spectra.redshift_report(np.array([1.0, 2.0, 0.5]), np.array([1.01, 2.5, 0.5]), np.array([0.02, 0.01, 0.001]))
+    z = spectra_evaluate.redshift_report(np.array([1.0, 2.0, 0.5]), np.array([1.01, 2.5, 0.5]), np.array([0.02, 0.01, 0.001]))
     assert z["within_6000_km_s"] == pytest.approx(2 / 3, abs=1e-4) and z["catastrophic_rate"] == pytest.approx(1 / 3, abs=1e-4)
     # of the two within 6,000 km/s, |Δz| 0.01 against z_err 0.02 (inside) and 0 against 0.001
     assert z["within_z_err"] == 1.0 and z["median_abs_dz_over_z_err"] == pytest.approx(0.25)
-    letters = spectra.subtype_report(["G2", "K5", "A0", "M1"], ["G", "G", "F", "K"])
+    letters = spectra_evaluate.subtype_report(["G2", "K5", "A0", "M1"], ["G", "G", "F", "K"])
     assert letters["letter_accuracy"] == 0.25 and letters["within_one_letter"] == 1.0
 
 
 def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectra_run, spectra_data):
-    model = spectra.build_model(spectra.Config.of_run(tiny_spectra_run))
+    model = spectra_backbone.build_model(spectra_config.Config.of_run(tiny_spectra_run))
     model.load_weights(tiny_spectra_run / "best.weights.h5")
     flux, _ = simulate(Templates.load(spectra_data / "templates", "dev"), 3, seed=11)
     serve = tf.saved_model.load(str(tiny_spectra_store / "spectra" / "1")).signatures["serving_default"]
@@ -162,11 +166,11 @@ def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectr
     np.testing.assert_allclose(out["probabilities"].numpy(), model(flux, training=False).numpy(), rtol=1e-4, atol=1e-6)
     # The label is the likeliest class, unless that is ambiguous: then the template fits decide.
     likeliest = [CLASSES[i] for i in out["probabilities"].numpy().argmax(axis=1)]
-    ambiguous = out["zwarning"].numpy() & spectra.ZWARNING_BITS["AMBIGUOUS_CLASS"]
+    ambiguous = out["zwarning"].numpy() & spectra_spec.ZWARNING_BITS["AMBIGUOUS_CLASS"]
     for label, top, doubt in zip(out["label"].numpy(), likeliest, ambiguous):
         assert label.decode() == top if not doubt else label.decode() in (*CLASSES[:3], top)
     # The fits in the graph answer what the same modules answer in process.
-    in_process = spectra.SpectrumAnalysis(model, spectra_data / "templates")(tf.constant(flux))
+    in_process = spectra_head.SpectrumAnalysis(model, spectra_data / "templates")(tf.constant(flux))
     # (graph and eager FFTs round differently; z's sub-pixel parabola feels it at ~1e-5 of a pixel's 2e-4)
     for key, atol in (("z", 1e-4), ("median_snr", 1e-4)):
         np.testing.assert_allclose(out[key].numpy(), in_process[key].numpy(), rtol=1e-3, atol=atol)
@@ -195,7 +199,7 @@ def test_an_ensemble_export_averages_its_members(tiny_spectra_run, spectra_data,
     assert set(manifest["z_systematic"]) == {"GALAXY", "QSO"} and min(manifest["z_systematic"].values()) >= 0
     flux, _ = simulate(Templates.load(spectra_data / "templates", "dev"), 2, seed=12)
     serve = tf.saved_model.load(str(tmp_path / "spectra" / "1")).signatures["serving_default"]
-    single = spectra.load_classifier(tiny_spectra_run)
+    single = spectra_backbone.load_classifier(tiny_spectra_run)
     np.testing.assert_allclose(serve(flux=tf.constant(flux))["probabilities"].numpy(), single(flux).numpy(), rtol=1e-4, atol=1e-6)
 
 
@@ -215,7 +219,7 @@ def test_an_ambiguous_class_is_decided_by_the_template_fits(spectra_data, probab
     # A galaxy at z 0.3 from the eigenbasis the redshift scan uses (or a smooth continuum of the
     # same brightness), its red end masked (0 = masked), under a stand-in classifier with fixed
     # probabilities: ambiguous (top < 0.6), the fits call it a galaxy; confident, STAR stays.
-    basis = read_templates(spectra_data / "templates" / spectra.REDSHIFT_TEMPLATES["GALAXY"][0])
+    basis = read_templates(spectra_data / "templates" / spectra_config.REDSHIFT_TEMPLATES["GALAXY"][0])
     flux = redshift_onto_grid(basis, basis.flux[:1] + 0.3 * basis.flux[1:2], np.array([0.3]))
     if featureless:
         flux = np.full_like(flux, np.median(flux)) * np.linspace(0.8, 1.2, flux.shape[1])
@@ -223,13 +227,13 @@ def test_an_ambiguous_class_is_decided_by_the_template_fits(spectra_data, probab
     flux[:, int(LAMOST.npix * (1 - masked)) :] = 0.0
     inputs = keras.Input((LAMOST.npix,))
     fixed = keras.layers.Lambda(lambda x: tf.tile(tf.constant([probabilities]), [tf.shape(x)[0], 1]))(inputs)
-    analysis = spectra.SpectrumAnalysis(keras.Model(inputs, fixed), spectra_data / "templates")
+    analysis = spectra_head.SpectrumAnalysis(keras.Model(inputs, fixed), spectra_data / "templates")
     out = analysis(tf.constant(flux, tf.float32))
     assert out["label"].numpy()[0].decode() == label
     warnings = out["zwarning"].numpy()[0]
-    assert bool(warnings & spectra.ZWARNING_BITS["AMBIGUOUS_CLASS"]) == (max(probabilities) < 0.6)
-    assert bool(warnings & spectra.ZWARNING_BITS["UNCLASSIFIED"]) == (label == "UNKNOWN")
-    assert bool(warnings & spectra.ZWARNING_BITS["HEAVILY_MASKED"]) == (masked > spectra.HEAVILY_MASKED_SHARE)
+    assert bool(warnings & spectra_spec.ZWARNING_BITS["AMBIGUOUS_CLASS"]) == (max(probabilities) < 0.6)
+    assert bool(warnings & spectra_spec.ZWARNING_BITS["UNCLASSIFIED"]) == (label == "UNKNOWN")
+    assert bool(warnings & spectra_spec.ZWARNING_BITS["HEAVILY_MASKED"]) == (masked > spectra_spec.HEAVILY_MASKED_SHARE)
     if label == "GALAXY":
         assert out["z"].numpy()[0] == pytest.approx(0.3, abs=2e-3)
         assert out["probabilities"].numpy()[0] == pytest.approx(probabilities)  # the classifier's, as they were

@@ -182,3 +182,11 @@ def test_fuzz_corrupted_bytes(files, layout, flips, header_only):
     for where, value in flips:
         data[min(int(where * span), len(data) - 1)] = value
     _read_or_refuse(bytes(data))
+
+
+def test_the_client_scans_folders_for_the_same_fits_names_as_the_service():
+    """The client is installable without the service, so it keeps its own list."""
+    from app.tasks.spectra.files import FITS_SUFFIXES
+    from model_serving_client.bulk import FITS_SUFFIXES as CLIENT_FITS_SUFFIXES
+
+    assert CLIENT_FITS_SUFFIXES == FITS_SUFFIXES

@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# What a FITS file is called on disk (the readers go by content; folder scans go by name). The
+# Python client keeps its own copy, being installable without the service; a test keeps them equal.
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 GZIP_MAGIC = b"\x1f\x8b"
 FITS_BLOCK = 2880
 FITS_MAGIC = b"SIMPLE  ="

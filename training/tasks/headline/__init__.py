@@ -1,0 +1,40 @@
+"""Headline generation: a character seq2seq (BiLSTM encoder, LSTM decoder, attention, copy prior), beam search in the graph.
+
+``python -m training headline train|evaluate|export``. After Su Jianlin's
+"玩转Keras之seq2seq自动生成标题". The exported SavedModel takes raw UTF-8
+abstracts and returns ranked headlines: normalisation, vocabulary lookup, the
+network and beam search (a ``tf.while_loop``) all run inside the graph.
+
+The model (``config``, ``preprocessor``, ``backbone``, ``head``) and the recipes (``train``,
+``export``, ``evaluate``) are modules of their own; this one holds the command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from training.cli import add_task_commands
+from training.tasks.headline import evaluate, export, train
+from training.tasks.headline.config import TASK, Config
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--beam-width", type=int, default=4)
+    common.add_argument("--max-length", type=int, default=Config.max_title_tokens)
+    common.add_argument("--length-penalty", type=float, default=1.0, help="GNMT alpha")
+    common.add_argument("--block-repeated-trigrams", action="store_true")
+    parsers = add_task_commands(
+        parser, TASK, train=train.train, export=export.export, evaluate=evaluate.evaluate, common=common,
+        defaults={"epochs": 40, "batch_size": 64, "learning_rate": 2e-3, "patience": 8, "seed": 13},
+    )
+    p = parsers.train
+    p.add_argument("--held-out", type=int, default=300, help="training pairs kept aside for model selection")
+    p.add_argument("--min-char-count", type=int, default=2)
+    p.add_argument("--embedding-dim", type=int, default=Config.embedding_dim)
+    p.add_argument("--encoder-units", type=int, default=Config.encoder_units)
+    p.add_argument("--decoder-units", type=int, default=Config.decoder_units)
+    p.add_argument("--dropout", type=float, default=Config.dropout)
+    p.add_argument("--label-smoothing", type=float, default=Config.label_smoothing)
+    p.add_argument("--max-source-chars", type=int, default=Config.max_source_chars)
+    p.add_argument("--no-pointer", action="store_true", help="the seed's copy prior only, no pointer distribution")

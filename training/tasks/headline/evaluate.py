@@ -1,0 +1,114 @@
+"""``python -m training headline evaluate``: char ROUGE and BLEU of an exported model through the
+pipeline ``/v1/headline`` answers with, greedy and beam, next to extractive baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Callable
+
+import tensorflow as tf
+
+from app import model_store
+from app.tasks.headline.pipeline import HeadlinePipeline
+from app.tasks.headline.spec import HeadlineDecoding
+from training.data.headline import Pair, test_sets, training_pairs
+from training.metrics import rouge_l, rouge_scores
+from training.tasks.headline.config import TASK, Config
+from training.tasks.headline.head import generate_all
+
+
+_SENTENCE_END = re.compile(r"(?<=[。!?;！？；.])")
+
+
+def sentences(text: str) -> list[str]:
+    """The abstract's sentences (split after 。！？； and their ASCII forms; CSL uses ``.`` and ``,``)."""
+    return [s.strip(" .。;；") for s in _SENTENCE_END.split(text) if s.strip(" .。;；")]
+
+
+def baselines(pairs: list[Pair], lead_chars: int) -> dict[str, dict]:
+    """Extractive baselines: the first ``lead_chars`` characters, the first sentence, and the
+    sentence closest to the title (an oracle: it looks at the reference)."""
+    titles = [p.title for p in pairs]
+
+    def oracle(pair: Pair) -> str:
+        candidates = sentences(pair.source) or [pair.source]
+        return max(candidates, key=lambda s: rouge_l(s, pair.title))
+
+    return {
+        f"lead_{lead_chars}_chars": rouge_scores([p.source[:lead_chars] for p in pairs], titles),
+        "first_sentence": rouge_scores([(sentences(p.source) or [p.source])[0] for p in pairs], titles),
+        "oracle_sentence": rouge_scores([oracle(p) for p in pairs], titles),
+    }
+
+
+def saved_model_generator(pipeline: HeadlinePipeline, beam_width: int) -> Callable[[list[str]], list[str]]:
+    """Best headline per text, as ``/v1/headline`` answers with ``pipeline``."""
+
+    def generate(texts: list[str]) -> list[str]:
+        candidates = pipeline.read([pipeline.job(text, beam_width) for text in texts])
+        return [pipeline.respond(text, found).headline for text, found in zip(texts, candidates)]
+
+    return generate
+
+
+def evaluate_saved_model(version_dir: Path, data_dir: Path, decoding: dict, max_source_chars: int, lead_chars: int) -> dict:
+    """Char ROUGE-1/2/L and BLEU on each test file, greedy and beam, next to the extractive baselines."""
+    results = {}
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars)
+    searches = {"greedy": 1, f"beam_{decoding['beam_width']}": decoding["beam_width"]}
+    for name, pairs in test_sets(data_dir).items():
+        titles = [p.title for p in pairs]
+        results[name] = {}
+        for search, width in searches.items():
+            generate = saved_model_generator(pipeline, width)
+            predicted = generate_all(generate, [p.source for p in pairs], desc=f"{name} {search}")
+            results[name][search] = rouge_scores(predicted, titles)
+            results[name][search]["samples"] = [
+                {"reference": p.title, "generated": g} for p, g in list(zip(pairs, predicted))[:5]
+            ]
+        results[name]["baselines"] = baselines(pairs, lead_chars)
+    return results
+
+
+def headline_figures(metrics: dict, decoding: dict) -> dict:
+    if not metrics:
+        return {}
+    beam = f"beam_{decoding['beam_width']}"
+    return {
+        "rouge_l": metrics["clge_csl_test"][beam]["rouge-l"],
+        "clge_csl_test_greedy_rouge_l": metrics["clge_csl_test"]["greedy"]["rouge-l"],
+        "csl_ts_test_rouge_l": metrics["csl_ts_test"][beam]["rouge-l"],
+    }
+
+
+def decoding_options(args: argparse.Namespace) -> dict:
+    return {
+        "beam_width": args.beam_width,
+        "max_length": args.max_length,
+        "length_penalty": args.length_penalty,
+        "block_repeated_trigrams": args.block_repeated_trigrams,
+    }
+
+
+def lead_chars(data_dir: Path) -> int:
+    """The baseline's length: the median training title length (0 when there is no data)."""
+    return int(statistics.median(len(p.title) for p in training_pairs(data_dir))) if data_dir.exists() else 0
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
+    manifest = model_store.read_manifest(version_dir)
+    decoding = manifest.get("decoding") or decoding_options(args)
+    max_source_chars = manifest.get("preprocessing", {}).get("max_source_chars", Config.max_source_chars)
+    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), decoding, max_source_chars, lead_chars(Path(args.data_dir)))
+    for name, result in metrics.items():
+        print(f"\n{name}: {'':<22}{'R-1':>8}{'R-2':>8}{'R-L':>8}{'BLEU':>8}")
+        rows = {**{k: v for k, v in result.items() if k != "baselines"}, **result["baselines"]}
+        for row, r in rows.items():
+            print(f"  {row:<28}{r['rouge-1']:>8.4f}{r['rouge-2']:>8.4f}{r['rouge-l']:>8.4f}{r['bleu']:>8.4f}")
+    print(json.dumps({"task": TASK, "model": str(version_dir), **headline_figures(metrics, decoding), **metrics}, ensure_ascii=False))

@@ -1,0 +1,41 @@
+"""What the seq2seq learns from: the character vocabulary, the held-out split, and the padded
+(source, decoder input) → target arrays."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+import numpy as np
+import tensorflow as tf
+
+from app.tasks.text import texts_to_codepoints
+from training.data.headline import Pair
+from training.tasks.headline.config import END, PAD, START
+
+if TYPE_CHECKING:
+    from training.tasks.headline.backbone import HeadlineSeq2Seq
+
+
+def character_vocabulary(texts: list[str], min_count: int) -> list[int]:
+    """Code points occurring at least ``min_count`` times (normalised, case kept), most frequent first."""
+    counts = np.bincount(texts_to_codepoints(tf.constant(texts), lowercase=False).flat_values.numpy())
+    order = np.argsort(-counts, kind="stable")
+    return [int(c) for c in order if counts[c] >= min_count and c > 0]
+
+
+def training_arrays(model: HeadlineSeq2Seq, pairs: list[Pair]) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """((source ids, decoder input ids), decoder target ids), padded; titles cut to ``max_title_tokens``."""
+    limit = model.config.max_title_tokens
+    source, _ = model.encode_text(tf.constant([p.source for p in pairs]))
+    titles = model.encode_title(tf.constant([p.title for p in pairs]))[:, : limit - 1]
+    n = len(pairs)
+    decoder_input = tf.concat([tf.fill([n, 1], START), titles], axis=1).to_tensor(PAD, shape=[n, limit])
+    target = tf.concat([titles, tf.fill([n, 1], END)], axis=1).to_tensor(PAD, shape=[n, limit])
+    return (source.numpy(), decoder_input.numpy()), target.numpy()
+
+
+def split_held_out(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pair], list[Pair]]:
+    shuffled = pairs[:]
+    random.Random(seed).shuffle(shuffled)
+    return shuffled[held_out:], shuffled[:held_out]

@@ -1,0 +1,72 @@
+"""``python -m training headline train``: teacher forcing, checkpointed on held-out greedy ROUGE-L."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from training.callbacks import ema_options, standard_callbacks
+from training.data.headline import training_pairs
+from training.metrics import rouge_scores
+from training.runs import CONFIG_FILE, start_run
+from training.tasks.headline.backbone import build_model
+from training.tasks.headline.config import Config
+from training.tasks.headline.head import generate_all, make_greedy, sequence_loss
+from training.tasks.headline.preprocessor import character_vocabulary, split_held_out, training_arrays
+
+
+def train(args: argparse.Namespace) -> None:
+    run_dir, config = start_run(args, Config)
+    pairs, held_out = split_held_out(training_pairs(Path(args.data_dir)), args.held_out, args.seed)
+    if config is None:
+        config = Config.from_options(
+            args,
+            pointer=not args.no_pointer,
+            chars=character_vocabulary([t for p in pairs for t in (p.source, p.title)], args.min_char_count),
+        )
+        config.save(run_dir / CONFIG_FILE)
+    model = build_model(config)
+    inputs, targets = training_arrays(model, pairs)
+    print(f"train {len(pairs)} pairs, held-out {len(held_out)}; vocabulary {config.vocab_size}", flush=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
+        loss=sequence_loss(config.label_smoothing),
+    )
+    model.summary(print_fn=lambda line, **_: print(line, flush=True))
+
+    greedy = make_greedy(model)
+    held_out_sources = [p.source for p in held_out]
+    held_out_inputs, held_out_targets = training_arrays(model, held_out)
+
+    def held_out_metrics() -> dict[str, float]:
+        predicted = generate_all(
+            lambda texts: [h.decode() for h in greedy(tf.constant(texts), config.max_title_tokens).numpy()],
+            held_out_sources,
+        )
+        scores = rouge_scores(predicted, [p.title for p in held_out])
+        loss = model.evaluate(held_out_inputs, held_out_targets, batch_size=args.batch_size, verbose=0)
+        return {"rouge_l": scores["rouge-l"], "rouge_1": scores["rouge-1"], "log_likelihood": -loss}
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((inputs, targets))
+        .shuffle(len(targets), seed=args.seed, reshuffle_each_iteration=True)
+        .batch(args.batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage, kept if it is stopped
+        f.write(args.command_line + "\n")
+    model.fit(
+        dataset,
+        epochs=args.epochs,
+        # The best checkpoint is the one with the best greedy ROUGE-L, but greedy output stays flat
+        # (the most frequent characters) for the first epochs while the model learns to attend, so
+        # the learning rate and early stopping follow the held-out likelihood instead.
+        callbacks=standard_callbacks(
+            run_dir, held_out_metrics, monitor="val_rouge_l", patience=args.patience,
+            plateau_patience=2, schedule_monitor="val_log_likelihood", swap_ema=args.ema > 0,
+        ),
+        verbose=2 if args.quiet else 1,
+    )

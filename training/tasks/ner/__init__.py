@@ -1,0 +1,77 @@
+"""Chinese NER: character, bigram and jieba-lexicon features → BiLSTM (or ID-CNN) → linear-chain CRF.
+
+``python -m training ner train|evaluate|export``. The exported SavedModel takes
+raw UTF-8 strings and returns BIO tags: normalisation, vocabulary lookup and
+Viterbi decoding all run inside the graph.
+
+The model (``config``, ``preprocessor``, ``backbone``, ``head``) and the recipes (``train``,
+``export``, ``evaluate``) are modules of their own; this one holds the command's options. The
+serving-side steps (spans → entities) are the runtime's (:mod:`app.tasks.ner`), which
+``evaluate`` measures through.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from training.cli import add_task_commands
+from training.tasks.ner import evaluate, export, train
+from training.tasks.ner.config import CORPORA, TASK, Config
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parsers = add_task_commands(
+        parser, TASK, train=train.train, export=export.export, evaluate=evaluate.evaluate,
+        defaults={"epochs": 8, "batch_size": 64, "learning_rate": 2e-3, "patience": 3, "seed": 13},
+    )
+    p = parsers.train
+    p.add_argument("--corpus", choices=sorted(CORPORA), default="msra")
+    p.add_argument("--held-out", type=int, default=2000, help="training sentences kept aside for model selection")
+    p.add_argument(
+        "--extra-train", action="append", default=[], metavar="FILE",
+        help="another training file under --data-dir in the corpus' format (repeatable), e.g. peoples_daily/example.dev",
+    )
+    p.add_argument("--max-train-chars", type=int, default=160)
+    p.add_argument("--encoder", choices=["bilstm", "idcnn"], default=Config.encoder)
+    p.add_argument("--char-dim", type=int, default=Config.char_dim)
+    p.add_argument("--bigram-dim", type=int, default=Config.bigram_dim)
+    p.add_argument("--hidden", type=int, default=Config.hidden, help="LSTM units per direction, or ID-CNN filters")
+    p.add_argument("--encoder-layers", type=int, default=Config.encoder_layers, help="stacked BiLSTM layers")
+    p.add_argument("--dropout", type=float, default=Config.dropout)
+    p.add_argument("--char-dropout", type=float, default=Config.char_dropout, help="share of character ids shown as unknown")
+    p.add_argument("--bigram-dropout", type=float, default=Config.bigram_dropout, help="share of bigram ids shown as unknown")
+    p.add_argument(
+        "--lexicon-max-word-length", type=int, default=Config.lexicon_max_word_length,
+        help="match jieba dictionary words up to this many characters (0: no lexicon features)",
+    )
+    p.add_argument(
+        "--tag-scheme", choices=["BIO", "BIOES"], default=Config.tag_scheme,
+        help="tags the CRF predicts (BIOES also marks entity ends); the model's outputs are BIO either way",
+    )
+    p.add_argument("--min-char-count", type=int, default=2)
+    p.add_argument("--min-bigram-count", type=int, default=3)
+    p.add_argument("--max-bigrams", type=int, default=50_000)
+    p.add_argument(
+        "--join-lists", action="store_true",
+        help="also train on a copy of each sentence whose '、'-separated entity lists are joined (李鹏、乔石 → 李鹏乔石)",
+    )
+    p.add_argument(
+        "--init-from", metavar="VERSION_DIR", default=None,
+        help="start from an exported version's weights (e.g. models/ner/2) to train it further; "
+        "give the hyper-parameters it was trained with, so the vocabularies and shapes match",
+    )
+    p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
+    parsers.export.add_argument(
+        "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
+        help="more trained runs (same tags) to export with --run-dir as one tagger: emissions and CRF scores averaged",
+    )
+    parsers.export.add_argument(
+        "--int8-embeddings", action="store_true", help="store the character and bigram tables as int8 (a quarter of the size)"
+    )
+    parsers.evaluate.add_argument(
+        "--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on"
+    )
+    parsers.evaluate.add_argument(
+        "--reliability-plot", type=Path, help="also draw the entity probability's reliability diagram (PNG)"
+    )

@@ -1,0 +1,67 @@
+"""``python -m training ner train``: a tagger trained with the CRF's negative log-likelihood,
+checkpointed on held-out entity F1."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import keras
+
+from training import runs
+from training.callbacks import ema_options, standard_callbacks
+from training.data.ner import join_entity_lists, split_long
+from training.layers import CRFNegativeLogLikelihood
+from training.metrics import entity_prf
+from training.runs import CONFIG_FILE, start_run
+from training.tasks.ner.backbone import build_model
+from training.tasks.ner.config import CORPORA, Config
+from training.tasks.ner.head import in_process_predictor, predict_spans
+from training.tasks.ner.preprocessor import build_vocabularies, split_held_out, training_dataset
+
+
+def train(args: argparse.Namespace) -> None:
+    corpus = CORPORA[args.corpus]
+    run_dir, config = start_run(args, Config)
+    train_set, dev_set = split_held_out(corpus.reader(Path(args.data_dir) / corpus.train), args.held_out, args.seed)
+    for relative in args.extra_train:
+        train_set += corpus.reader(Path(args.data_dir) / relative)
+    if args.join_lists:
+        train_set += [joined for s in train_set if (joined := join_entity_lists(s)) is not None]
+    train_set = [piece for s in train_set for piece in split_long(s, args.max_train_chars)]
+
+    if config is None:
+        config = Config.from_options(args)
+        build_vocabularies(config, train_set, args.min_char_count, args.min_bigram_count, args.max_bigrams)
+        config.save(run_dir / CONFIG_FILE)
+    print(
+        f"train {len(train_set)} pieces, held out {len(dev_set)} sentences; "
+        f"{len(config.chars)} chars, {len(config.bigrams)} bigrams, tags {config.tags}",
+        flush=True,
+    )
+
+    model = build_model(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
+        loss=CRFNegativeLogLikelihood(model.get_layer("crf")),
+    )
+    model.summary(print_fn=lambda line, **_: print(line, flush=True))
+    predict = in_process_predictor(model, config.tags)
+    gold = [s.spans for s in dev_set]
+
+    def held_out_f1() -> dict[str, float]:
+        predicted = predict_spans(predict, [s.text for s in dev_set], batch_size=128)
+        return {"f1": entity_prf(gold, predicted)["f1"]}
+
+    baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out_f1) if args.init_from else None
+    model.fit(
+        training_dataset(train_set, config, args.batch_size, shuffle=True, unseen_rate=args.unseen_rate),
+        epochs=args.epochs,
+        callbacks=standard_callbacks(
+            run_dir, held_out_f1, monitor="val_f1", patience=args.patience, baseline=baseline, swap_ema=args.ema > 0
+        ),
+        shuffle=False,  # the dataset shuffles itself before bucketing
+        verbose=2 if args.quiet else 1,
+    )
+    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage
+        f.write(args.command_line + "\n")

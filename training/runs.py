@@ -18,6 +18,7 @@ from app.model_store import read_manifest
 CONFIG_FILE = "config.json"
 BEST_WEIGHTS = "best.weights.h5"  # the epoch held-out data liked best (training/callbacks.py)
 WARM_START = "warm_start.json"  # the exported version a run's weights started from
+COMMANDS = "command.txt"  # one line per stage of the run
 
 C = TypeVar("C", bound="RunConfig")
 
@@ -61,6 +62,13 @@ def start_run(args: argparse.Namespace, config_type: type[C]) -> tuple[Path, C |
     return run_dir, config_type.of_run(run_dir) if (run_dir / CONFIG_FILE).exists() else None
 
 
+def record_command(run_dir: Path, args: argparse.Namespace) -> None:
+    """Add this stage's command to the run's record, before it trains: a stage stopped part-way
+    trained the weights too."""
+    with open(Path(run_dir) / COMMANDS, "a") as f:
+        f.write(args.command_line + "\n")
+
+
 def read_run_file(run_dir: Path, name: str, default):
     """A run directory's JSON file parsed, or its text file stripped; ``default`` if absent."""
     path = Path(run_dir) / name
@@ -74,7 +82,7 @@ def run_record(run_dir: Path) -> dict:
     each (resumed) stage of this run —, its training time (this run only), and its warm start."""
     warm_start = read_run_file(run_dir, WARM_START, None)
     return {
-        "training_commands": (warm_start or {}).get("training_commands", []) + read_run_file(run_dir, "command.txt", "").splitlines(),
+        "training_commands": (warm_start or {}).get("training_commands", []) + read_run_file(run_dir, COMMANDS, "").splitlines(),
         "training_time": read_run_file(run_dir, "timing.json", {}),
         **({"warm_started_from": warm_start} if warm_start else {}),
     }

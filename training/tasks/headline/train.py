@@ -11,7 +11,7 @@ import tensorflow as tf
 from training.callbacks import ema_options, standard_callbacks
 from training.data.headline import training_pairs
 from training.metrics import rouge_scores
-from training.runs import CONFIG_FILE, start_run
+from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.headline.backbone import build_model
 from training.tasks.headline.config import Config
 from training.tasks.headline.head import generate_all, make_greedy, sequence_loss
@@ -56,8 +56,7 @@ def train(args: argparse.Namespace) -> None:
         .batch(args.batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
-    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage, kept if it is stopped
-        f.write(args.command_line + "\n")
+    record_command(run_dir, args)
     model.fit(
         dataset,
         epochs=args.epochs,

@@ -13,7 +13,7 @@ from training.callbacks import ema_options, standard_callbacks
 from training.data.ner import join_entity_lists, split_long
 from training.layers import CRFNegativeLogLikelihood
 from training.metrics import entity_prf
-from training.runs import CONFIG_FILE, start_run
+from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.ner.backbone import build_model
 from training.tasks.ner.config import CORPORA, Config
 from training.tasks.ner.head import in_process_predictor, predict_spans
@@ -54,6 +54,7 @@ def train(args: argparse.Namespace) -> None:
         return {"f1": entity_prf(gold, predicted)["f1"]}
 
     baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out_f1) if args.init_from else None
+    record_command(run_dir, args)
     model.fit(
         training_dataset(train_set, config, args.batch_size, shuffle=True, unseen_rate=args.unseen_rate),
         epochs=args.epochs,
@@ -63,5 +64,3 @@ def train(args: argparse.Namespace) -> None:
         shuffle=False,  # the dataset shuffles itself before bucketing
         verbose=2 if args.quiet else 1,
     )
-    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage
-        f.write(args.command_line + "\n")

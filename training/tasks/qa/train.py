@@ -14,7 +14,7 @@ from training.callbacks import ema_options, standard_callbacks
 from training.data.qa import QAExample, read_squad
 from training.data.unlabelled import unlabelled_texts
 from training.metrics import cmrc_scores
-from training.runs import CONFIG_FILE, start_run
+from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.qa.backbone import build_model
 from training.tasks.qa.config import SELECT, TRAIN, Config
 from training.tasks.qa.distillation import distillation_targets
@@ -101,8 +101,7 @@ def train(args: argparse.Namespace) -> None:
         return selection_scores(predict, config, select)
 
     baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out) if args.init_from else None
-    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage, kept if it is stopped
-        f.write(args.command_line + "\n")
+    record_command(run_dir, args)
     model.fit(
         training_dataset(rows, args.batch_size, shuffle=True, soft=soft, soft_weight=args.distill_weight),
         epochs=args.epochs,

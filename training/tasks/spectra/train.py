@@ -13,7 +13,7 @@ from app.tasks.spectra.spec import CLASSES
 from training.callbacks import ema_options, standard_callbacks
 from training.data.spectra_real import load_real_validation
 from training.metrics import classification_report, recall_report
-from training.runs import CONFIG_FILE, start_run
+from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.spectra.backbone import build_model
 from training.tasks.spectra.config import BRIGHT_SNR, Config
 from training.tasks.spectra.preprocessor import load_split, predict_in_batches, training_dataset
@@ -53,6 +53,7 @@ def train(args: argparse.Namespace) -> None:
             )["balanced_recall"]
         return metrics
 
+    record_command(run_dir, args)
     model.fit(
         training_dataset(train_x, train_y, args.batch_size, config.mixup_alpha, args.seed),
         epochs=args.epochs,
@@ -62,5 +63,3 @@ def train(args: argparse.Namespace) -> None:
         shuffle=False,
         verbose=2 if args.quiet else 1,
     )
-    with open(run_dir / "command.txt", "a") as f:  # one line per (resumed) stage
-        f.write(args.command_line + "\n")

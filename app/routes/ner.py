@@ -4,50 +4,17 @@
 # build_router, and FastAPI must see the class itself in the endpoint's signature.
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
 from app.access import task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
 from app.settings import Settings
+from app.tasks.ner.requests import request_model
 from app.tasks.ner.schemas import NERResult
-from app.validation import number, user_text
 
 TASK = "ner"
-EXAMPLE = "新华社北京电国务院总理李鹏今天会见了日本客人。"
-
-
-def request_model(settings: Settings) -> type[BaseModel]:
-    """The request body with this app's limits (they are part of its OpenAPI schema)."""
-    max_chars, max_texts = settings.max_text_chars, settings.max_batch_texts
-    Text = user_text(max_chars)
-
-    class NERRequest(BaseModel):
-        """Either ``text`` (one text) or ``texts`` (a batch), not both."""
-
-        model_config = ConfigDict(
-            extra="forbid",
-            json_schema_extra={
-                "examples": [{"text": EXAMPLE}, {"texts": [EXAMPLE, "张三在上海工作。"]}],
-                "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
-            },
-        )
-
-        # Not nullable: leave the other field out.
-        text: Text = Field(None, description=f"at most {max_chars} characters")
-        texts: list[Text] = Field(None, min_length=1, max_length=max_texts, description=f"1 to {max_texts} texts")
-        min_probability: number(ge=0.0, le=1.0) = Field(
-            0.0, description="leave out entities whose `probability` is below this"
-        )
-
-        @model_validator(mode="after")
-        def exactly_one(self) -> "NERRequest":
-            if (self.text is None) == (self.texts is None):
-                raise ValueError("give exactly one of 'text' or 'texts'")
-            return self
-
-    return NERRequest
 
 
 class NERResponse(NERResult):
@@ -61,7 +28,7 @@ class NERBatchResponse(BaseModel):
 
 def build_router(settings: Settings) -> APIRouter:
     """``POST /v1/ner`` with this app's limits."""
-    NERRequest = request_model(settings)
+    NERRequest = request_model(settings.max_text_chars, settings.max_batch_texts)
     router = task_router(TASK)  # who may call: see task_router
 
     @router.post(

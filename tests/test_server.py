@@ -132,7 +132,7 @@ def test_bulk_spectra_through_the_client_match_the_in_process_run(server_url, tm
         ("star.fits.gz", ""),
     }
     assert "is not a FITS file" in api[("broken.fits", "")]["error"]
-    from training.tasks.spectra import ZWARNING_BITS
+    from app.tasks.spectra.spec import ZWARNING_BITS
 
     for key, row in local.items():
         assert api[key].get("label", "") == row["label"]

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-from app.tasks.batches import length_batches
+from app.tasks.batches import map_by_length
 from app.tasks.ner.schemas import Entity, NERResult
 from app.tasks.ner.spec import NERSpec
 
@@ -48,8 +48,7 @@ class NERPipeline:
 
     def answer_many(self, texts: Sequence[str], min_probability: float = 0.0, batch_size: int = 64, desc: str | None = None) -> list[NERResult]:
         """What ``/v1/ner`` answers for each text, in process, in batches of similar length."""
-        results: list[NERResult | None] = [None] * len(texts)
-        for batch in length_batches([len(t) for t in texts], batch_size, desc):
-            for i, result in zip(batch, self.read([texts[i] for i in batch])):
-                results[i] = self.respond(result, min_probability)
-        return results
+        def answer(batch: list[str]) -> list[NERResult]:
+            return [self.respond(result, min_probability) for result in self.read(batch)]
+
+        return map_by_length(answer, texts, [len(t) for t in texts], batch_size, desc)

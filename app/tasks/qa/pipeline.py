@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
-from app.tasks.batches import length_batches
+from app.tasks.batches import map_by_length
 from app.tasks.qa.answers import Answer, best_answers, prefer_nested
 from app.tasks.qa.preprocessing import Spans, Window, prepare, read_windows
 from app.tasks.qa.schemas import Candidate, QAResult
@@ -123,10 +123,7 @@ class QAPipeline:
         plans = [self.plan(q, texts) for q, texts in zip(questions, passages)]
         rows = [(qi, row) for qi, plan in enumerate(plans) for row in plan.rows]
         spans: list[list[Spans]] = [[] for _ in plans]
-        found: list[Spans | None] = [None] * len(rows)
-        for batch in length_batches([window.length for _, (_, window) in rows], batch_size, desc):
-            for i, result in zip(batch, self.read([rows[i][1] for i in batch])):
-                found[i] = result
+        found = map_by_length(self.read, [row for _, row in rows], [window.length for _, (_, window) in rows], batch_size, desc)
         for (qi, _), result in zip(rows, found):  # rows are in plan order, so each plan's spans are too
             spans[qi].append(result)
         return list(zip(plans, spans))

@@ -8,7 +8,7 @@ from typing import Callable
 import tensorflow as tf
 from keras import ops
 
-from app.tasks.batches import length_batches
+from app.tasks.batches import map_by_length
 from training.decoding import beam_search, greedy_search
 from training.tasks.headline.backbone import HeadlineSeq2Seq
 from training.tasks.headline.config import END, NEVER_GENERATED, PAD, START
@@ -91,8 +91,4 @@ def generate_all(
     generate: Callable[[list[str]], list[str]], texts: list[str], batch_size: int = 64, desc: str | None = None
 ) -> list[str]:
     """Headlines for every text, in batches of similar length."""
-    out: list[str] = [""] * len(texts)
-    for batch in length_batches([len(t) for t in texts], batch_size, desc):
-        for i, headline in zip(batch, generate([texts[i] for i in batch])):
-            out[i] = headline
-    return out
+    return map_by_length(generate, texts, [len(t) for t in texts], batch_size, desc)

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from app.tasks.batches import length_batches
+from app.tasks.batches import map_by_length
 from app.tasks.text import codepoints_of
 from training.data.tags import Span, as_bio, spans_from_tag_batch
 from training.layers import CRF
@@ -92,12 +92,10 @@ def predict_spans(
 
     Texts of similar length are batched together so little time goes on padding.
     """
-    result: list[list[Span]] = [[] for _ in texts]
-    for batch in length_batches([len(t) for t in texts], batch_size, desc):
-        tags, lengths = predict([texts[i] for i in batch])
-        for i, spans in zip(batch, spans_from_tag_batch(tags, lengths)):
-            result[i] = spans
-    return result
+    def spans(batch: list[str]) -> list[list[Span]]:
+        return list(spans_from_tag_batch(*predict(batch)))
+
+    return map_by_length(spans, texts, [len(t) for t in texts], batch_size, desc)
 
 
 def in_process_predictor(model: keras.Model, tags: list[str]):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from app.tasks.batches import length_batches
+from app.tasks.batches import map_by_length
 from app.tasks.qa.preprocessing import model_inputs, pad_tokens
 from training.tasks.qa.backbone import averaged_reader
 from training.tasks.qa.head import span_probabilities
@@ -18,16 +18,13 @@ from training.tasks.qa.head import span_probabilities
 def teacher_probabilities(teacher: keras.Model, rows, batch_size: int = 64) -> list[np.ndarray]:
     """A (softmax-pointer) teacher's P(start), P(end) ``[length, 2]`` over each training window;
     the rest of each pointer's mass is on the "no answer" slot."""
-    result: list[np.ndarray] = [np.empty((0, 2), np.float32)] * len(rows)
-    for batch in length_batches([r[1].length for r in rows], batch_size, "teacher"):
-        inputs = model_inputs(
-            tf.constant(pad_tokens([rows[i][0] for i in batch])), tf.constant(pad_tokens([rows[i][1].tokens for i in batch]))
-        )
+    def read(batch: list) -> list[np.ndarray]:  # rows: (question tokens, window, start, end)
+        inputs = model_inputs(tf.constant(pad_tokens([r[0] for r in batch])), tf.constant(pad_tokens([r[1].tokens for r in batch])))
         valid = inputs["passage_chars"] != 0
         probabilities = span_probabilities(teacher(inputs, training=False), valid, "softmax").numpy()
-        for row, i in zip(probabilities, batch):
-            result[i] = row[: rows[i][1].length]
-    return result
+        return [p[: r[1].length] for p, r in zip(probabilities, batch)]
+
+    return map_by_length(read, rows, [r[1].length for r in rows], batch_size, "teacher")
 
 
 TEACHER_TARGETS = "teacher_targets.npz"

@@ -16,7 +16,7 @@ from training.tasks.qa.calibrate import decoded, fit_calibration, fit_nested_rat
 from training.tasks.qa.config import DATA_SOURCE, EXAMPLE_PASSAGES, EXAMPLE_QUESTION, SIGNATURE, TASK, Config
 from training.tasks.qa.evaluate import evaluate_saved_model, headline_figures
 from training.tasks.qa.grading import dev_answers
-from training.tasks.qa.head import make_reader, saved_model_predictor
+from training.tasks.qa.head import make_reader, preprocessing_of, saved_model_predictor
 
 
 def export(args: argparse.Namespace) -> None:
@@ -60,13 +60,7 @@ def export(args: argparse.Namespace) -> None:
             "signature": SIGNATURE,
             "calibration": calibration,
             "decoding": decoding,
-            "preprocessing": {
-                "window_chars": config.window_chars,
-                "window_stride": config.window_stride,
-                "max_question_chars": config.max_question_chars,
-                "max_answer_chars": config.max_answer_chars,
-                "top_k": config.top_k,
-            },
+            "preprocessing": preprocessing_of(config).model_dump(),
             # Signature inputs: the example question over both example passages.
             "warmup_inputs": {
                 "question_tokens": [segment(EXAMPLE_QUESTION)] * 2,

@@ -111,10 +111,15 @@ def saved_model_predictor(version_dir: Path) -> WindowPredictor:
     return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
 
 
+def preprocessing_of(config: Config) -> QAPreprocessing:
+    """How a reader trained with ``config`` cuts passages: the spec's ``preprocessing``, as export writes it."""
+    return QAPreprocessing(**{name: getattr(config, name) for name in QAPreprocessing.model_fields})
+
+
 def reader_pipeline(predict: WindowPredictor, config: Config, calibration: QACalibration | None = None) -> QAPipeline:
     """The pipeline ``/v1/qa`` answers with, over ``predict`` with ``config``'s cutting and decoding."""
-    preprocessing = QAPreprocessing(**{name: getattr(config, name) for name in QAPreprocessing.model_fields})
-    return QAPipeline(predict, preprocessing, QADecoding(nested_answer_ratio=config.nested_answer_ratio), calibration)
+    decoding = QADecoding(nested_answer_ratio=config.nested_answer_ratio)
+    return QAPipeline(predict, preprocessing_of(config), decoding, calibration)
 
 
 def answer_all(

@@ -11,6 +11,7 @@ from fastapi import Request
 from app.engine import InferenceEngine
 from app.metrics import Metrics
 from app.registry import ModelRegistry
+from app.upload_work import UploadWork
 
 
 async def get_registry(request: Request) -> ModelRegistry:
@@ -23,3 +24,7 @@ async def get_engine(request: Request) -> InferenceEngine:
 
 async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
+
+
+async def get_upload_work(request: Request) -> UploadWork:
+    return request.app.state.upload_work

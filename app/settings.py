@@ -31,7 +31,12 @@ class Settings(BaseSettings):
     )
     max_fits_files: int = Field(16, gt=0, description="most FITS files in one POST /v1/spectra/fits")
     max_fits_bytes: int = Field(
-        32_000_000, gt=0, description="largest FITS file accepted once decompressed (a gzip file is read only this far)"
+        32_000_000, gt=0,
+        description="most bytes the FITS files of one request may hold once decompressed (gzip is inflated only this far)",
+    )
+    upload_workers: int = Field(2, gt=0, description="requests whose uploaded files are read at the same time")
+    upload_queue: int = Field(
+        16, ge=0, description="requests waiting for an upload worker; beyond them requests get 503 with Retry-After"
     )
     max_question_chars: int = Field(200, gt=0, description="longest QA question accepted (the reader reads its start)")
     max_passages: int = Field(20, gt=0, description="most passages in one QA request")

@@ -60,16 +60,16 @@ class InProcess:
         self.limits = get_settings().spectra_limits()
 
     def classify(self, files: list[tuple[str, bytes]]) -> Iterator[tuple[str, list[dict]]]:
-        from app.tasks.spectra.files import SpectrumFileError, read_spectra
+        from app.tasks.spectra.files import ByteBudget, SpectrumFileError
+        from app.tasks.spectra.pipeline import file_entries
 
-        failed, spectra = {}, []
+        failed, entries = {}, []
         for name, data in files:
-            try:
-                spectra += [(name, s) for s in read_spectra(data)]
+            try:  # the service's limits, for each file on its own
+                entries += file_entries(name, data, self.limits, ByteBudget(self.limits.max_file_bytes))
             except SpectrumFileError as exc:
                 failed[name] = f"'{name}' {exc}"
-        entries = self.pipeline.file_entries(spectra, self.limits)
-        rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
+        rows = [entry.flux for entry in entries if not isinstance(entry.flux, str)]
         results = self.pipeline.file_results(entries, self.pipeline.read(rows) if rows else [])  # one batch for the group
         for name, _ in files:
             yield name, [{"error": failed[name]}] if name in failed else [r.model_dump() for r in results if r.file == name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from app.tasks.spectra.grid import LAMOST
 from app.tasks.spectra.spec import ZWARNING_BITS
 from tests.conftest import BUNDLED_MODELS, shared_data
+from tests.fixtures import hostile_files as hostile
 from tests.fixtures.spectrum_files import write_desi_coadd, write_lamost_image, write_lamost_table, write_sdss_spec_lite
 
 
@@ -151,3 +153,32 @@ def test_real_survey_files_through_the_bundled_model(client):
     assert star["label"] == "STAR" and star["subtype"] in tuple("OBAFGKM")
     assert quasar["label"] == "QSO" and quasar["z"] == pytest.approx(2.35, abs=0.05)
     assert np.isfinite(quasar["z_err"])
+
+
+HOSTILE_UPLOADS = {
+    "DESI coadd declaring 1 M rows": ([hostile.desi_declaring(1_000_000)], "files.0", "1,000,000 spectra"),
+    "DESI coadd declaring 15 M rows": ([hostile.desi_declaring(15_000_000)], "files.0", "declares an axis of 15,000,000"),
+    "16 LAMOST images of 16 M pixels": ([hostile.lamost_image_of(16_000_000)] * 16, "files.0", "declares an axis of 8,000,000"),
+    "files past the request's budget together": ([hostile.padding_of(20_000_000, spectrum=True)] * 2, "files.1", "already used"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_UPLOADS)
+def test_hostile_uploads_get_a_422_from_their_headers(spectra_client, case):
+    uploads, field, expected = HOSTILE_UPLOADS[case]
+    started = time.monotonic()
+    response = _post(spectra_client, [(f"probe{i}.fits.gz", data) for i, data in enumerate(uploads)])
+    assert time.monotonic() - started < 1
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["error"]["fields"]
+    assert error["field"] == field and expected in error["message"]
+
+
+def test_header_values_that_are_neither_text_nor_numbers_are_left_out_of_pipeline(spectra_client, tmp_path):
+    data = bytearray(write_lamost_image(tmp_path / "x.fits", header={"CLASS": "STAR", "SUBCLASS": "K5"}).read_bytes())
+    for key, value in ((b"CLASS   =", b"(1.0, 2.0)"), (b"SUBCLASS=", b"")):
+        card = data.index(key)
+        data[card + 10 : card + 80] = value.ljust(70)
+    response = _post(spectra_client, [("odd header.fits", bytes(data))])
+    assert response.status_code == 200, response.text
+    assert not (response.json()["results"][0]["pipeline"] or {}).keys() & {"class", "subclass"}

@@ -22,7 +22,8 @@ from tests.fixtures.spectrum_files import (
     write_sdss_spec_lite,
 )
 from app.tasks.spectra.grid import LAMOST
-from app.tasks.spectra.files import SpectrumFileError, read_spectra, read_spectrum_file
+from app.tasks.spectra.files import ByteBudget, FileLimits, SpectrumFileError, iter_spectra, read_spectra, read_spectrum_file
+from tests.fixtures import hostile_files as hostile
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +125,8 @@ BAD_FILES = {
     "not FITS": (lambda files: b"wavelength,flux\n3700,1.0\n", "not a FITS file"),
     "a PNG": (lambda files: b"\x89PNG\r\n\x1a\n" + bytes(3000), "not a FITS file"),
     "truncated": (lambda files: files["sdss"][: len(files["sdss"]) // 2 + 1000], "is truncated"),
-    "truncated at a block boundary": (lambda files: files["sdss"][: 2880 * 10], "not a readable FITS file"),
-    "header only": (lambda files: files["lamost_image"][:2880], "not a readable FITS file"),
+    "truncated at a block boundary": (lambda files: files["sdss"][: 2880 * 10], "is truncated"),
+    "header only": (lambda files: files["lamost_image"][:2880], "is truncated"),
     "corrupt gzip": (lambda files: gzip.compress(files["sdss"])[:500], "gzip"),
     "no wavelength solution": (lambda files: _image_without_wavelengths(), "no wavelength solution"),
     "unknown layout": (lambda files: _table_of_something_else(), "not a layout read here"),
@@ -142,13 +143,14 @@ def test_bad_files_raise_a_message_for_the_caller(files, case):
 
 def test_too_many_rows_and_decompression_bombs_are_refused(files):
     with pytest.raises(SpectrumFileError, match="at most 2 are read"):
-        read_spectra(files["desi"], max_rows=2)
+        read_spectra(files["desi"], FileLimits(max_spectra=2))
     with pytest.raises(SpectrumFileError, match="is larger than 10,000 bytes"):
-        read_spectra(files["sdss"], max_bytes=10_000)
-    bomb = gzip.compress(b"SIMPLE  =" + bytes(50_000_000))
+        read_spectra(files["sdss"], FileLimits(max_bytes=10_000))
     started = time.monotonic()
-    with pytest.raises(SpectrumFileError, match="decompresses to more than"):
-        read_spectra(bomb, max_bytes=1_000_000)
+    with pytest.raises(SpectrumFileError, match="larger than 1,000,000 bytes once decompressed"):
+        read_spectra(hostile.padding_of(50_000_000), FileLimits(max_bytes=1_000_000))
+    with pytest.raises(SpectrumFileError, match="more than 10,000 header cards"):
+        read_spectra(gzip.compress(b"SIMPLE  =" + bytes(50_000_000)))
     assert time.monotonic() - started < 5
 
 
@@ -190,3 +192,81 @@ def test_the_client_scans_folders_for_the_same_fits_names_as_the_service():
     from model_serving_client.bulk import FITS_SUFFIXES as CLIENT_FITS_SUFFIXES
 
     assert CLIENT_FITS_SUFFIXES == FITS_SUFFIXES
+
+
+HOSTILE = {
+    "DESI coadd declaring 1 M rows": (lambda: hostile.desi_declaring(1_000_000), "holds 1,000,000 spectra; at most 500"),
+    "DESI coadd declaring 15 M rows": (lambda: hostile.desi_declaring(15_000_000), "declares an axis of 15,000,000"),
+    "LAMOST image of 40,000 pixels": (lambda: hostile.lamost_image_of(80_000), "40,000 pixels per row; at most 20,000"),
+    "LAMOST image of 16 M pixels": (lambda: hostile.lamost_image_of(16_000_000), "declares an axis of 8,000,000"),
+    "20,000 header cards": (lambda: hostile.header_cards(20_000), "more than 10,000 header cards"),
+    "100 MB of zeros": (lambda: hostile.padding_of(100_000_000), "larger than 67,108,864 bytes once decompressed"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_declared_sizes_are_refused_from_the_headers_before_the_data_are_read(case):
+    make, expected = HOSTILE[case]
+    data = make()
+    assert len(data) < 200_000  # what the attacker sends
+    started = time.monotonic()
+    with pytest.raises(SpectrumFileError, match=expected):
+        read_spectra(data)
+    assert time.monotonic() - started < 1
+
+
+def test_one_budget_of_decompressed_bytes_spans_the_files_of_a_request():
+    budget = ByteBudget(30_000_000)
+    with pytest.raises(SpectrumFileError, match="not a layout read here"):
+        read_spectra_within(hostile.padding_of(20_000_000), budget)
+    with pytest.raises(SpectrumFileError, match=r"past 30,000,000 bytes .* already used by the files before it"):
+        read_spectra_within(hostile.padding_of(20_000_000), budget)
+
+
+def read_spectra_within(data: bytes, budget: ByteBudget) -> list:
+    return list(iter_spectra(data, FileLimits(), budget))
+
+
+@pytest.mark.parametrize("value", ["(1.0, 2.0)", "", "T", "'" + "x" * 68 + "'"])
+def test_header_values_that_are_not_text_or_numbers_are_left_out(value):
+    from astropy.io import fits
+
+    data = bytearray(_fits_bytes(fits.HDUList([fits.PrimaryHDU(np.ones((2, 3000), np.float32), header=fits.Header(
+        [("COEFF0", 3.5682), ("COEFF1", 1e-4), ("CLASS", "STAR"), ("Z", 0.1)]))])))
+    card = data.index(b"CLASS   =")
+    data[card : card + 80] = f"CLASS   = {value}".ljust(80).encode()
+    (spectrum,) = read_spectra(bytes(data))
+    assert spectrum.meta.get("z") == 0.1
+    assert "class" not in spectrum.meta or spectrum.meta["class"] == "x" * 68
+
+
+def test_a_checkpoint_between_spectra_can_stop_the_reading(files):
+    calls = []
+
+    def checkpoint():
+        calls.append(1)
+        if len(calls) == 2:
+            raise TimeoutError("deadline")
+
+    with pytest.raises(TimeoutError):
+        list(iter_spectra(files["desi"], FileLimits(), None, checkpoint))
+
+
+HOSTILE_VALUES = ["", "-1", "0", "2147483647", "99999999999999999999", "(1.0, 2.0)", "'x'", "T", "1E308", "NaN", "\xff\xfe"]
+
+
+@settings(max_examples=80, deadline=2000)
+@given(
+    layout=st.sampled_from(["lamost_image", "lamost_table", "sdss", "desi"]),
+    edits=st.lists(st.tuples(st.floats(0, 1), st.sampled_from(HOSTILE_VALUES)), min_size=1, max_size=6),
+)
+def test_fuzz_hostile_header_values(files, layout, edits):
+    """Any header card (NAXIS, BITPIX, TFORM, COEFF0, CLASS, …) given a hostile value: read or refused, quickly."""
+    data = bytearray(files[layout])
+    cards = [i for i in range(0, len(data), 80) if data[i + 8 : i + 10] == b"= " and data[:i].count(b"END" + b" " * 77) < 4]
+    for where, value in edits:
+        card = cards[min(int(where * len(cards)), len(cards) - 1)]
+        data[card + 10 : card + 80] = value.encode("latin-1").ljust(70)
+    started = time.monotonic()
+    _read_or_refuse(bytes(data))
+    assert time.monotonic() - started < 1

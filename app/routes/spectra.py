@@ -4,21 +4,22 @@
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 from pydantic import (
     BaseModel,
     Field,
 )
 
 from app.access import task_router
-from app.dependencies import get_engine
+from app.dependencies import get_engine, get_upload_work
 from app.engine import InferenceEngine
 from app.errors import error_responses
 from app.settings import Settings
-from app.tasks.spectra.files import ObservedSpectrum, SpectrumFileError, read_spectra
-from app.tasks.spectra.pipeline import SpectraLimits
+from app.tasks.spectra import fits_guard
+from app.tasks.spectra.files import ByteBudget, SpectrumFileError
+from app.tasks.spectra.pipeline import FileEntry, SpectraLimits, file_entries
 from app.tasks.spectra.requests import request_model
 from app.tasks.spectra.schemas import FileSpectrumError, FileSpectrumResult, SpectrumResult
+from app.upload_work import Deadline, UploadWork
 
 TASK = "spectra"
 
@@ -36,6 +37,10 @@ class FitsResponse(BaseModel):
     model_version: int
 
 
+def warm_up() -> None:
+    fits_guard.warm_up()
+
+
 def _invalid_files(message: str, index: int | None = None) -> RequestValidationError:
     """A 422 naming ``files`` (or ``files.<index>``), in the service's error shape."""
     loc = ("body", "files") if index is None else ("body", "files", index)
@@ -47,17 +52,21 @@ def _display_name(upload: UploadFile, index: int) -> str:
     return name[:200]
 
 
-def _read_uploads(contents: list[tuple[str, bytes]], limits: SpectraLimits) -> list[tuple[str, ObservedSpectrum]]:
-    """Each file's spectra (CPU work, off the event loop); a file that cannot be read is a 422 naming it."""
-    spectra = []
-    for index, (name, data) in enumerate(contents):
+def _read_uploads(uploads: list[tuple[str, UploadFile]], limits: SpectraLimits, deadline: Deadline) -> list[FileEntry]:
+    """Each file's spectra on the model grid (in an upload thread, one file in memory at a time,
+    within one decompressed-bytes budget for the request); a file that cannot be read is a 422 naming it."""
+    budget = ByteBudget(limits.max_file_bytes)
+    entries: list[FileEntry] = []
+    for index, (name, upload) in enumerate(uploads):
+        deadline.check()
+        upload.file.seek(0)
         try:
-            spectra += [(name, s) for s in read_spectra(data, max_bytes=limits.max_file_bytes, max_rows=limits.max_spectra)]
+            entries += file_entries(name, upload.file.read(), limits, budget, deadline.check)
         except SpectrumFileError as exc:
             raise _invalid_files(f"'{name}' {exc}", index) from None
-        if len(spectra) > limits.max_spectra:
+        if len(entries) > limits.max_spectra:
             raise _invalid_files(f"the files hold more than {limits.max_spectra} spectra; send fewer per request")
-    return spectra
+    return entries
 
 
 def build_router(settings: Settings) -> APIRouter:
@@ -123,18 +132,19 @@ def build_router(settings: Settings) -> APIRouter:
         file: list[UploadFile] = File([], description="the same as `files` (`curl -F file=@spec.fits` works too)"),
         spectrum: bool = Form(False, description="also return each spectrum as the model read it (for plotting)"),
         engine: InferenceEngine = Depends(get_engine),
+        upload_work: UploadWork = Depends(get_upload_work),
     ) -> FitsResponse:
         files = files + file
         if not files:
             raise _invalid_files("no FITS file sent: upload one or more as the form field `files` (or `file`)")
         if len(files) > limits.max_files:
             raise _invalid_files(f"{len(files)} files sent; at most {limits.max_files} per request")
-        contents = [(_display_name(upload, i), await upload.read()) for i, upload in enumerate(files)]
+        uploads = [(_display_name(upload, i), upload) for i, upload in enumerate(files)]
+        # Reading and resampling are CPU work: in the bounded upload threads, off the event loop.
+        entries = await upload_work.run(lambda deadline: _read_uploads(uploads, limits, deadline))
         with engine.registry.lease(TASK) as model:
             pipeline = model.pipeline
-            # Reading and resampling are CPU work: off the event loop.
-            entries = await run_in_threadpool(lambda: pipeline.file_entries(_read_uploads(contents, limits), limits))
-            rows = [flux for _, _, flux in entries if not isinstance(flux, str)]
+            rows = [entry.flux for entry in entries if not isinstance(entry.flux, str)]
             classified = await engine.run(model, rows, request) if rows else []  # none: the errors are the answer
         return FitsResponse(results=pipeline.file_results(entries, classified, spectrum), model_version=model.version)
 

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from app.tasks.spectra.files import ObservedSpectrum
+from app.tasks.spectra.files import ByteBudget, FileLimits, iter_spectra
 from app.tasks.spectra.grid import LAMOST, masked_fraction, on_model_grid, resample_to_model_grid
 from app.tasks.spectra.schemas import FileSpectrumError, FileSpectrumResult, SpectrumResult
 from app.tasks.spectra.spec import HEAVILY_MASKED_SHARE, SpectraSpec
@@ -38,6 +38,11 @@ class SpectraLimits:
             raise ValueError(f"{fraction:.0%} of the pixels are masked (0, NaN, infinite or beyond float32's ±3.4e38); the limit is {self.max_masked:.0%}")
         return flux
 
+    @property
+    def file_limits(self) -> FileLimits:
+        """What one uploaded file may hold: as many spectra as a request, as many pixels as a JSON spectrum."""
+        return FileLimits(max_bytes=self.max_file_bytes, max_spectra=self.max_spectra, max_pixels=self.max_points)
+
     def on_grid(self, values: list[float] | np.ndarray) -> np.ndarray:
         if len(values) != LAMOST.npix:
             raise ValueError(f"has {len(values)} values; a flux array on the model grid has exactly {LAMOST.npix}")
@@ -52,7 +57,30 @@ class SpectraLimits:
             raise ValueError(f"after resampling onto the model grid ({grid}) the spectrum {exc}") from None
 
 
-FileEntry = tuple[str, ObservedSpectrum, "np.ndarray | str"]  # file name, spectrum, model-grid flux or why not
+@dataclass
+class FileEntry:
+    """One spectrum of a file, reduced to what the answer needs: model-grid flux, or why it has none."""
+
+    file: str
+    row: int | None
+    meta: dict
+    flux: np.ndarray | str
+
+
+def file_entries(
+    name: str, data: bytes, limits: SpectraLimits, budget: ByteBudget, checkpoint: Callable[[], None] | None = None
+) -> list[FileEntry]:
+    """The spectra of one file, each resampled onto the model grid as soon as it is read (so a
+    request holds one spectrum's raw arrays at a time); a file that cannot be read raises
+    :class:`SpectrumFileError`, a spectrum that cannot be classified gets the reason instead of flux."""
+    entries = []
+    for observed in iter_spectra(data, limits.file_limits, budget, checkpoint):
+        try:
+            flux = limits.resampled_and_usable(observed.wavelength, observed.flux, observed.ivar)
+        except ValueError as exc:
+            flux = str(exc)
+        entries.append(FileEntry(name, observed.row, observed.meta, flux))
+    return entries
 
 
 def _rounded(value: float, digits: int) -> float | None:
@@ -94,34 +122,23 @@ class SpectraPipeline:
         return results
 
     @staticmethod
-    def file_entries(spectra: list[tuple[str, ObservedSpectrum]], limits: SpectraLimits) -> list[FileEntry]:
-        """Each file spectrum with its flux on the model grid, or the reason it cannot be classified."""
-        entries = []
-        for name, observed in spectra:
-            try:
-                entries.append((name, observed, limits.resampled_and_usable(observed.wavelength, observed.flux, observed.ivar)))
-            except ValueError as exc:
-                entries.append((name, observed, str(exc)))
-        return entries
-
-    @staticmethod
     def file_results(
         entries: list[FileEntry], classified: list[SpectrumResult], with_spectrum: bool = False
     ) -> list[FileSpectrumResult | FileSpectrumError]:
         """The answers for ``entries``: ``classified`` holds one result per classifiable entry, in order."""
         answers = iter(classified)
         results: list[FileSpectrumResult | FileSpectrumError] = []
-        for name, observed, flux in entries:
-            if isinstance(flux, str):
-                results.append(FileSpectrumError(file=name, row=observed.row, error=flux))
+        for entry in entries:
+            if isinstance(entry.flux, str):
+                results.append(FileSpectrumError(file=entry.file, row=entry.row, error=entry.flux))
                 continue
-            targetid = observed.meta.get("targetid")
-            pipeline = {k: v for k, v in observed.meta.items() if k != "targetid"}
+            targetid = entry.meta.get("targetid")
+            pipeline = {k: v for k, v in entry.meta.items() if k != "targetid"}
             result = FileSpectrumResult(
-                **next(answers).model_dump(), file=name, row=observed.row,
+                **next(answers).model_dump(), file=entry.file, row=entry.row,
                 targetid=None if targetid is None else str(targetid), pipeline=pipeline or None,
             )
             if with_spectrum:
-                result.spectrum = {"wavelength": np.round(LAMOST.wavelength, 2).tolist(), "flux": [round(float(v), 6) for v in flux]}
+                result.spectrum = {"wavelength": np.round(LAMOST.wavelength, 2).tolist(), "flux": [round(float(v), 6) for v in entry.flux]}
             results.append(result)
         return results

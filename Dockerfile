@@ -2,6 +2,7 @@
 # runtime as pip wheels; the host provides the NVIDIA driver through the NVIDIA
 # Container Toolkit. Build a CPU-only image with
 #   docker build --build-arg TENSORFLOW=tensorflow==2.21.0 -t model-serving:cpu .
+# checkov:skip=CKV_DOCKER_7: the base image is an ARG whose default is a version tag (checkov cannot resolve ARGs)
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -22,7 +23,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     APP_MODEL_ROOT=/srv/models
 RUN useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin serving
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=serving:serving models /srv/models
+# Root-owned: the service user reads the models and cannot change them.
+COPY models /srv/models
 USER serving
 WORKDIR /srv
 EXPOSE 8000

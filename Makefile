@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test test-slow bench train-qa clean
+.PHONY: install run test test-slow check-deploy bench train-qa clean
 
 install: $(VENV)/.installed  ## create .venv with everything `run`, `test` and training need
 
@@ -24,6 +24,20 @@ test: install  ## the fast tier, a few minutes (fails on "no tests collected", p
 
 test-slow: install  ## the slow tier: train→export runs, servers, browser, nginx, Redis, fuzzing (.ci/run runs both)
 	$(BIN)/pytest -m slow
+
+# Scanners for the deployment and the service's code, in a venv of their own (checkov pins
+# dependencies the service's would conflict with). docs/security.md says what each checks.
+CHECKS := .venv-checks
+$(CHECKS)/.installed:
+	$(PYTHON) -m venv $(CHECKS)
+	$(CHECKS)/bin/pip install --quiet checkov==3.3.30 kubernetes-validate==1.37.0 bandit==1.9.4
+	touch $@
+
+check-deploy: $(CHECKS)/.installed  ## checkov over k8s/ and the Dockerfile, kubernetes-validate, bandit over app/
+	$(CHECKS)/bin/checkov --quiet --compact --skip-download --framework kubernetes -d k8s
+	$(CHECKS)/bin/checkov --quiet --compact --skip-download --framework dockerfile -f Dockerfile
+	$(CHECKS)/bin/kubernetes-validate --strict k8s/*.yaml
+	$(CHECKS)/bin/bandit --quiet --recursive app
 
 bench: install  ## serving benchmark (batching on/off vs the raw SavedModel, on loopback; a few minutes), then headline decoding
 	$(BIN)/python -m bench.serve --plots docs/images/bench
@@ -45,4 +59,4 @@ train-qa: install  ## train the bundled QA reader from scratch into models/qa (a
 	$(BIN)/python -m training qa export --run-dir runs/qa_qattn_s11 --ensemble runs/qa_qattn_s12 --int8-embeddings --prune
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKS) .pytest_cache .hypothesis

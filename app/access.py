@@ -12,8 +12,8 @@ must not make the server parse megabytes). The policy (docs/security.md):
 
 Each caller is counted against its limits (a key's own, the default for keys, or the
 anonymous limit per client address) in memory or in Redis, so replicas share them. Wrong keys
-are counted per address: past ``auth_failure_limit`` the address gets 429 until its window
-passes, whatever it sends, so keys cannot be guessed quickly.
+are counted per address: past ``auth_failure_limit`` the address's wrong keys get 429 until its
+window passes, while a right key from it is still answered (no one can lock a caller out).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from typing import Any, Callable, Coroutine
 
@@ -57,6 +58,16 @@ class Caller:
         return f"key:{self.key_id}" if self.key_id else f"address:{self.address}"
 
 
+def _storage_uri(settings: Settings) -> str:
+    """Where the counters live, with the password from its file (never from the URL in the settings)."""
+    uri = settings.rate_limit_storage
+    if settings.rate_limit_storage_password_file is None:
+        return uri
+    password = settings.rate_limit_storage_password_file.read_text().strip()
+    scheme, _, rest = uri.partition("://")
+    return f"{scheme}://:{quote(password, safe='')}@{rest.rpartition('@')[2]}"
+
+
 def _limits(text: str | None) -> list[RateLimitItem]:
     return parse_many(text) if text else []
 
@@ -74,7 +85,7 @@ class AccessControl:
         self.anonymous_limits = _limits(settings.anonymous_rate_limit)
         self.failure_limits = _limits(settings.auth_failure_limit)
         self._key_limits: dict[str, list[RateLimitItem]] = {}
-        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(f"async+{settings.rate_limit_storage}"))
+        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(f"async+{_storage_uri(settings)}"))
         self._storage_failed_at = -math.inf
 
     @property
@@ -87,7 +98,7 @@ class AccessControl:
         address = request.client.host if request.client else "unknown"
         if self.keys is None:
             if scope == "admin":
-                audit_log.warning("admin action denied", extra={"key_id": None, "action": request.url.path, "outcome": "no keys configured"})
+                audit_log.warning("admin action denied", extra={"key_id": None, "address": address, "action": request.url.path, "outcome": "no keys configured"})
                 raise _denied(403, "admin endpoints are disabled until API keys are configured: create one with "
                               "`python -m app.keys create --id admin --scopes admin --file keys.yaml` and start the "
                               "service with APP_API_KEYS_FILE=keys.yaml")
@@ -95,20 +106,22 @@ class AccessControl:
             return caller, await self._count(caller, self.anonymous_limits if scope else [])
 
         presented = self._presented_key(request)
-        failures = f"auth-failures:{address}"
-        if presented is not None and not await self._allowed(self.failure_limits, failures, hit=False):
-            raise await self._too_many(self.failure_limits, failures, "too many failed authentications from this address")
         if presented is None:
             raise _denied(401, "this endpoint needs an API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`", REALM)
         key = self.keys.authenticate(presented) if presented else None
         if key is None:
-            await self._allowed(self.failure_limits, failures, hit=True)
+            # Wrong keys are counted per address, and past the limit answered 429. A right key is
+            # never refused for them: anyone could otherwise lock a victim out by guessing from
+            # (or claiming) the victim's address. 256-bit keys are not found by guessing anyway.
+            failures = f"auth-failures:{address}"
             log.warning("failed authentication", extra={"address": address, "path": request.url.path})
+            if not await self._allowed(self.failure_limits, failures, hit=True):
+                raise await self._too_many(self.failure_limits, failures, "too many failed authentications from this address")
             raise _denied(401, "unknown or malformed API key", f'{REALM}, error="invalid_token"')
         request.state.key_id = key.id
         if scope is not None and not key.allows(scope):
             if scope == "admin":
-                audit_log.warning("admin action denied", extra={"key_id": key.id, "action": request.url.path, "outcome": "missing scope"})
+                audit_log.warning("admin action denied", extra={"key_id": key.id, "address": address, "action": request.url.path, "outcome": "missing scope"})
             raise _denied(403, f"the key {key.id!r} does not have the scope {scope!r}", f'{REALM}, error="insufficient_scope", scope="{scope}"')
         caller = Caller(key.id, address)
         return caller, await self._count(caller, self._limits_of(key))

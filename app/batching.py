@@ -241,32 +241,37 @@ class MicroBatcher(Generic[Item, Result]):
     async def _wait_for_company(self) -> None:
         """Wait until a full batch is queued, the oldest request has waited ``max_wait_ms``, or
         no other request is on its way."""
-        assert self._wakeup is not None
+        wakeup = self._started_wakeup()
         deadline = self._pending[0].enqueued + self.policy.max_wait_ms / 1000
         while self._queued_items < self.policy.max_batch_size and self._company_expected() and not self._closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self._wakeup.clear()
+            wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await asyncio.wait_for(wakeup.wait(), remaining)
             except TimeoutError:
                 return
             if not self._pending:
                 return
 
+    def _started_wakeup(self) -> asyncio.Event:
+        if self._wakeup is None:
+            raise RuntimeError(f"the {self.name} batcher was not started")
+        return self._wakeup
+
     async def _work(self) -> None:
-        assert self._wakeup is not None
+        wakeup = self._started_wakeup()
         while True:
             while not self._pending:
                 if self._closing:
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                wakeup.clear()
+                await wakeup.wait()
             await self._wait_for_company()
             jobs = self._take_batch()
             if self._pending:
-                self._wakeup.set()  # let another worker start on the rest
+                wakeup.set()  # let another worker start on the rest
             if jobs:
                 await self._execute(jobs)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 
@@ -17,10 +18,12 @@ from app.errors import BODY_FIELD, SLOW_BODY_FIELD, error_body
 from app.metrics import Metrics
 
 access_log = logging.getLogger("app.access")
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 
 class RequestContextMiddleware:
-    """Assigns a request id (or keeps the caller's ``X-Request-ID``), echoes it, logs one line per request.
+    """Assigns a request id (or keeps the caller's ``X-Request-ID`` if it is 1–128 of ``[A-Za-z0-9._-]``),
+    echoes it, logs one line per request.
 
     With ``metrics``, it also counts and times each request by route template and status; with
     ``arrivals``, it tells the batchers which requests are in the server (see :class:`Arrivals`).
@@ -35,8 +38,9 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        offered = dict(scope["headers"]).get(b"x-request-id", b"")
+        # A caller's id is kept only when it is plainly an id: it goes into logs and headers.
+        request_id = offered.decode("ascii") if REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500

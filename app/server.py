@@ -96,10 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info", help="uvicorn's own log level")
     parser.add_argument(
         "--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-        help="proxies (e.g. nginx) whose X-Forwarded-For names the client, as uvicorn's option of that name "
-        "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1); rate limits per address use it",
+        help="proxies (e.g. nginx) whose X-Forwarded-For names the client: addresses or CIDR ranges, comma-separated, "
+        "never '*' (default: $FORWARDED_ALLOW_IPS or 127.0.0.1); rate limits per address use it",
     )
     args = parser.parse_args(argv)
+    if "*" in (host.strip() for host in args.forwarded_allow_ips.split(",")):
+        # With "*" every client may name its own address in X-Forwarded-For, and per-address
+        # limits (failed keys, anonymous quotas) count whatever it chooses.
+        parser.error("--forwarded-allow-ips / FORWARDED_ALLOW_IPS must name the proxies (addresses or CIDR ranges), not '*'")
     uvicorn.run(
         "app.main:app",
         host=args.host,

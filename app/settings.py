@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field(
         "memory://", description="where counts live: memory:// (this process) or redis://host:port/db (shared by replicas)"
     )
+    rate_limit_storage_password_file: Path | None = Field(
+        None, description="file holding the password of the Redis at rate_limit_storage (e.g. a mounted Secret)"
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description='origins whose browsers may call the API, e.g. APP_CORS_ORIGINS=\'["https://a.example"]\''
     )

@@ -171,6 +171,10 @@ def test_unknown_route_and_method(client):
 def test_request_id_is_echoed_or_assigned(client):
     assert client.get("/healthz", headers={"x-request-id": "abc-123"}).headers["x-request-id"] == "abc-123"
     assert len(client.get("/healthz").headers["x-request-id"]) == 32
+    # Anything but a plain id (it goes into logs and headers) is replaced by one of the server's.
+    for offered in ("a b", "x" * 129, "id\u00e9", "a\\n{}", ""):
+        echoed = client.get("/healthz", headers={"x-request-id": offered.encode("utf-8")}).headers["x-request-id"]
+        assert echoed != offered and len(echoed) == 32
 
 
 def test_openapi_documents_examples(client):

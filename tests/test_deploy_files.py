@@ -27,7 +27,8 @@ def test_dockerfile_builds_a_gpu_image_that_serves_as_non_root_with_a_healthchec
     cmd = next(v for k, v in reversed(instructions) if k == "CMD")
     assert "app.server" in cmd and "0.0.0.0" in cmd  # uvicorn with bounds on slow clients
     copies = [v for k, v in instructions if k == "COPY"]
-    assert any(re.search(r"\bmodels\b", c) for c in copies), "the bundled models are in the image"
+    (models,) = [c for c in copies if re.search(r"\bmodels\b", c)]  # the bundled models are in the image
+    assert "--chown" not in models, "root owns the models: the service user cannot change them"
     assert not any(re.search(r"\btraining\b", c) for c in copies), "the serving image holds the service, not training"
     assert "8000" in next(v for k, v in instructions if k == "EXPOSE")
 
@@ -95,13 +96,14 @@ def test_compose_tfserving_profile_serves_every_bundled_model_through_tensorflow
 
 
 def _k8s() -> dict[str, dict]:
-    documents = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "k8s").glob("*.yaml"))]
-    return {d["kind"]: d for d in documents}
+    """Every manifest in k8s/, by ``kind/name``."""
+    documents = [d for p in sorted((REPO / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in documents}
 
 
 def test_k8s_deployment_probes_the_health_endpoints_and_requests_a_gpu():
     manifests = _k8s()
-    deployment = manifests["Deployment"]
+    deployment = manifests["Deployment/model-serving"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -110,19 +112,63 @@ def test_k8s_deployment_probes_the_health_endpoints_and_requests_a_gpu():
     assert container["ports"][0]["containerPort"] == 8000
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert deployment["spec"]["selector"]["matchLabels"] == labels == manifests["Service"]["spec"]["selector"]
+    assert deployment["spec"]["selector"]["matchLabels"] == labels == manifests["Service/model-serving"]["spec"]["selector"]
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001  # the Dockerfile's user
     env = {e["name"]: e.get("value") for e in container["env"]}
-    (mount,) = container["volumeMounts"]
-    assert env["APP_API_KEYS_FILE"].startswith(mount["mountPath"] + "/")
-    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
-    assert volume["secret"]["secretName"] and env["APP_RATE_LIMIT_STORAGE"].startswith("redis://")
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert env["APP_API_KEYS_FILE"].startswith(mounts["api-keys"] + "/")
+    assert env["APP_RATE_LIMIT_STORAGE_PASSWORD_FILE"].startswith(mounts["redis-password"] + "/")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] and env["APP_RATE_LIMIT_STORAGE"].startswith("redis://")
+
+
+def test_k8s_pods_start_hardened():
+    manifests = _k8s()
+    for name in ("Deployment/model-serving", "Deployment/redis"):
+        pod = manifests[name]["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        mounted_secrets = [v for v in pod["volumes"] if "secret" in v]
+        assert all(v["secret"]["defaultMode"] == 0o440 for v in mounted_secrets) and pod["securityContext"]["fsGroup"]
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+            assert context["capabilities"]["drop"] == ["ALL"]
+            assert "memory" in container["resources"]["limits"] and "cpu" in container["resources"]["limits"]
+            assert not any("valueFrom" in e for e in container.get("env", [])), "secrets are files, not variables"
+    api_pod = manifests["Deployment/model-serving"]["spec"]["template"]["spec"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in api_pod["containers"][0]["volumeMounts"]  # the one writable place
+    assert manifests["NetworkPolicy/model-serving"]["spec"]["podSelector"]["matchLabels"] == {"app": "model-serving"}
+    assert manifests["NetworkPolicy/redis"]["spec"]["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app": "model-serving"}}}]
+
+
+def test_addresses_are_trusted_only_from_the_proxies():
+    """uvicorn takes X-Forwarded-For only from FORWARDED_ALLOW_IPS: never "*", and in compose nginx's own address."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    trusted = compose["services"]["api"]["environment"]["FORWARDED_ALLOW_IPS"]
+    assert trusted == compose["services"]["lb"]["networks"]["default"]["ipv4_address"]
+    (container,) = _k8s()["Deployment/model-serving"]["spec"]["template"]["spec"]["containers"]
+    assert "*" not in {e["name"]: e.get("value") for e in container["env"]}["FORWARDED_ALLOW_IPS"]
+    template = (REPO / "deploy" / "nginx" / "api.conf.template").read_text()
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in template  # overwritten, never appended
+    assert "$proxy_add_x_forwarded_for" not in template
+
+
+def test_nginx_sends_no_version_no_weak_tls_and_replays_only_predictions():
+    template = (REPO / "deploy" / "nginx" / "api.conf.template").read_text()
+    assert template.count("server_tokens off;") == 2
+    ciphers = re.search(r"ssl_ciphers ([^;]+);", template).group(1).split(":")
+    assert ciphers and all(c.startswith(("ECDHE-", "DHE-")) for c in ciphers)  # forward secrecy only
+    locations = dict(re.findall(r"location ([^{]+?) \{(.*?)\}", template, re.S))
+    assert "non_idempotent" not in locations["/"]
+    (predictions,) = [body for where, body in locations.items() if where.startswith("~")]
+    assert "non_idempotent" in predictions and "timeout" not in predictions
 
 
 def test_k8s_autoscaler_targets_the_deployment():
     manifests = _k8s()
-    hpa = manifests["HorizontalPodAutoscaler"]
-    assert hpa["spec"]["scaleTargetRef"]["name"] == manifests["Deployment"]["metadata"]["name"]
+    hpa = manifests["HorizontalPodAutoscaler/model-serving"]
+    assert hpa["spec"]["scaleTargetRef"]["name"] == manifests["Deployment/model-serving"]["metadata"]["name"]
     assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
     (metric,) = hpa["spec"]["metrics"]
     assert metric["resource"]["name"] == "cpu"

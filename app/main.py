@@ -92,6 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Chinese NER, reading comprehension (QA), spectrum classification and headline generation served from TensorFlow SavedModels.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN: a deployment turns them off
+        # (APP_DOCS=false); /openapi.json stays, for clients and code generators.
+        docs_url="/docs" if settings.docs else None,
+        redoc_url="/redoc" if settings.docs else None,
     )
     app.state.registry = registry
     app.state.engine = engine

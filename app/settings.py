@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     rate_limit_storage_password_file: Path | None = Field(
         None, description="file holding the password of the Redis at rate_limit_storage (e.g. a mounted Secret)"
     )
+    docs: bool = Field(
+        True, description="serve /docs and /redoc (their scripts come from a CDN); off in the deployment files"
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description='origins whose browsers may call the API, e.g. APP_CORS_ORIGINS=\'["https://a.example"]\''
     )

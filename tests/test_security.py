@@ -292,3 +292,24 @@ def test_a_bad_keys_file_stops_the_service_with_a_reason(tiny_spectra_store, tmp
     path.write_text(content)
     with pytest.raises(KeysFileError, match=message):
         create_app(Settings(model_root=tiny_spectra_store, api_keys_file=path))
+
+
+def test_the_docs_pages_can_be_turned_off(tiny_spectra_store):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    with TestClient(create_app(Settings(model_root=tiny_spectra_store, docs=False))) as client:
+        assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+        assert client.get("/openapi.json").status_code == 200  # clients and code generators keep the schema
+
+
+def test_the_redis_password_comes_from_its_file_not_the_url(tmp_path):
+    from app.access import _storage_uri
+    from app.settings import Settings
+
+    (tmp_path / "password").write_text("s3cr/t@pw\n")
+    settings = Settings(rate_limit_storage="redis://redis:6379/0", rate_limit_storage_password_file=tmp_path / "password")
+    assert _storage_uri(settings) == "redis://:s3cr%2Ft%40pw@redis:6379/0"
+    assert _storage_uri(Settings(rate_limit_storage="memory://")) == "memory://"

@@ -282,3 +282,14 @@ def test_a_table_declaring_billions_of_columns_is_refused_at_once(files):
     with pytest.raises(SpectrumFileError, match="not a readable FITS file"):
         read_spectra(bytes(data))
     assert time.monotonic() - started < 1
+
+
+def test_padding_after_the_last_unit_counts_against_the_budget(files):
+    """Zeros after the last data unit are inflated by the structure walk too: no further than the budget
+    (here 1 GB of them, in gzip members of 16 MB each: 1 MB on the wire)."""
+    zeros = gzip.compress(bytes(1 << 24))
+    data = gzip.compress(files["lamost_image"]) + zeros * 64
+    started = time.monotonic()
+    with pytest.raises(SpectrumFileError, match="larger than 10,000,000 bytes once decompressed"):
+        read_spectra(data, FileLimits(max_bytes=10_000_000))
+    assert time.monotonic() - started < 1

@@ -101,6 +101,11 @@ def _declared_shape(hdu) -> tuple[int, ...]:
     return tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(int(header.get("NAXIS", 0)), 0, -1))
 
 
+def _declared_rows(hdu) -> int:
+    """The rows a table's header declares (``NAXIS2``), without reading the table."""
+    return int(hdu.header.get("NAXIS2", 0))
+
+
 def _within(what: str, count: int, limit: int, unit: str) -> None:
     if count > limit:
         raise SpectrumFileError(f"{what} {count:,} {unit}; at most {limit:,} are read")
@@ -138,7 +143,7 @@ def _lamost_table(hdus, limits: FileLimits) -> Iterator[ObservedSpectrum] | None
     for hdu in hdus[1:]:
         if getattr(hdu, "columns", None) is None or not {"WAVELENGTH", "FLUX", "IVAR"} <= {n.upper() for n in hdu.columns.names}:
             continue
-        rows = _declared_shape(hdu)[0] if _declared_shape(hdu) else 0
+        rows = _declared_rows(hdu)
         if rows == 0:
             continue
         _within("has a table of", rows, limits.max_spectra, "spectra")
@@ -162,7 +167,7 @@ def _sdss(hdus, limits: FileLimits) -> Iterator[ObservedSpectrum] | None:
         return None
     if "loglam" not in {n.lower() for n in hdus[1].columns.names}:
         return None
-    _within("has a table of", (_declared_shape(hdus[1]) or (0,))[0], limits.max_pixels, "pixels")
+    _within("has a table of", _declared_rows(hdus[1]), limits.max_pixels, "pixels")
 
     def spectra() -> Iterator[ObservedSpectrum]:
         table = hdus[1].data
@@ -181,7 +186,7 @@ def _desi(hdus, limits: FileLimits) -> Iterator[ObservedSpectrum] | None:
     arms = [a for a in DESI_ARMS if {f"{a}_WAVELENGTH", f"{a}_FLUX", f"{a}_IVAR"} <= names]
     if not arms:
         return None
-    shapes = set()
+    flux_shapes = {}
     for arm in arms:
         flux_shape = _declared_shape(hdus[f"{arm}_FLUX"])
         flux_shape = (1, *flux_shape) if len(flux_shape) == 1 else flux_shape
@@ -189,12 +194,12 @@ def _desi(hdus, limits: FileLimits) -> Iterator[ObservedSpectrum] | None:
         masks = [f"{arm}_IVAR"] + ([f"{arm}_MASK"] if f"{arm}_MASK" in names else [])
         if len(flux_shape) != 2 or wave_shape[-1:] != flux_shape[1:] or any(_declared_shape(hdus[m]) not in {flux_shape, flux_shape[1:]} for m in masks):
             raise SpectrumFileError(f"has DESI arm {arm} whose FLUX, IVAR and WAVELENGTH sizes disagree")
-        shapes.add(flux_shape[0])
-    if len(shapes) != 1:
+        flux_shapes[arm] = flux_shape
+    if len({rows for rows, _ in flux_shapes.values()}) != 1:
         raise SpectrumFileError("has DESI arms with different numbers of spectra")
-    nspec = shapes.pop()
+    nspec = flux_shapes[arms[0]][0]
     _within("holds", nspec, limits.max_spectra, "spectra")
-    _within("has DESI arms of", sum(_declared_shape(hdus[f"{a}_FLUX"])[-1] for a in arms), limits.max_pixels, "pixels in all")
+    _within("has DESI arms of", sum(pixels for _, pixels in flux_shapes.values()), limits.max_pixels, "pixels in all")
 
     def spectra() -> Iterator[ObservedSpectrum]:
         # The arms share one wavelength grid where they overlap: combine equal wavelengths,
@@ -206,7 +211,7 @@ def _desi(hdus, limits: FileLimits) -> Iterator[ObservedSpectrum] | None:
         masks = [np.atleast_2d(hdus[f"{a}_MASK"].data) if f"{a}_MASK" in names else None for a in arms]
         target_ids = []
         if "FIBERMAP" in names and hdus["FIBERMAP"].columns is not None and "TARGETID" in hdus["FIBERMAP"].columns.names:
-            _within("has a FIBERMAP of", (_declared_shape(hdus["FIBERMAP"]) or (0,))[0], limits.max_spectra, "rows")
+            _within("has a FIBERMAP of", _declared_rows(hdus["FIBERMAP"]), limits.max_spectra, "rows")
             target_ids = [int(t) for t in hdus["FIBERMAP"].data["TARGETID"]]
         for row in range(nspec):
             flux_row = np.concatenate([f[row] for f in fluxes]).astype(np.float64)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import math
 import zlib
+from typing import Iterator
 
 GZIP_MAGIC = b"\x1f\x8b"
 FITS_BLOCK = 2880
@@ -59,26 +60,35 @@ class ByteBudget:
         return f"is larger than {self.total:,} bytes once decompressed"
 
 
-def _inflate(data: bytes, budget: ByteBudget) -> bytes:
-    """Gunzip ``data`` (possibly several members) without ever holding more than the budget allows."""
-    out = bytearray()
-    stream = zlib.decompressobj(wbits=31)
+def _pieces(data: bytes) -> Iterator[bytes]:
+    """The file's bytes, gunzipped if need be (several members too), at most ``PIECE`` at a time."""
+    if data[:2] != GZIP_MAGIC:
+        yield from (data[start : start + PIECE] for start in range(0, len(data), PIECE))
+        return
+    corrupt = SpectrumFileError("is gzip-compressed but the compressed data are corrupt or truncated")
     pending = data
-    try:
-        while pending:
-            out += stream.decompress(pending, budget.remaining + 1 - len(out))
-            if len(out) > budget.remaining:
-                raise SpectrumFileError(budget.refusal())
-            pending = stream.unconsumed_tail
-            if stream.eof:  # a further gzip member, or trailing bytes
-                pending = stream.unused_data
-                if pending[:2] != GZIP_MAGIC:
-                    break
-                stream = zlib.decompressobj(wbits=31)
-        if not stream.eof:
-            raise zlib.error("truncated")
-    except zlib.error:
-        raise SpectrumFileError("is gzip-compressed but the compressed data are corrupt or truncated") from None
+    while pending:
+        inflater = zlib.decompressobj(wbits=31)
+        while not inflater.eof:
+            try:
+                piece = inflater.decompress(pending, PIECE)
+            except zlib.error:
+                raise corrupt from None
+            pending = inflater.unconsumed_tail
+            if not piece and not pending:  # the input ran out before the end of the member
+                raise corrupt
+            yield piece
+        rest = inflater.unused_data  # a further gzip member, or trailing bytes (ignored)
+        pending = rest if rest[:2] == GZIP_MAGIC else b""
+
+
+def _inflate(data: bytes, budget: ByteBudget) -> bytes:
+    """Gunzip ``data`` without ever holding more than the budget allows."""
+    out = bytearray()
+    for piece in _pieces(data):
+        out += piece
+        if len(out) > budget.remaining:
+            raise SpectrumFileError(budget.refusal())
     budget.spend(len(out))
     return bytes(out)
 
@@ -87,35 +97,13 @@ class _Forward:
     """A file's (decompressed) bytes, read forward once in small pieces and not kept."""
 
     def __init__(self, data: bytes):
-        self._inflater = zlib.decompressobj(wbits=31) if data[:2] == GZIP_MAGIC else None
-        self._pending = data
+        self._pieces = _pieces(data)
         self._buffer = bytearray()
         self.position = 0
 
-    def _more(self) -> bool:
-        if not self._pending:
-            if self._inflater is not None and not self._inflater.eof:
-                raise SpectrumFileError("is gzip-compressed but the compressed data are corrupt or truncated")
-            return False
-        if self._inflater is None:
-            self._buffer += self._pending[:PIECE]
-            self._pending = self._pending[PIECE:]
-            return True
-        try:
-            self._buffer += self._inflater.decompress(self._pending, PIECE)
-        except zlib.error:
-            raise SpectrumFileError("is gzip-compressed but the compressed data are corrupt or truncated") from None
-        self._pending = self._inflater.unconsumed_tail
-        if self._inflater.eof:  # a further gzip member, or trailing bytes
-            rest = self._inflater.unused_data
-            self._pending = rest if rest[:2] == GZIP_MAGIC else b""
-            if self._pending:
-                self._inflater = zlib.decompressobj(wbits=31)
-        return True
-
     def read(self, size: int) -> bytes:
-        while len(self._buffer) < size and self._more():
-            pass
+        while len(self._buffer) < size and (piece := next(self._pieces, None)) is not None:
+            self._buffer += piece
         piece = bytes(self._buffer[:size])
         del self._buffer[:size]
         self.position += len(piece)
@@ -184,9 +172,11 @@ def _walk(data: bytes, budget: ByteBudget) -> None:
         card = stream.read(CARD)
         if card[:8] != b"XTENSION":
             break
-    while card:  # what follows the last unit: nothing but padding
+    while card:  # what follows the last unit: nothing but padding, and within the budget too
         if card.strip(b"\0 "):
             raise unreadable
+        if stream.position > budget.remaining:
+            raise SpectrumFileError(budget.refusal())
         card = stream.read(PIECE)
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from app.tasks.spectra.files import FITS_SUFFIXES
 
 CLASS_COLUMNS = ("p_star", "p_galaxy", "p_qso", "p_unknown")
-COLUMNS = ("file", "row", "targetid", "label", *CLASS_COLUMNS, "z", "z_err", "subtype", "warning", "warnings", "median_snr", "error")
+COLUMNS = ("file", "row", "targetid", "label", *CLASS_COLUMNS, "z", "z_err", "subtype", "subclass", "stellar_template", "warning", "warnings", "median_snr", "error")
 
 
 def spectrum_files(folder: Path) -> list[Path]:
@@ -36,7 +36,7 @@ def csv_row(file: str, answer: dict) -> dict:
     if "label" in answer:
         probabilities = answer["probabilities"]
         row.update({column: probabilities[name] for column, name in zip(CLASS_COLUMNS, ("STAR", "GALAXY", "QSO", "UNKNOWN"))})
-        for key in ("targetid", "label", "z", "z_err", "subtype", "warning", "median_snr"):
+        for key in ("targetid", "label", "z", "z_err", "subtype", "subclass", "stellar_template", "warning", "median_snr"):
             row[key] = "" if answer.get(key) is None else answer[key]
         row["warnings"] = " ".join(answer.get("warnings", []))
     return row

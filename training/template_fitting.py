@@ -327,7 +327,8 @@ class StellarFit(tf.Module):
         # star moving a pixel or two, 70–140 km/s, matches templates with shallower lines), and
         # the velocity measured again with that template.
         moved = tf.gather(self.templates, tf.gather(self.columns, j), axis=1)  # [T, B, npix]
-        best = tf.argmin(self._fit(flux, weights, tf.transpose(moved, [1, 0, 2])), axis=1, output_type=tf.int32)
+        template_chi2 = self._fit(flux, weights, tf.transpose(moved, [1, 0, 2]))
+        best = tf.argmin(template_chi2, axis=1, output_type=tf.int32)
         j, c0, offset, curvature = self._velocity_scan(flux, weights, best)
         z = tf.pow(10.0, (tf.cast(j - s, tf.float32) + offset) * self.step_dloglam) - 1
         return {
@@ -336,4 +337,5 @@ class StellarFit(tf.Module):
             "z": z,
             "z_err": _z_error(z, c0, curvature, weights, self.p, self.step_dloglam),
             "chi2": c0,
+            "template_chi2": template_chi2,
         }

@@ -91,6 +91,7 @@ def build_router(settings: Settings) -> APIRouter:
                                     "z": -0.000087,
                                     "z_err": 0.000012,
                                     "subtype": "K",
+                                    "subclass": "K5",
                                     "stellar_template": "K5",
                                     "warning": 0,
                                     "warnings": [],

@@ -1,8 +1,13 @@
-"""Real observed spectra with labels, for evaluation and model selection only (never training).
+"""Real observed spectra with labels.
 
-- ``real_validation/``: 234 BOSS/eBOSS and DESI quasars, stars and galaxies
+For evaluation and model selection only (never training):
+
+- ``real_validation/``: 323 BOSS/eBOSS and DESI quasars, stars and galaxies, and bright low-z AGN
   (``labels.csv``: class, redshift, median S/N).
 - ``lamost_real_stars/``: 176 LAMOST stars; the FITS headers give ``SUBCLASS``.
+
+Training allowed: ``real_train/``, 1,098 LAMOST (and 3 SDSS) spectra with LAMOST's own labels,
+split by object (:func:`object_split`), never by file: some stars were observed more than once.
 
 Each file is read by :mod:`app.tasks.spectra.files` and resampled by
 :func:`app.tasks.spectra.grid.resample_to_model_grid`: the path a FITS file
@@ -30,6 +35,7 @@ class LabelledSpectrum:
     median_snr: float
     subclass: str = ""
     source: str = ""
+    designation: str = ""  # the object (real_train): repeat observations share it
 
 
 def model_grid_flux(spectrum: ObservedSpectrum) -> np.ndarray:
@@ -78,3 +84,34 @@ def load_lamost_stars(data_dir: Path) -> list[LabelledSpectrum]:
             )
         )
     return out
+
+
+def load_real_train(data_dir: Path, classes: tuple[str, ...] = ("STAR", "GALAXY", "QSO")) -> list[LabelledSpectrum]:
+    """The spectra of ``real_train/labels.csv`` whose class is one of ``classes`` (LAMOST's
+    ``Unknown`` is left out), in its order, with LAMOST's ``SUBCLASS`` and the object's designation."""
+    root = Path(data_dir) / "real_train"
+    out = []
+    with open(root / "labels.csv", newline="") as f:
+        for entry in csv.DictReader(f):
+            if entry["class"] not in classes:
+                continue
+            (spectrum,) = read_spectrum_file(root / entry["file"])[:1]
+            good = spectrum.ivar > 0
+            snr = np.median(np.abs(spectrum.flux[good]) * np.sqrt(spectrum.ivar[good])) if good.any() else 0.0
+            out.append(
+                LabelledSpectrum(
+                    entry["file"], model_grid_flux(spectrum), entry["class"], float(entry["z"]), float(snr),
+                    entry["subclass"].strip(), entry["source"], entry["designation"] or entry["file"],
+                )
+            )
+    return out
+
+
+def object_split(spectra: list[LabelledSpectrum], held_out_share: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Indices of (training, held-out) spectra, the held-out ones a random ``held_out_share`` of the
+    *objects*: every observation of a star falls on one side."""
+    objects = sorted({s.designation for s in spectra})
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(objects)[: round(held_out_share * len(objects))].tolist())
+    train = [i for i, s in enumerate(spectra) if s.designation not in held]
+    return train, [i for i, s in enumerate(spectra) if s.designation in held]

@@ -118,6 +118,8 @@ class SpectraPipeline:
             if label == "STAR":
                 result.subtype = out["subtype"][i].decode()
                 result.stellar_template = out["stellar_template"][i].decode()
+                if "subclass" in out:  # versions from 9 on
+                    result.subclass = out["subclass"][i].decode()
             results.append(result)
         return results
 

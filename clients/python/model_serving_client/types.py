@@ -89,6 +89,7 @@ class SpectrumResult(_Response):
     z: float | None = None
     z_err: float | None = None
     subtype: str | None = None
+    subclass: str | None = None
     stellar_template: str | None = None
     warning: int = 0
     warnings: list[str] = []

@@ -12,6 +12,8 @@ from training.runs import RunConfig
 TASK = "spectra"
 SPLIT_SEEDS = {"train": 1, "dev": 2, "test": 3}
 BRIGHT_SNR = 2.0  # real spectra are reported over all and over median S/N ≥ this
+# real_train's stars held out (by object) from the LAMOST type mapping, to measure it on.
+REAL_TRAIN_HELD_OUT = {"share": 0.2, "seed": 0}
 SIGNATURE = {
     "inputs": {"flux": f"float32 [N, {LAMOST.npix}] on the LAMOST grid, 0 = masked"},
     "outputs": {
@@ -20,7 +22,8 @@ SIGNATURE = {
         "z": "float32 [N]: redshift from the template fit of the label's class (of the likeliest astrophysical class for UNKNOWN; a star's is its radial velocity / c)",
         "z_err": "float32 [N]: 1σ uncertainty of z: the fit's statistical one and the template systematic (z_systematic) in quadrature",
         "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one (float32 max for stars)",
-        "subtype": "string [N]: for STAR, the MK letter of the best-fitting stellar template ('' for templates without one, and for other classes)",
+        "subtype": "string [N]: for STAR, the MK letter in LAMOST's convention (from 9; before, the best SDSS template's letter); '' for stars whose best SDSS template has none, and for other classes",
+        "subclass": "string [N]: for STAR, LAMOST's subclass (e.g. 'G5') within that letter (from 9; optional)",
         "stellar_template": "string [N]: for STAR, the best-fitting stellar template's name ('' for other classes)",
         "median_snr": "float32 [N]: median flux / noise per pixel, the noise estimated from the spectrum",
         "zwarning": "int32 [N]: bit mask, names in 'zwarning_bits'",

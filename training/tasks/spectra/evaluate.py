@@ -1,5 +1,6 @@
 """``python -m training spectra evaluate``: the exported graph on the synthetic test split, the real
-BOSS/DESI spectra and low-z AGN (classes, redshifts) and the real LAMOST stars (classes, MK letters)."""
+BOSS/DESI spectra and low-z AGN (classes, redshifts), the real LAMOST stars and real_train's held-out
+stars (classes, MK letters and subclasses in LAMOST's convention)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import tensorflow as tf
 
 from app import model_store
 from app.tasks.spectra.spec import CLASSES
-from training.data.spectra_real import LOWZ_AGN_SOURCE, load_lamost_stars, load_real_validation
+from training.data.spectra_real import LOWZ_AGN_SOURCE, load_lamost_stars, load_real_train, load_real_validation, object_split
 from training.metrics import classification_report, recall_report
-from training.tasks.spectra.config import BRIGHT_SNR, TASK
+from training.tasks.spectra.config import BRIGHT_SNR, REAL_TRAIN_HELD_OUT, TASK
 from training.tasks.spectra.preprocessor import load_split, predict_in_batches
+from training.tasks.spectra.stellar_types import type_report
 
 
 MK_ORDER = "OBAFGKM"
@@ -75,6 +77,25 @@ def real_sky_report(spectra: list, outputs: dict) -> dict:
     }
 
 
+def lamost_star_report(predict, stars: list, desc: str) -> dict:
+    """LAMOST stars through the exported graph: the share answered STAR, the MK letters (and
+    LAMOST subclasses where the graph gives them) against LAMOST's."""
+    out = predict_in_batches(predict, np.stack([s.flux for s in stars]), desc=desc)
+    labels = _label_indices(out)
+    report = {
+        "n": len(stars),
+        "accuracy": round(float(np.mean(labels == CLASSES.index("STAR"))), 4),
+        "predicted": {c: int(np.sum(labels == i)) for i, c in enumerate(CLASSES)},
+        "subtype": subtype_report([s.subclass for s in stars], [x.decode() for x in out["subtype"]]),
+    }
+    if "subclass" in out:
+        report["subclass"] = {
+            k: v for k, v in type_report([s.subclass for s in stars], [x.decode() for x in out["subclass"]]).items()
+            if k.startswith("subclass")
+        }
+    return report
+
+
 def _label_indices(outputs: dict) -> np.ndarray:
     """The exported graph's labels (what the service answers) as indices into CLASSES."""
     return np.array([CLASSES.index(label.decode()) for label in outputs["label"]])
@@ -88,15 +109,15 @@ def evaluate_saved_model(version_dir: Path, data_dir: Path, test_per_class: int,
     test_x, test_y = load_split(data_dir, cache_dir, "test", test_per_class)
     synthetic = predict_in_batches(predict, test_x, desc="synthetic test")
     metrics = {"synthetic_test": classification_report(test_y, _label_indices(synthetic), CLASSES)}
-    stars = load_lamost_stars(data_dir)
-    out = predict_in_batches(predict, np.stack([s.flux for s in stars]), desc="real LAMOST stars")
-    labels = _label_indices(out)
-    metrics["lamost_real_stars"] = {
-        "n": len(stars),
-        "accuracy": round(float(np.mean(labels == CLASSES.index("STAR"))), 4),
-        "predicted": {c: int(np.sum(labels == i)) for i, c in enumerate(CLASSES)},
-        "subtype": subtype_report([s.subclass for s in stars], [x.decode() for x in out["subtype"]]),
-    }
+    metrics["lamost_real_stars"] = lamost_star_report(predict, load_lamost_stars(data_dir), "real LAMOST stars")
+    if (data_dir / "real_train").exists():
+        stars = load_real_train(data_dir, ("STAR",))
+        _, held = object_split(stars, REAL_TRAIN_HELD_OUT["share"], REAL_TRAIN_HELD_OUT["seed"])
+        held_out = [stars[i] for i in held]
+        metrics["real_train_held_out"] = {
+            "objects": len({s.designation for s in held_out}),
+            **lamost_star_report(predict, held_out, "real_train held-out stars"),
+        }
     if (data_dir / "real_validation").exists():
         real = load_real_validation(data_dir)
         outputs = predict_in_batches(predict, np.stack([s.flux for s in real]), desc="real BOSS/DESI")
@@ -117,6 +138,13 @@ def headline_figures(metrics: dict) -> dict:
         "subtype_letter_accuracy": metrics["lamost_real_stars"]["subtype"]["letter_accuracy"],
         "subtype_within_one_letter": metrics["lamost_real_stars"]["subtype"]["within_one_letter"],
     }
+    held_out = metrics.get("real_train_held_out")
+    if held_out:
+        headline.update(
+            held_out_star_accuracy=held_out["accuracy"],
+            held_out_subtype_letter_accuracy=held_out["subtype"]["letter_accuracy"],
+            held_out_subtype_within_one_letter=held_out["subtype"]["within_one_letter"],
+        )
     real = metrics.get("real_validation")
     if real:
         headline.update(
@@ -138,9 +166,12 @@ def evaluate(args: argparse.Namespace) -> None:
     print(f"  {'class':<10}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}")
     for name, r in report["per_class"].items():
         print(f"  {name:<10}{r['precision']:>8.4f}{r['recall']:>8.4f}{r['f1']:>8.4f}{r['support']:>9}")
-    stars = metrics["lamost_real_stars"]
-    print(f"real LAMOST stars: STAR for {stars['accuracy']:.4f} of {stars['n']} ({stars['predicted']}); "
-          f"MK letter right {stars['subtype']['letter_accuracy']:.4f}, within one {stars['subtype']['within_one_letter']:.4f}")
+    for name, title in (("lamost_real_stars", "real LAMOST stars"), ("real_train_held_out", "real_train's held-out stars")):
+        if name in metrics:
+            stars = metrics[name]
+            print(f"{title}: STAR for {stars['accuracy']:.4f} of {stars['n']} ({stars['predicted']}); "
+                  f"MK letter right {stars['subtype']['letter_accuracy']:.4f}, within one {stars['subtype']['within_one_letter']:.4f}"
+                  + (f"; subclass {stars['subclass']}" if "subclass" in stars else ""))
     for name, title in (("real_validation", "real BOSS/DESI"), ("real_lowz_agn", "real low-z AGN")):
         if name in metrics:
             _print_real(title, metrics[name])

@@ -13,9 +13,23 @@ from app.tasks.spectra.spec import CLASSES, ZWARNING_BITS
 from training import runs
 from training.cli import export_version
 from training.tasks.spectra.backbone import build_ensemble, load_classifier
-from training.tasks.spectra.config import REDSHIFT_TEMPLATES, SIGNATURE, SPLIT_SEEDS, STELLAR_TEMPLATES, TASK, Config
+from training.data.spectra import read_templates
+from training.data.spectra_real import load_real_train, object_split
+from training.tasks.spectra.config import (
+    REAL_TRAIN_HELD_OUT, REDSHIFT_TEMPLATES, SIGNATURE, SPLIT_SEEDS, STELLAR_TEMPLATES, TASK, Config,
+)
 from training.tasks.spectra.evaluate import evaluate_saved_model, headline_figures
 from training.tasks.spectra.head import SpectrumAnalysis, z_systematics
+from training.tasks.spectra.stellar_types import StellarTypeFit, fit_stellar_types
+from training.template_fitting import StellarFit
+
+
+def lamost_stellar_types(data_dir: Path) -> StellarTypeFit:
+    """The LAMOST type mapping, learned from real_train's stars but its held-out fifth (by object)."""
+    stars = load_real_train(data_dir, ("STAR",))
+    train, held_out = object_split(stars, REAL_TRAIN_HELD_OUT["share"], REAL_TRAIN_HELD_OUT["seed"])
+    sdss = StellarFit(read_templates(data_dir / "templates" / STELLAR_TEMPLATES))
+    return fit_stellar_types(sdss, [stars[i] for i in train], [stars[i] for i in held_out])
 
 
 def export(args: argparse.Namespace) -> None:
@@ -26,7 +40,8 @@ def export(args: argparse.Namespace) -> None:
         model = build_ensemble([load_classifier(d, f"member_{i}") for i, d in enumerate(run_dirs)])
     config = Config.of_run(run_dirs[0])
     z_systematic = z_systematics(Path(args.data_dir) / "templates")
-    analysis = SpectrumAnalysis(model, Path(args.data_dir) / "templates", z_systematic)
+    types = lamost_stellar_types(Path(args.data_dir))
+    analysis = SpectrumAnalysis(model, Path(args.data_dir) / "templates", z_systematic, types.module)
 
     @tf.function(input_signature=[tf.TensorSpec([None, LAMOST.npix], tf.float32, name="flux")])
     def serve(flux):
@@ -39,7 +54,10 @@ def export(args: argparse.Namespace) -> None:
         serve=serve,
         evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), args.test_per_class, Path(args.cache_dir)),
         headline=headline_figures,
-        data_source="simulated from SDSS/DESI templates (training/data/spectra.py); real LAMOST stars for evaluation only",
+        data_source=(
+            "classifier: simulated from SDSS/DESI templates (training/data/spectra.py); stellar types: LAMOST's labels "
+            "of real_train's stars (four fifths by object); real_validation and the 176 LAMOST stars for evaluation only"
+        ),
         extra={
             "classes": list(CLASSES),
             "grid": {"loglam0": LAMOST.loglam0, "dloglam": LAMOST.dloglam, "npix": LAMOST.npix},
@@ -50,6 +68,11 @@ def export(args: argparse.Namespace) -> None:
             "z_systematic": z_systematic,
             **({"ensemble": [runs.member_record(d) for d in run_dirs]} if len(run_dirs) > 1 else {}),
             "templates": {**{c: path for c, (path, *_) in REDSHIFT_TEMPLATES.items()}, "STAR": STELLAR_TEMPLATES},
+            "stellar_types": {
+                "convention": "LAMOST (subtype, subclass); SDSS spEigenStar-53724 (stellar_template)",
+                "learned_from": {"stars": types.training_stars, "objects": types.training_objects, "held_out": REAL_TRAIN_HELD_OUT},
+                "held_out_at_fit": types.held_out,
+            },
             "warmup_inputs": {"flux": {"shape": [2, LAMOST.npix], "dtype": "float32", "fill": 1.0}},
         },
     )

@@ -13,6 +13,7 @@ from app.tasks.spectra.grid import UNCLASSIFIABLE_MASKED_SHARE
 from app.tasks.spectra.spec import CLASSES, HEAVILY_MASKED_SHARE, ZWARNING_BITS
 from training.data.spectra import Templates, read_templates
 from training.tasks.spectra.config import AMBIGUOUS_PROBABILITY, FEATURE_DELTA_CHI2, REDSHIFT_TEMPLATES, STELLAR_TEMPLATES
+from training.tasks.spectra.stellar_types import StellarTypes
 from training.template_fitting import RedshiftScan, StellarFit, spectrum_weights, template_systematic
 
 
@@ -35,11 +36,16 @@ class SpectrumAnalysis(tf.Module):
     """The classifier's probabilities, with the redshift and stellar fits and the warning bits
     (everything the exported graph answers)."""
 
-    def __init__(self, model: keras.Model, templates_dir: Path, z_systematic: dict[str, float] | None = None):
+    def __init__(
+        self, model: keras.Model, templates_dir: Path, z_systematic: dict[str, float] | None = None,
+        stellar_types: StellarTypes | None = None,
+    ):
+        """``stellar_types``: the stars' fit with types in LAMOST's convention; without it, the SDSS
+        template's letter (versions up to 8)."""
         super().__init__(name="spectrum_analysis")
         self.model = model
         self.scans = {name: redshift_scan(templates_dir, name, (z_systematic or {}).get(name, 0.0)) for name in REDSHIFT_TEMPLATES}
-        self.stars = StellarFit(read_templates(templates_dir / STELLAR_TEMPLATES))
+        self.stars = stellar_types or StellarFit(read_templates(templates_dir / STELLAR_TEMPLATES))
         self.class_names = tf.constant(CLASSES)
 
     def __call__(self, flux: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -58,7 +64,7 @@ class SpectrumAnalysis(tf.Module):
         fitters = {"STAR": self.stars, **self.scans}
         # Outputs a fit does not give keep these (finite, so every output is valid JSON: no other
         # redshift fits at all is the largest float32).
-        outputs = {"z": 0.0, "z_err": 0.0, "chi2": 0.0, "delta_chi2": float(np.finfo(np.float32).max), "at_edge": False, "subtype": "", "template": ""}
+        outputs = {"z": 0.0, "z_err": 0.0, "chi2": 0.0, "delta_chi2": float(np.finfo(np.float32).max), "at_edge": False, "subtype": "", "subclass": "", "template": ""}
         merged = {key: tf.fill(tf.shape(likeliest), tf.constant(default)) for key, default in outputs.items()}
 
         def fill(found: dict, rows: tf.Tensor) -> dict:
@@ -102,6 +108,7 @@ class SpectrumAnalysis(tf.Module):
             "z_err": merged["z_err"],
             "delta_chi2": merged["delta_chi2"],
             "subtype": merged["subtype"],
+            "subclass": merged["subclass"],
             "stellar_template": merged["template"],
             "median_snr": median_snr,
             "zwarning": zwarning,

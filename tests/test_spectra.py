@@ -21,6 +21,7 @@ from training.layers.spectrum_normalization import SpectrumNormalization
 from training.tasks.spectra import backbone as spectra_backbone
 from training.tasks.spectra import config as spectra_config
 from training.tasks.spectra import evaluate as spectra_evaluate
+from training.tasks.spectra import export as spectra_export
 from training.tasks.spectra import head as spectra_head
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
@@ -117,8 +118,12 @@ def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, spe
     version_dir = model_store.resolve_version(tiny_spectra_store / "spectra")
     manifest = model_store.read_manifest(version_dir)
     assert manifest["classes"] == list(CLASSES)
-    assert set(manifest["metrics"]) == {"synthetic_test", "lamost_real_stars", "real_validation", "real_lowz_agn"}
+    assert set(manifest["metrics"]) == {"synthetic_test", "lamost_real_stars", "real_train_held_out", "real_validation", "real_lowz_agn"}
     assert manifest["metrics"]["lamost_real_stars"]["n"] == 3
+    # the LAMOST type mapping is learned from real_train but a fifth of its objects, measured on that fifth
+    types = manifest["stellar_types"]
+    assert types["learned_from"] == {"stars": 64, "objects": 32, "held_out": spectra_config.REAL_TRAIN_HELD_OUT}
+    assert manifest["metrics"]["real_train_held_out"]["n"] == 16 and manifest["metrics"]["real_train_held_out"]["objects"] == 8
     assert manifest["zwarning_bits"] == spectra_spec.ZWARNING_BITS
     main([
         "spectra", "evaluate", "--data-dir", str(spectra_data), "--model-root", str(tiny_spectra_store),
@@ -139,6 +144,8 @@ def test_export_manifest_and_evaluate_json(tiny_spectra_store, spectra_data, spe
     assert lowz["all"]["n"] == 1 and lowz["redshift_all"]["n"] == 0
     assert "lowz_agn_qso_recall" in result
     assert result["lamost_real_stars"]["subtype"]["n"] == 3
+    assert {"subclass_exact", "subclass_within_1", "subclass_within_2"} == set(result["lamost_real_stars"]["subclass"])
+    assert "held_out_subtype_letter_accuracy" in result
 
 
 def test_real_sky_metrics():
@@ -170,7 +177,8 @@ def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectr
     for label, top, doubt in zip(out["label"].numpy(), likeliest, ambiguous):
         assert label.decode() == top if not doubt else label.decode() in (*CLASSES[:3], top)
     # The fits in the graph answer what the same modules answer in process.
-    in_process = spectra_head.SpectrumAnalysis(model, spectra_data / "templates")(tf.constant(flux))
+    types = spectra_export.lamost_stellar_types(spectra_data)  # deterministic: the export's own mapping
+    in_process = spectra_head.SpectrumAnalysis(model, spectra_data / "templates", stellar_types=types.module)(tf.constant(flux))
     # (graph and eager FFTs round differently; z's sub-pixel parabola feels it at ~1e-5 of a pixel's 2e-4)
     for key, atol in (("z", 1e-4), ("median_snr", 1e-4)):
         np.testing.assert_allclose(out[key].numpy(), in_process[key].numpy(), rtol=1e-3, atol=atol)
@@ -180,6 +188,7 @@ def test_exported_model_matches_in_process_model(tiny_spectra_store, tiny_spectr
     np.testing.assert_array_less(np.abs(np.log(out["z_err"].numpy() / in_process["z_err"].numpy())), np.log(3.0))
     for key in ("subtype", "stellar_template", "zwarning", "label"):
         np.testing.assert_array_equal(out[key].numpy(), in_process[key].numpy())
+    np.testing.assert_array_equal(out["subclass"].numpy(), in_process["subclass"].numpy())
 
 
 def test_edges_from_centres_brackets_each_centre():

@@ -1,5 +1,6 @@
-"""Readers for the reading-comprehension sets: SQuAD-style JSON (CMRC 2018, DRCD), the WebQA sample
-and the hand-written questions kept with this module."""
+"""Readers for the reading-comprehension sets: SQuAD-style JSON (CMRC 2018, DRCD, DuReader-robust),
+WebQA's annotated questions (training) and evaluation sample, and the hand-written questions kept
+with this module."""
 
 from __future__ import annotations
 
@@ -46,6 +47,30 @@ def read_squad(path: str | Path, convert: Callable[[str], str] | None = None) ->
                 references = tuple(convert(answer["text"]) for answer in qa.get("answers", []))
                 examples.append(QAExample(qa["id"], convert(qa["question"]).strip(), context, tuple(answers), references))
     return examples
+
+
+def read_webqa_train(path: str | Path, convert: Callable[[str], str] | None = None) -> list[QAExample]:
+    """WebQA's annotated questions as ``{id: {question, evidences: {id: {answer: [...], evidence}}}}``:
+    one example per evidence passage, the answer located at its first occurrence (WebQA gives no
+    offsets); an evidence without its answer in the text is dropped."""
+    convert = convert or (lambda text: text)
+    examples = []
+    for key, record in json.loads(Path(path).read_text(encoding="utf-8")).items():
+        question = convert(record["question"]).strip()
+        for evidence_id, evidence in record["evidences"].items():
+            context = convert(evidence["evidence"])
+            texts = [convert(a).strip() for a in evidence.get("answer", []) if a.strip() and a.strip() != "no_answer"]
+            answers = tuple((t, context.find(t)) for t in texts if t in context)
+            if answers:
+                examples.append(QAExample(evidence_id, question, context, answers, tuple(texts)))
+    return examples
+
+
+def read_training_file(path: str | Path, convert: Callable[[str], str] | None = None) -> list[QAExample]:
+    """A training set in either layout: SQuAD-style (``{"data": ...}``) or WebQA's annotated JSON."""
+    with open(path, encoding="utf-8") as f:
+        squad = '"data"' in f.read(64)
+    return read_squad(path, convert) if squad else read_webqa_train(path, convert)
 
 
 def _occurrences(text: str, sub: str):

@@ -89,7 +89,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-train-questions", type=int, default=0, help="0: all (of CMRC train)")
     p.add_argument(
         "--extra-train", action="append", default=[], metavar="FILE",
-        help="another SQuAD-format training file under --data-dir (repeatable), e.g. drcd/DRCD_dev.json",
+        help="another training file under --data-dir (repeatable): SQuAD-style (drcd/DRCD_dev.json, "
+        "dureader_robust/dev.json) or WebQA's annotated JSON (webqa_train/me_test_minus_webqa_sample.json)",
     )
     p.add_argument("--t2s", action="store_true", help="convert the extra files from Traditional to Simplified Chinese")
     p.add_argument("--max-select-questions", type=int, default=0, help="trial questions for model selection (0: all)")

@@ -11,7 +11,7 @@ import keras
 from app.tasks.chinese_script import to_simplified
 from training import runs
 from training.callbacks import ema_options, standard_callbacks
-from training.data.qa import QAExample, read_squad
+from training.data.qa import QAExample, read_squad, read_training_file
 from training.data.unlabelled import unlabelled_texts
 from training.metrics import cmrc_scores
 from training.runs import CONFIG_FILE, record_command, start_run
@@ -54,7 +54,7 @@ def train(args: argparse.Namespace) -> None:
         train_examples = train_examples[: args.max_train_questions]
     convert = to_simplified if args.t2s else None
     for relative in args.extra_train:
-        train_examples += read_squad(data_dir / relative, convert)
+        train_examples += read_training_file(data_dir / relative, convert)
     select = read_squad(data_dir / SELECT)[: args.max_select_questions or None]
 
     word_vectors = char_vectors = None

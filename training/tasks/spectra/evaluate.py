@@ -42,8 +42,9 @@ def redshift_report(true_z: np.ndarray, z: np.ndarray, z_err: np.ndarray) -> dic
 
 
 def subtype_report(true_subclass: list[str], subtype: list[str]) -> dict:
-    """MK letter right, and within one letter (O B A F G K M), against the catalogue's subclass."""
-    true = [t[:1] for t in true_subclass]
+    """MK letter right, and within one letter (O B A F G K M), against the catalogue's subclass
+    (LAMOST's luminosity prefixes dropped: 'dM0' is an M)."""
+    true = [t.strip().lstrip("dsg")[:1] for t in true_subclass]
     right = [t == p for t, p in zip(true, subtype)]
     near = [t in MK_ORDER and p in MK_ORDER and abs(MK_ORDER.index(t) - MK_ORDER.index(p)) <= 1 for t, p in zip(true, subtype)]
     confusion: dict[str, dict[str, int]] = {}

@@ -17,13 +17,13 @@ class SpectrumResult(BaseModel):
     )
     z_err: float | None = Field(None, description="1σ uncertainty of z: the fit's statistical one (χ² curvature) and the templates' systematic in quadrature")
     subtype: str | None = Field(
-        None, description="for a STAR, the MK letter (A, F, G, K, M) in LAMOST's convention, learned from stars LAMOST "
-        "typed (versions up to 8: the letter of the best-fitting SDSS template, O–M); '' when the best SDSS template has "
-        "no MK letter (white dwarfs, carbon stars, L/T dwarfs); null for other classes"
+        None, description="for a STAR, the MK letter: of the best-fitting SDSS stellar template (O–M), or LAMOST's letter "
+        "for models that also give `subclass` (learned from stars LAMOST typed); '' when the best SDSS template has no "
+        "MK letter (white dwarfs, carbon stars, L/T dwarfs); null for other classes"
     )
     subclass: str | None = Field(
-        None, description="for a STAR, LAMOST's two-digit subclass (e.g. 'G5'), of the letter in `subtype`; a rough "
-        "guide: right within two tenths of a letter for about three stars in four (docs/spectra.md)"
+        None, description="for a STAR, LAMOST's two-digit subclass (e.g. 'G5') within `subtype`'s letter, from models "
+        "exported with the LAMOST type mapping (docs/spectra.md); null otherwise"
     )
     stellar_template: str | None = Field(
         None, description="for a STAR, the best-fitting SDSS stellar template (spEigenStar-53724), e.g. 'K5': SDSS's convention"

@@ -8,7 +8,13 @@ import tensorflow as tf
 from app.tasks.spectra.grid import LAMOST
 from training.data.spectra import TemplateSet, read_templates, redshift_onto_grid
 from training.data.spectra_real import LabelledSpectrum, load_real_train, object_split
-from training.tasks.spectra.stellar_types import fit_stellar_types, type_index, type_report
+from training.tasks.spectra.stellar_types import (
+    fit_stellar_types,
+    subclass_report,
+    subtype_report,
+    type_index,
+    without_prefix,
+)
 from training.template_fitting import StellarFit, spectrum_weights
 
 
@@ -16,11 +22,13 @@ def test_type_index_reads_lamost_subclasses():
     assert [type_index(s) for s in ("A0", "A7IV", "F5", "G9", "K7", "dM0", "gM0", "sdM2")] == [20, 27, 35, 49, 57, 60, 60, 62]
 
 
-def test_type_report_counts_letters_and_tenths():
-    report = type_report(["G8", "G2", "F5", "K7"], ["K0", "G2", "G0", ""])
-    assert report["letter_accuracy"] == 0.25  # only G2; '' (no type) is never right
-    assert report["within_one_letter"] == 0.75
-    assert report["subclass_exact"] == 0.25 and report["subclass_within_2"] == 0.5  # G8 → K0 is two tenths
+def test_type_reports_count_letters_and_tenths():
+    true, guess = ["G8", "G2", "F5", "K7"], ["K0", "G2", "G0", ""]
+    letters = subtype_report(true, [without_prefix(g)[:1] for g in guess])
+    assert letters["letter_accuracy"] == 0.25  # only G2; '' (no type) is never right
+    assert letters["within_one_letter"] == 0.75
+    subclasses = subclass_report(true, guess)
+    assert subclasses["subclass_exact"] == 0.25 and subclasses["subclass_within_2"] == 0.5  # G8 → K0 is two tenths
 
 
 def test_real_train_is_split_by_object(spectra_data):
@@ -51,7 +59,7 @@ def test_learns_a_convention_other_than_the_templates(spectra_data):
         return out
 
     fitted = fit_stellar_types(sdss, observe(8, "t"), observe(3, "h"))
-    assert fitted.held_out["letter_accuracy"] == 1.0 and fitted.training_objects == 40
+    assert fitted.held_out["subtype"]["letter_accuracy"] == 1.0 and fitted.training_objects == 40
     g2 = observe(2, "x")[4:6]
     out = fitted.module(*spectrum_weights(tf.constant(np.stack([s.flux for s in g2])))[:2])
     assert [s.decode() for s in out["subtype"].numpy()] == ["F", "F"]

@@ -55,7 +55,7 @@ def read_webqa_train(path: str | Path, convert: Callable[[str], str] | None = No
     offsets); an evidence without its answer in the text is dropped."""
     convert = convert or (lambda text: text)
     examples = []
-    for key, record in json.loads(Path(path).read_text(encoding="utf-8")).items():
+    for record in json.loads(Path(path).read_text(encoding="utf-8")).values():
         question = convert(record["question"]).strip()
         for evidence_id, evidence in record["evidences"].items():
             context = convert(evidence["evidence"])

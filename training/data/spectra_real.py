@@ -42,6 +42,12 @@ def model_grid_flux(spectrum: ObservedSpectrum) -> np.ndarray:
     return resample_to_model_grid(spectrum.wavelength, spectrum.flux, spectrum.ivar)
 
 
+def median_snr(spectrum: ObservedSpectrum) -> float:
+    """Median flux · √ivar over the file's good pixels (0 when it has none)."""
+    good = spectrum.ivar > 0
+    return float(np.median(np.abs(spectrum.flux[good]) * np.sqrt(spectrum.ivar[good]))) if good.any() else 0.0
+
+
 # Bright low-redshift AGN, added to real_validation after the survey test sets; reported apart so
 # the survey sets' figures stay comparable across versions.
 LOWZ_AGN_SOURCE = "sdss_lowz_agn"
@@ -73,14 +79,11 @@ def load_lamost_stars(data_dir: Path) -> list[LabelledSpectrum]:
     out = []
     for path in sorted((Path(data_dir) / "lamost_real_stars").glob("*.fits")):
         (spectrum,) = read_spectrum_file(path)
-        flux = model_grid_flux(spectrum)
-        good = spectrum.ivar > 0
-        snr = np.median(np.abs(spectrum.flux[good]) * np.sqrt(spectrum.ivar[good])) if good.any() else 0.0
         meta = spectrum.meta
         out.append(
             LabelledSpectrum(
-                path.name, flux, str(meta.get("class", "STAR")).strip(), float(meta.get("z", 0.0) or 0.0),
-                float(snr), str(meta.get("subclass", "")).strip(), "lamost_real_stars",
+                path.name, model_grid_flux(spectrum), str(meta.get("class", "STAR")).strip(), float(meta.get("z", 0.0) or 0.0),
+                median_snr(spectrum), str(meta.get("subclass", "")).strip(), "lamost_real_stars",
             )
         )
     return out
@@ -96,11 +99,9 @@ def load_real_train(data_dir: Path, classes: tuple[str, ...] = ("STAR", "GALAXY"
             if entry["class"] not in classes:
                 continue
             (spectrum,) = read_spectrum_file(root / entry["file"])[:1]
-            good = spectrum.ivar > 0
-            snr = np.median(np.abs(spectrum.flux[good]) * np.sqrt(spectrum.ivar[good])) if good.any() else 0.0
             out.append(
                 LabelledSpectrum(
-                    entry["file"], model_grid_flux(spectrum), entry["class"], float(entry["z"]), float(snr),
+                    entry["file"], model_grid_flux(spectrum), entry["class"], float(entry["z"]), median_snr(spectrum),
                     entry["subclass"].strip(), entry["source"], entry["designation"] or entry["file"],
                 )
             )

@@ -17,10 +17,8 @@ from training.data.spectra_real import LOWZ_AGN_SOURCE, load_lamost_stars, load_
 from training.metrics import classification_report, recall_report
 from training.tasks.spectra.config import BRIGHT_SNR, REAL_TRAIN_HELD_OUT, TASK
 from training.tasks.spectra.preprocessor import load_split, predict_in_batches
-from training.tasks.spectra.stellar_types import type_report
+from training.tasks.spectra.stellar_types import subclass_report, subtype_report
 
-
-MK_ORDER = "OBAFGKM"
 
 
 def redshift_report(true_z: np.ndarray, z: np.ndarray, z_err: np.ndarray) -> dict:
@@ -38,24 +36,6 @@ def redshift_report(true_z: np.ndarray, z: np.ndarray, z_err: np.ndarray) -> dic
         "median_abs_dz_over_1pz": round(float(np.median(error)), 6) if len(error) else 0.0,
         "within_z_err": share(pulls <= 1),
         "median_abs_dz_over_z_err": round(float(np.median(pulls)), 3) if len(pulls) else 0.0,
-    }
-
-
-def subtype_report(true_subclass: list[str], subtype: list[str]) -> dict:
-    """MK letter right, and within one letter (O B A F G K M), against the catalogue's subclass
-    (LAMOST's luminosity prefixes dropped: 'dM0' is an M)."""
-    true = [t.strip().lstrip("dsg")[:1] for t in true_subclass]
-    right = [t == p for t, p in zip(true, subtype)]
-    near = [t in MK_ORDER and p in MK_ORDER and abs(MK_ORDER.index(t) - MK_ORDER.index(p)) <= 1 for t, p in zip(true, subtype)]
-    confusion: dict[str, dict[str, int]] = {}
-    for t, p in zip(true, subtype):
-        confusion.setdefault(t, {}).setdefault(p or "-", 0)
-        confusion[t][p or "-"] += 1
-    return {
-        "n": len(true),
-        "letter_accuracy": round(float(np.mean(right)), 4),
-        "within_one_letter": round(float(np.mean(near)), 4),
-        "confusion": confusion,
     }
 
 
@@ -90,10 +70,7 @@ def lamost_star_report(predict, stars: list, desc: str) -> dict:
         "subtype": subtype_report([s.subclass for s in stars], [x.decode() for x in out["subtype"]]),
     }
     if "subclass" in out:
-        report["subclass"] = {
-            k: v for k, v in type_report([s.subclass for s in stars], [x.decode() for x in out["subclass"]]).items()
-            if k.startswith("subclass")
-        }
+        report["subclass"] = subclass_report([s.subclass for s in stars], [x.decode() for x in out["subclass"]])
     return report
 
 

@@ -32,9 +32,14 @@ from training.template_fitting import MK_LETTERS, StellarFit, spectrum_weights
 L2 = 1e-3  # softmax weight decay, chosen by cross-validation (1e-4 … 1e-2 within 0.01)
 
 
+def without_prefix(subclass: str) -> str:
+    """A LAMOST subclass without its luminosity prefix ('dM0' → 'M0', 'sdM2' → 'M2', 'G5' → 'G5')."""
+    return subclass.strip().lstrip("dsg")
+
+
 def type_index(subclass: str) -> int:
     """LAMOST subclass → 10 · MK letter + digit ('G5' → 45, 'dM0' → 60, 'A7IV' → 27)."""
-    name = subclass.strip().lstrip("dsg")
+    name = without_prefix(subclass)
     digit = name[1:2]
     return MK_LETTERS.index(name[0]) * 10 + (int(digit) if digit.isdigit() else 0)
 
@@ -143,9 +148,17 @@ class StellarTypeFit:
     training_objects: int
 
 
-def _batched(function, flux: np.ndarray, batch: int = 128) -> dict[str, np.ndarray]:
-    parts = [function(tf.constant(flux[i : i + batch], tf.float32)) for i in range(0, len(flux), batch)]
+def _in_batches(function, flux: np.ndarray, weights: np.ndarray, batch: int = 128) -> dict[str, np.ndarray]:
+    """``function(flux, weights)`` (normalised flux and weights, as :func:`spectrum_weights` gives
+    them) over batches, its outputs concatenated."""
+    parts = [function(tf.constant(flux[i : i + batch]), tf.constant(weights[i : i + batch])) for i in range(0, len(flux), batch)]
     return {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
+
+
+def _weighted(spectra: list[LabelledSpectrum]) -> tuple[np.ndarray, np.ndarray]:
+    """The spectra's normalised flux and weights (:func:`spectrum_weights`)."""
+    flux, weights, _ = spectrum_weights(tf.constant(np.stack([s.flux for s in spectra]), tf.float32))
+    return flux.numpy(), weights.numpy()
 
 
 def _out_of_fold_chi2(flux, weights, z, index, objects, folds: int = 4) -> np.ndarray:
@@ -160,7 +173,7 @@ def _out_of_fold_chi2(flux, weights, z, index, objects, folds: int = 4) -> np.nd
         rest, held = np.flatnonzero(which != k), np.flatnonzero(which == k)
         templates = lamost_templates(flux[rest], weights[rest], z[rest], index[rest])
         fit = StellarFit(templates)
-        chi2 = _batched(lambda f: fit(*spectrum_weights(f)[:2]), flux[held])["template_chi2"]
+        chi2 = _in_batches(fit, flux[held], weights[held])["template_chi2"]
         columns = np.searchsorted(subclasses, [type_index(n) for n in templates.names])
         full = np.tile(chi2.max(axis=1, keepdims=True), (1, len(subclasses)))  # a subclass absent from the fold fits worst
         full[:, columns] = chi2
@@ -170,11 +183,10 @@ def _out_of_fold_chi2(flux, weights, z, index, objects, folds: int = 4) -> np.nd
 
 def fit_stellar_types(sdss: StellarFit, train: list[LabelledSpectrum], held_out: list[LabelledSpectrum]) -> StellarTypeFit:
     """Learn LAMOST's types from ``train`` (LAMOST stars) and score letter and subclass on ``held_out``."""
-    raw = np.stack([s.flux for s in train]).astype(np.float32)
-    flux, weights, _ = (t.numpy() for t in spectrum_weights(tf.constant(raw)))
+    flux, weights = _weighted(train)
     index = np.array([type_index(s.subclass) for s in train])
     objects = np.array([s.designation for s in train])
-    fitted = _batched(lambda f: sdss(*spectrum_weights(f)[:2]), raw)
+    fitted = _in_batches(sdss, flux, weights)
     lamost = StellarFit(lamost_templates(flux, weights, fitted["z"], index))
     oof = _out_of_fold_chi2(flux, weights, fitted["z"], index, objects)
     masked = weights * sdss.fit_mask.numpy()
@@ -189,21 +201,45 @@ def fit_stellar_types(sdss: StellarFit, train: list[LabelledSpectrum], held_out:
         sdss, lamost, mean, scale, letter_weights, [MK_LETTERS[i] for i in letters], subclass_weights,
         [subclass_name(i) for i in subclasses],
     )
-    held = _batched(lambda f: module(*spectrum_weights(f)[:2]), np.stack([s.flux for s in held_out]).astype(np.float32))
-    report = type_report([s.subclass for s in held_out], [x.decode() for x in held["subclass"]])
-    return StellarTypeFit(module, {"n": len(held_out), "objects": len({s.designation for s in held_out}), **report},
-                          len(train), len(set(objects)))
+    held = _in_batches(module, *_weighted(held_out))
+    true = [s.subclass for s in held_out]
+    report = {
+        "n": len(held_out),
+        "objects": len({s.designation for s in held_out}),
+        "subtype": subtype_report(true, [x.decode() for x in held["subtype"]]),
+        "subclass": subclass_report(true, [x.decode() for x in held["subclass"]]),
+    }
+    return StellarTypeFit(module, report, len(train), len(set(objects)))
 
 
-def type_report(true_subclass: list[str], subclass: list[str]) -> dict:
-    """Letter right, within one letter (O B A F G K M), and the subclass exact and within 1 and 2
-    (in tenths of a letter: G8 → K0 is 2), against the catalogue's subclasses."""
+def subtype_report(true_subclass: list[str], subtype: list[str]) -> dict:
+    """MK letter right, and within one letter (O B A F G K M), against the catalogue's subclass
+    (LAMOST's luminosity prefixes dropped: 'dM0' is an M)."""
+    true = [without_prefix(t)[:1] for t in true_subclass]
+    right = [t == p for t, p in zip(true, subtype)]
+    near = [
+        t in MK_LETTERS and p in MK_LETTERS and abs(MK_LETTERS.index(t) - MK_LETTERS.index(p)) <= 1
+        for t, p in zip(true, subtype)
+    ]
+    confusion: dict[str, dict[str, int]] = {}
+    for t, p in zip(true, subtype):
+        confusion.setdefault(t, {}).setdefault(p or "-", 0)
+        confusion[t][p or "-"] += 1
+    return {
+        "n": len(true),
+        "letter_accuracy": round(float(np.mean(right)), 4),
+        "within_one_letter": round(float(np.mean(near)), 4),
+        "confusion": confusion,
+    }
+
+
+def subclass_report(true_subclass: list[str], subclass: list[str]) -> dict:
+    """The subclass exact and within 1 and 2 (in tenths of a letter: G8 → K0 is 2), against the
+    catalogue's subclasses; '' (no type) is never right."""
     true = [type_index(t) for t in true_subclass]
     guess = [type_index(s) if s else None for s in subclass]
     share = lambda hits: round(float(np.mean(hits)), 4)  # noqa: E731
     return {
-        "letter_accuracy": share([g is not None and g // 10 == t // 10 for t, g in zip(true, guess)]),
-        "within_one_letter": share([g is not None and abs(g // 10 - t // 10) <= 1 for t, g in zip(true, guess)]),
         "subclass_exact": share([g == t for t, g in zip(true, guess)]),
         "subclass_within_1": share([g is not None and abs(g - t) <= 1 for t, g in zip(true, guess)]),
         "subclass_within_2": share([g is not None and abs(g - t) <= 2 for t, g in zip(true, guess)]),

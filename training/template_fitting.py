@@ -122,7 +122,8 @@ class RedshiftScan(tf.Module):
         templates = _on_rest_grid(basis, grid, offset - first, length)
         if not np.all(templates.any(axis=0)):
             raise ValueError(f"{basis.name} does not cover the model grid over z {z_min}–{z_max}")
-        self.k, self.p, self.coarse_step = len(templates), poly_terms, coarse_step
+        self.k, self.p, self.coarse_step, self.npix = len(templates), poly_terms, coarse_step, npix
+        self.rest_templates = tf.constant(templates, tf.float32)  # [k, npix + n_shift - 1]
         z = 10 ** (d * (offset + np.arange(s_min, s_max + 1))) - 1
         self.z_grid = tf.constant(z, tf.float32)
         self.n_shift = len(z)
@@ -176,7 +177,8 @@ class RedshiftScan(tf.Module):
 
     def __call__(self, flux: tf.Tensor, weights: tf.Tensor) -> dict[str, tf.Tensor]:
         """Best z, its 1σ uncertainty, its χ², Δχ² to the best fit more than 1,000 km/s away, and
-        whether the best z sits at the edge of the scanned range."""
+        whether the best z sits at the edge of the scanned range; ``shift``, the best z's index
+        in the scan (for :meth:`shaped_chi2`)."""
         correlations = self._correlations(flux, weights)
         constants = (
             tf.einsum("bn,ln,mn->blm", weights, self.legendre, self.legendre),
@@ -205,7 +207,23 @@ class RedshiftScan(tf.Module):
             "chi2": chi2_best,
             "delta_chi2": second - chi2_best,
             "at_edge": (centre <= 1) | (centre >= n_shift - 2),
+            "shift": centre,
         }
+
+    def shaped_chi2(self, flux: tf.Tensor, weights: tf.Tensor, shift: tf.Tensor, legendre: tf.Tensor) -> tf.Tensor:
+        """χ² ``[B]`` at scan index ``shift`` ``[B]`` of every eigenspectrum times its own polynomial
+        (a combination of the rows of ``legendre`` ``[p, npix]``). Given :class:`StellarFit`'s, the
+        scan has the stellar fit's continuum freedom and the two χ² can be compared: the scan's
+        few additive terms cannot follow a quasar-plus-host continuum that a star times a
+        polynomial follows."""
+        # Observed pixel m sees trimmed template pixel m + (n_shift - 1 - shift) (see __init__).
+        columns = (self.n_shift - 1 - shift)[:, None] + tf.range(self.npix)[None]
+        templates = tf.transpose(tf.gather(self.rest_templates, columns, axis=1), [1, 0, 2])  # [B, k, npix]
+        basis = tf.reshape(templates[:, :, None] * legendre[None, None], [tf.shape(flux)[0], self.k * legendre.shape[0], self.npix])
+        matrix = tf.einsum("bin,bjn->bij", basis * weights[:, None], basis)
+        vector = tf.einsum("bin,bn->bi", basis, weights * flux)
+        ff = tf.reduce_sum(weights * flux * flux, axis=-1)
+        return _least_squares_chi2(matrix[:, None], vector[:, None], ff)[:, 0]
 
 
 def template_systematic(

@@ -48,6 +48,25 @@ class SpectrumAnalysis(tf.Module):
         self.stars = stellar_types or StellarFit(read_templates(templates_dir / STELLAR_TEMPLATES))
         self.class_names = tf.constant(CLASSES)
 
+    def _best_class(self, flux: tf.Tensor, weights: tf.Tensor, found: list[dict]) -> tf.Tensor:
+        """The class (index into CLASSES) whose fit explains an ambiguous spectrum best. Each redshift
+        scan is also refitted at its best z with the stellar fit's continuum freedom (every
+        eigenspectrum times the star's polynomial, :meth:`RedshiftScan.shaped_chi2`): a star times a
+        polynomial follows a quasar-plus-host continuum that the scan's few additive terms cannot.
+        Every model pays Schwarz's penalty, ln(pixels) per parameter, scaled by the best fit's
+        reduced χ² (the misfit real spectra have), and each class scores its better model."""
+        star, *scans = found
+        terms = self.stars.legendre.shape[0]
+        models = [(star["chi2"], terms)]
+        for scan, fit in zip(self.scans.values(), scans):
+            models += [(fit["chi2"], scan.k + scan.p), (scan.shaped_chi2(flux, weights, fit["shift"], self.stars.legendre), scan.k * terms)]
+        chi2 = tf.stack([c for c, _ in models], axis=1)
+        pixels = tf.maximum(tf.reduce_sum(tf.cast(weights > 0, tf.float32), axis=1), 1.0)
+        penalty = (tf.reduce_min(chi2, axis=1) / pixels * tf.math.log(pixels))[:, None] * tf.constant([[n for _, n in models]], tf.float32)
+        score = chi2 + penalty  # STAR, then each scan's additive and shaped fits
+        per_class = tf.concat([score[:, :1], tf.reduce_min(tf.reshape(score[:, 1:], [-1, len(scans), 2]), axis=2)], axis=1)
+        return tf.argmin(per_class, axis=1, output_type=tf.int32)
+
     def __call__(self, flux: tf.Tensor) -> dict[str, tf.Tensor]:
         probabilities = self.model(flux, training=False)
         likeliest = tf.argmax(probabilities, axis=1, output_type=tf.int32)
@@ -80,13 +99,14 @@ class SpectrumAnalysis(tf.Module):
         # template beating a smooth continuum by FEATURE_DELTA_CHI2, and not mostly masked.
         rows = tf.where(ambiguous | partly_masked_unknown)
         spectra, pixels = tf.gather_nd(normalised, rows), tf.gather_nd(weights, rows) * self.stars.fit_mask
-        fits = [fill(fit(spectra, pixels), rows) for fit in fitters.values()]
+        found = [fit(spectra, pixels) for fit in fitters.values()]
+        fits = [fill(f, rows) for f in found]
         chi2 = tf.stack([f["chi2"] for f in fits], axis=1)
         has_features = (self.stars.continuum_chi2(spectra, pixels) - tf.reduce_min(chi2, axis=1) > FEATURE_DELTA_CHI2) & (
             tf.gather_nd(masked, rows) < UNCLASSIFIABLE_MASKED_SHARE
         )
         decided = ~tf.gather_nd(unknown, rows) | has_features
-        best = tf.argmin(chi2, axis=1, output_type=tf.int32)  # fitters are in CLASSES' order
+        best = self._best_class(spectra, pixels, found)  # fitters are in CLASSES' order
         decided_rows = tf.boolean_mask(rows, decided)
         label = tf.tensor_scatter_nd_update(likeliest, decided_rows, tf.boolean_mask(best, decided))
         for key in outputs:

@@ -103,7 +103,7 @@ class StellarTypes(tf.Module):
                  letter_weights: np.ndarray, letters: list[str], subclass_weights: np.ndarray, subclasses: list[str]):
         super().__init__(name="stellar_types")
         self.sdss, self.lamost = sdss, lamost
-        self.fit_mask = sdss.fit_mask
+        self.fit_mask, self.legendre = sdss.fit_mask, sdss.legendre
         self.mean, self.scale = tf.constant(mean, tf.float32), tf.constant(scale, tf.float32)
         self.letter_weights = tf.constant(letter_weights, tf.float32)
         self.subclass_weights = tf.constant(subclass_weights, tf.float32)

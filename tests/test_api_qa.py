@@ -49,11 +49,11 @@ def _check_offsets(body: dict, passages: list[str]) -> None:
         assert passages[candidate["passage_index"]][candidate["start"] : candidate["end"]] == candidate["answer"]
         assert 0 <= candidate["score"] <= 1 and 0 <= candidate["probability"] <= 1
     first, *rest = body["candidates"]
-    scores = [c["score"] for c in rest]
-    assert scores == sorted(scores, reverse=True)
-    probabilities = np.array([c["probability"] for c in rest])
-    assert np.all(np.diff(probabilities) <= 1e-6)  # calibration keeps the order (up to rounding)
-    if rest and first["score"] < rest[0]["score"]:  # a span inside the best one, put first (prefer_nested)
+    ranks = [c["score"] if c["evidence"] is None else c["evidence"] for c in body["candidates"]]  # Answer.rank
+    assert ranks[1:] == sorted(ranks[1:], reverse=True)
+    by_score = sorted(body["candidates"], key=lambda c: c["score"])
+    assert np.all(np.diff([c["probability"] for c in by_score]) >= -1e-6)  # calibration keeps the order (up to rounding)
+    if rest and ranks[0] < ranks[1]:  # a span inside the best one, put first (prefer_nested)
         outer = rest[0]
         assert outer["passage_index"] == first["passage_index"] and outer["start"] <= first["start"] <= first["end"] <= outer["end"]
 
@@ -92,7 +92,9 @@ def test_sum_ranks_an_answer_by_every_passage_that_holds_it(always_answering_cli
     rest = [c["evidence"] for c in candidates[1:]]
     assert rest == sorted(rest, reverse=True)
     assert all(passages[c["passage_index"]][c["start"] : c["end"]] == c["answer"] for c in candidates)
-    by_score = always_answering_client.post("/v1/qa", json={"question": QUESTION, "passages": passages}).json()
+    default = always_answering_client.post("/v1/qa", json={"question": QUESTION, "passages": passages}).json()
+    assert default == body  # sum is the default
+    by_score = always_answering_client.post("/v1/qa", json={"question": QUESTION, "passages": passages, "aggregate": "max"}).json()
     assert all(c["evidence"] is None for c in by_score["candidates"])
 
 

@@ -265,8 +265,8 @@ def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys, tmp_path
     assert result["short_api_f1"] == short["api"]["f1"] and 0 < short["questions"] <= report["questions"]
     assert short["mean_chars"] > 0 and 0 <= short["ece"] <= 1
     assert plot.read_bytes()[:4] == b"\x89PNG"
-    webqa = result["webqa_max"]["reliability"]  # the probability over many passages, as the service answers
-    assert webqa["n"] == 4 and 0 <= webqa["ece"] <= 1
+    webqa = result["webqa_sum"]["reliability"]  # the probability over many passages, as the service answers (sum)
+    assert webqa["n"] == 4 and 0 <= webqa["ece"] <= 1 and result["webqa_ece"] == webqa["ece"]
 
 
 def test_dev_halves_split_by_passage():

@@ -3,10 +3,9 @@
 # No `from __future__ import annotations`: the request models are classes made per app (its limits
 # are part of the OpenAPI schema), and FastAPI must see the classes themselves, not strings.
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.tasks.qa.pipeline import DEFAULT_AGGREGATE, Aggregate
 from app.validation import integer, number, user_text
 
 MAX_CANDIDATES = 10
@@ -33,10 +32,10 @@ def request_model(max_question: int, max_passages: int, max_passage: int) -> typ
             None, description="withhold the answer (answer: null) when its `probability` is below this "
             "(default: the model's answer threshold, see GET /v1/models, or APP_QA_ANSWER_THRESHOLD)",
         )
-        aggregate: Literal["max", "sum"] = Field(
-            "max", description="max: candidates ranked by their own score; sum: the same answer text found in "
-            "several passages adds up their scores (`evidence`), which ranks it — for many short passages "
-            "such as search-result snippets, which repeat the answer",
+        aggregate: Aggregate = Field(
+            DEFAULT_AGGREGATE, description="sum (default): the same answer text found in several passages adds up its "
+            "scores (`evidence`), which ranks it — search-result snippets repeat the answer; max: candidates ranked by "
+            "their own score (`evidence` null)",
         )
 
     return QARequest

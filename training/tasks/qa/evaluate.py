@@ -12,6 +12,7 @@ import numpy as np
 
 from app import model_store
 from app.tasks.calibration import PlattScaling
+from app.tasks.qa.pipeline import DEFAULT_AGGREGATE
 from app.tasks.chinese_script import to_traditional
 from app.tasks.qa.spec import QACalibration
 from training.data.qa import QAExample, read_handwritten, read_squad, read_webqa
@@ -160,10 +161,10 @@ def evaluate_saved_model(
             predict, config, [q.question for q in webqa], [q.passages for q in webqa], aggregate, desc=f"webqa {aggregate}"
         )
         results[f"webqa_{aggregate}"] = webqa_score([best_text(a) for a in answers], [q.answers for q in webqa])
-        if aggregate == "max" and webqa:  # what the service answers over many passages: is its probability right?
+        if aggregate == DEFAULT_AGGREGATE and webqa:  # what the service answers over many passages: is its probability right?
             probabilities = scaling(best_scores(answers))
             right = [best_text(a) in q.answers for a, q in zip(answers, webqa)]  # WebQA's accuracy: exact match
-            results["webqa_max"]["reliability"] = reliability(probabilities, right)
+            results[f"webqa_{aggregate}"]["reliability"] = reliability(probabilities, right)
     return results
 
 
@@ -189,8 +190,10 @@ def headline_figures(metrics: dict) -> dict:
             headline["short_api_f1"] = report["short_passages"]["api"]["f1"]
     if "handwritten" in metrics:
         headline["handwritten_f1"] = metrics["handwritten"]["f1"]
-    if "webqa_sum" in metrics:
-        headline["webqa"] = metrics["webqa_sum"]["score"]
+    if f"webqa_{DEFAULT_AGGREGATE}" in metrics:  # as /v1/qa answers by default
+        headline["webqa"] = metrics[f"webqa_{DEFAULT_AGGREGATE}"]["score"]
+        if "reliability" in metrics[f"webqa_{DEFAULT_AGGREGATE}"]:
+            headline["webqa_ece"] = metrics[f"webqa_{DEFAULT_AGGREGATE}"]["reliability"]["ece"]
     return headline
 
 
@@ -246,9 +249,9 @@ def print_report(metrics: dict, calibration: dict | None) -> None:
     for aggregate in ("max", "sum"):
         w = metrics[f"webqa_{aggregate}"]
         print(f"WebQA sample, {aggregate} over passages: accuracy {w['accuracy']:.4f}  F1 {w['f1']:.4f}  score {w['score']:.4f}")
-    webqa = metrics["webqa_max"].get("reliability")
+    webqa = metrics[f"webqa_{DEFAULT_AGGREGATE}"].get("reliability")
     if webqa:
-        print(f"WebQA sample, probability of the answer over all passages (max): ECE {webqa['ece']:.4f}")
+        print(f"WebQA sample, probability of the answer the service gives ({DEFAULT_AGGREGATE}): ECE {webqa['ece']:.4f}")
         for line in reliability_lines(webqa):
             print(f"  {line}")
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from app.tasks.qa.answers import Answer
-from app.tasks.qa.pipeline import QAPipeline
+from app.tasks.qa.pipeline import DEFAULT_AGGREGATE, Aggregate, QAPipeline
 from app.tasks.qa.preprocessing import model_inputs
 from app.tasks.qa.spec import QACalibration, QADecoding, QAPreprocessing
 from training.tasks.qa.config import Config
@@ -127,7 +127,7 @@ def answer_all(
     config: Config,
     questions: Sequence[str],
     passages: Sequence[Sequence[str]],
-    aggregate: str = "max",
+    aggregate: Aggregate = DEFAULT_AGGREGATE,
     desc: str | None = None,
 ) -> list[list[Answer]]:
     """The best answers to each question over its passages, ranked as ``/v1/qa`` ranks them."""

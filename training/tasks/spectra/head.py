@@ -59,11 +59,13 @@ class SpectrumAnalysis(tf.Module):
         terms = self.stars.legendre.shape[0]
         models = [(star["chi2"], terms)]
         for scan, fit in zip(self.scans.values(), scans):
-            models += [(fit["chi2"], scan.k + scan.p), (scan.shaped_chi2(flux, weights, fit["shift"], self.stars.legendre), scan.k * terms)]
+            shaped = scan.shaped_chi2(flux, weights, fit["shift"], self.stars.legendre)
+            models += [(fit["chi2"], scan.k + scan.p), (shaped, scan.k * terms)]
         chi2 = tf.stack([c for c, _ in models], axis=1)
+        parameters = tf.constant([[n for _, n in models]], tf.float32)
         pixels = tf.maximum(tf.reduce_sum(tf.cast(weights > 0, tf.float32), axis=1), 1.0)
-        penalty = (tf.reduce_min(chi2, axis=1) / pixels * tf.math.log(pixels))[:, None] * tf.constant([[n for _, n in models]], tf.float32)
-        score = chi2 + penalty  # STAR, then each scan's additive and shaped fits
+        per_parameter = tf.reduce_min(chi2, axis=1) / pixels * tf.math.log(pixels)
+        score = chi2 + per_parameter[:, None] * parameters  # STAR, then each scan's additive and shaped fits
         per_class = tf.concat([score[:, :1], tf.reduce_min(tf.reshape(score[:, 1:], [-1, len(scans), 2]), axis=2)], axis=1)
         return tf.argmin(per_class, axis=1, output_type=tf.int32)
 

@@ -141,5 +141,15 @@ class QAPipeline:
         desc: str | None = None,
     ) -> list[list[Answer]]:
         """:meth:`rank` for many questions in process (for evaluation's diagnostic figures)."""
-        read = self.read_many(questions, passages, desc=desc)
+        return self.rank_read(passages, self.read_many(questions, passages, desc=desc), num_candidates, aggregate)
+
+    def rank_read(
+        self,
+        passages: Sequence[Sequence[str]],
+        read: Sequence[tuple[Plan, list[Spans]]],
+        num_candidates: int,
+        aggregate: Aggregate = DEFAULT_AGGREGATE,
+    ) -> list[list[Answer]]:
+        """:meth:`rank` of each question's passages over what :meth:`read_many` read for it (one
+        reading can be ranked several ways)."""
         return [self.rank(texts, plan, spans, num_candidates, aggregate) for texts, (plan, spans) in zip(passages, read)]

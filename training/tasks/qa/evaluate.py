@@ -156,10 +156,10 @@ def evaluate_saved_model(
         "api": answered_scores(scaling(scores), em, f1, threshold),
     }
     webqa = read_webqa(data_dir / WEBQA)[:limit]
+    passages = [q.passages for q in webqa]
+    read = served.read_many([q.question for q in webqa], passages, desc="webqa")  # once, ranked both ways
     for aggregate in ("max", "sum"):
-        answers = answer_all(
-            predict, config, [q.question for q in webqa], [q.passages for q in webqa], aggregate, desc=f"webqa {aggregate}"
-        )
+        answers = served.rank_read(passages, read, config.top_k, aggregate)
         results[f"webqa_{aggregate}"] = webqa_score([best_text(a) for a in answers], [q.answers for q in webqa])
         if aggregate == DEFAULT_AGGREGATE and webqa:  # what the service answers over many passages: is its probability right?
             probabilities = scaling(best_scores(answers))

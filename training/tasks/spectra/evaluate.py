@@ -13,11 +13,11 @@ import tensorflow as tf
 
 from app import model_store
 from app.tasks.spectra.spec import CLASSES
-from training.data.spectra_real import LOWZ_AGN_SOURCE, load_lamost_stars, load_real_train, load_real_validation, object_split
+from training.data.spectra_real import LOWZ_AGN_SOURCE, load_lamost_stars, load_real_validation
 from training.metrics import classification_report, recall_report
-from training.tasks.spectra.config import BRIGHT_SNR, REAL_TRAIN_HELD_OUT, TASK
+from training.tasks.spectra.config import BRIGHT_SNR, TASK
 from training.tasks.spectra.preprocessor import load_split, predict_in_batches
-from training.tasks.spectra.stellar_types import subclass_report, subtype_report
+from training.tasks.spectra.stellar_types import real_train_stars, subclass_report, subtype_report
 
 
 
@@ -89,9 +89,7 @@ def evaluate_saved_model(version_dir: Path, data_dir: Path, test_per_class: int,
     metrics = {"synthetic_test": classification_report(test_y, _label_indices(synthetic), CLASSES)}
     metrics["lamost_real_stars"] = lamost_star_report(predict, load_lamost_stars(data_dir), "real LAMOST stars")
     if (data_dir / "real_train").exists():
-        stars = load_real_train(data_dir, ("STAR",))
-        _, held = object_split(stars, REAL_TRAIN_HELD_OUT["share"], REAL_TRAIN_HELD_OUT["seed"])
-        held_out = [stars[i] for i in held]
+        _, held_out = real_train_stars(data_dir)
         metrics["real_train_held_out"] = {
             "objects": len({s.designation for s in held_out}),
             **lamost_star_report(predict, held_out, "real_train held-out stars"),

@@ -14,22 +14,19 @@ from training import runs
 from training.cli import export_version
 from training.tasks.spectra.backbone import build_ensemble, load_classifier
 from training.data.spectra import read_templates
-from training.data.spectra_real import load_real_train, object_split
 from training.tasks.spectra.config import (
     REAL_TRAIN_HELD_OUT, REDSHIFT_TEMPLATES, SIGNATURE, SPLIT_SEEDS, STELLAR_TEMPLATES, TASK, Config,
 )
 from training.tasks.spectra.evaluate import evaluate_saved_model, headline_figures
 from training.tasks.spectra.head import SpectrumAnalysis, z_systematics
-from training.tasks.spectra.stellar_types import StellarTypeFit, fit_stellar_types
+from training.tasks.spectra.stellar_types import StellarTypeFit, fit_stellar_types, real_train_stars
 from training.template_fitting import StellarFit
 
 
 def lamost_stellar_types(data_dir: Path) -> StellarTypeFit:
     """The LAMOST type mapping, learned from real_train's stars but its held-out fifth (by object)."""
-    stars = load_real_train(data_dir, ("STAR",))
-    train, held_out = object_split(stars, REAL_TRAIN_HELD_OUT["share"], REAL_TRAIN_HELD_OUT["seed"])
     sdss = StellarFit(read_templates(data_dir / "templates" / STELLAR_TEMPLATES))
-    return fit_stellar_types(sdss, [stars[i] for i in train], [stars[i] for i in held_out])
+    return fit_stellar_types(sdss, *real_train_stars(data_dir))
 
 
 def export(args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ training part of ``real_train`` (docs/spectra.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -26,7 +27,8 @@ from scipy.optimize import minimize
 
 from app.tasks.spectra.grid import LAMOST, LogGrid
 from training.data.spectra import TemplateSet
-from training.data.spectra_real import LabelledSpectrum
+from training.data.spectra_real import LabelledSpectrum, load_real_train, object_split
+from training.tasks.spectra.config import REAL_TRAIN_HELD_OUT
 from training.template_fitting import MK_LETTERS, StellarFit, spectrum_weights
 
 L2 = 1e-3  # softmax weight decay, chosen by cross-validation (1e-4 … 1e-2 within 0.01)
@@ -179,6 +181,14 @@ def _out_of_fold_chi2(flux, weights, z, index, objects, folds: int = 4) -> np.nd
         full[:, columns] = chi2
         out[held] = full
     return out
+
+
+def real_train_stars(data_dir: Path) -> tuple[list[LabelledSpectrum], list[LabelledSpectrum]]:
+    """``real_train``'s stars split by object (:data:`REAL_TRAIN_HELD_OUT`): the ones the mapping is
+    learned from, and the held-out ones it is measured on."""
+    stars = load_real_train(data_dir, ("STAR",))
+    train, held_out = object_split(stars, REAL_TRAIN_HELD_OUT["share"], REAL_TRAIN_HELD_OUT["seed"])
+    return [stars[i] for i in train], [stars[i] for i in held_out]
 
 
 def fit_stellar_types(sdss: StellarFit, train: list[LabelledSpectrum], held_out: list[LabelledSpectrum]) -> StellarTypeFit:

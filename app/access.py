@@ -249,6 +249,12 @@ class AccessRoute(APIRoute):
         return authorized_handler
 
 
+def caller_identity(request: Request) -> str:
+    """Who a task request comes from (its key, or its address when the service is open): what
+    a traffic split keeps sticky."""
+    return request.state.caller.identity
+
+
 def task_router(task: str) -> APIRouter:
     """The router of a task's prediction endpoints. Who may call them: anyone without a keys
     file; with one, keys with ``predict`` or ``predict:<task>``."""

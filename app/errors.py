@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.batching import Closed, DeadlineExceeded, QueueFull
 from app.engine import ClientDisconnected
-from app.registry import ModelRegistry, ModelUnavailable
+from app.registry import ModelRegistry, ModelUnavailable, NotServed, Refused
 from app.tfserving import TFServingError
 
 log = logging.getLogger("app.errors")
@@ -66,6 +66,7 @@ def documented_errors(descriptions: dict[int, str]) -> dict:
 def error_responses(model: str, invalid: str = "invalid request; `error.fields` names each offending field") -> dict:
     """The OpenAPI ``responses`` entries for the errors every task route can give."""
     return documented_errors({
+        404: "the `model`, `version` or `version_label` named is not loaded (the message says what is)",
         422: invalid,
         502: "the model's TensorFlow Serving backend failed or could not be reached (backend tfserving only)",
         503: f"no {model} model is loaded, or its queue is full (see `Retry-After`)",
@@ -83,7 +84,7 @@ def without_paths(text: str) -> str:
 
 
 def public_load_errors(registry: ModelRegistry) -> dict[str, str]:
-    """The registry's load failures per task, as callers may see them (``/readyz``, ``/v1/models``)."""
+    """The registry's load failures per model, as callers may see them (``/readyz``, ``/v1/models``)."""
     return {task: without_paths(error) for task, error in registry.errors().items()}
 
 
@@ -158,6 +159,8 @@ ENGINE_ERRORS = {
     QueueFull: (503, "overloaded"),
     Closed: (503, "shutting_down"),
     ModelUnavailable: (503, "unavailable"),
+    NotServed: (404, "not_served"),
+    Refused: (409, "refused"),
     DeadlineExceeded: (504, "deadline_exceeded"),
     TFServingError: (502, "model_server_error"),
     ClientDisconnected: (499, "client_closed_request"),

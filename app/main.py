@@ -56,8 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if "tfserving" in settings.backends.values()
         else None
     )
-    registry = ModelRegistry(settings.model_root, settings.backends, tfserving)
     metrics = Metrics()
+    registry = ModelRegistry(
+        settings.model_root, settings.backends, tfserving, serve_versions=settings.serve_versions,
+        memory_limit_mb=settings.memory_limit_mb, observe=metrics.observe_model_request,
+    )
     arrivals = Arrivals()  # the middleware counts requests in the server; the batchers read it
     engine = InferenceEngine(registry, settings.batching, settings.request_timeout_s, metrics, arrivals)
     for module in TASK_ROUTES:

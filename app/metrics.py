@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.batching import BatcherMetrics
-from app.registry import ModelRegistry
+from app.registry import LoadedModel, ModelRegistry
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -38,10 +38,22 @@ class Metrics(BatcherMetrics):
             registry=self.registry,
         )
         self.reloads = Counter("model_reloads", "Model reload attempts", ["task", "outcome"], registry=self.registry)
+        self.model_requests = Counter(
+            "model_requests", "Requests answered by each model version (outcome: ok or error)",
+            ["model", "version", "outcome"], registry=self.registry,
+        )
+        self.model_request_seconds = Histogram(
+            "model_request_duration_seconds", "Time a request held its model version, admission to answer",
+            ["model", "version"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.request_seconds.labels(route, method, str(status)).observe(seconds)
+
+    def observe_model_request(self, model: LoadedModel, outcome: str, seconds: float) -> None:
+        self.model_requests.labels(model.model, str(model.version), outcome).inc()
+        self.model_request_seconds.labels(model.model, str(model.version)).observe(seconds)
 
     def observe_batch(self, name: str, size: int, seconds: float) -> None:
         self.batch_size.labels(name).observe(size)
@@ -64,9 +76,14 @@ class _ServingState(Collector):
         self._queue_depths = queue_depths
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        versions = GaugeMetricFamily("model_version_info", "The version serving each task (value 1)", labels=["task", "version"])
-        for model in self._registry.loaded():
-            versions.add_metric([model.task, str(model.version)], 1)
+        versions = GaugeMetricFamily(
+            "model_version_info", "Each loaded model version (value 1; serving: the one that answers callers who name none)",
+            labels=["model", "task", "version", "serving"],
+        )
+        for served in self._registry.models():
+            for version in served["loaded_versions"]:
+                serving = str(version == served["serving_version"]).lower()
+                versions.add_metric([served["model"], served["task"], str(version), serving], 1)
         yield versions
         depth = GaugeMetricFamily("model_queue_depth", "Items waiting for each model", labels=["task"])
         for task, items in self._queue_depths().items():

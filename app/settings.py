@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.batching import BatchPolicy
-from app.registry import Backend
+from app.registry import Backend, ServeVersions
 from app.tasks.spectra.grid import UNCLASSIFIABLE_MASKED_SHARE
 from app.tasks.spectra.pipeline import SpectraLimits
 
@@ -20,7 +20,13 @@ class Settings(BaseSettings):
     # Nested values: APP_BATCHING='{"ner": {"max_batch_size": 1}}' or APP_BATCHING__NER__MAX_WAIT_MS=2.
     model_config = SettingsConfigDict(env_prefix="APP_", env_nested_delimiter="__", protected_namespaces=())
 
-    model_root: Path = Field(REPO_ROOT / "models", description="model store: <root>/<task>/<version>/")
+    model_root: Path = Field(REPO_ROOT / "models", description="model store: <root>/<model>/<version>/")
+    serve_versions: ServeVersions = Field(
+        "latest", description="versions of each model loaded at start: the highest that loads, or all that load"
+    )
+    memory_limit_mb: int = Field(
+        0, ge=0, description="loading a version that would take the process past this many MB is refused (0: no limit)"
+    )
     max_text_chars: int = Field(2000, gt=0, description="longest text accepted, in Unicode code points")
     max_batch_texts: int = Field(64, gt=0, description="most texts in one request")
     max_body_bytes: int = Field(4_000_000, gt=0, description="largest request body accepted")

@@ -354,7 +354,7 @@ def _missing_fields(server: dict, server_defs: dict, client: dict, client_defs: 
         ("post", "/v1/spectra", types.SpectraResponse),
         ("post", "/v1/spectra/fits", types.FitsResponse),
         ("get", "/v1/models", types.ModelsResponse),
-        ("post", "/v1/models/{task}/reload", types.ReloadResponse),
+        ("post", "/v1/models/{model}/reload", types.ReloadResponse),
     ],
 )
 def test_the_client_models_every_field_the_service_answers(server, method, path, model):

@@ -211,7 +211,7 @@ def test_reload_switches_only_to_a_version_that_loads_and_answers(tmp_path):
         async with serving(Settings(model_root=root, api_keys_file=tmp_path / "keys.yaml")) as (app, client):
             client.headers.update(admin)
             reload = lambda json=None: client.post("/v1/models/spectra/reload", json=json)  # noqa: E731
-            assert (await reload()).json() == {"task": "spectra", "version": 1, "previous_version": 1}
+            assert (await reload()).json() == {"model": "spectra", "task": "spectra", "version": 1, "previous_version": 1}
 
             add_version(2)
             assert (await reload()).json()["version"] == 2
@@ -235,7 +235,7 @@ def test_reload_switches_only_to_a_version_that_loads_and_answers(tmp_path):
             assert (await client.post("/v1/spectra", json=body)).json()["model_version"] == 2
 
             rolled_back = await reload({"version": 1})
-            assert rolled_back.json() == {"task": "spectra", "version": 1, "previous_version": 2}
+            assert rolled_back.json() == {"model": "spectra", "task": "spectra", "version": 1, "previous_version": 2}
             assert (await client.post("/v1/spectra", json=body)).json()["model_version"] == 1
 
             assert (await reload({"version": 99})).status_code == 404
@@ -244,7 +244,7 @@ def test_reload_switches_only_to_a_version_that_loads_and_answers(tmp_path):
             return (await client.get("/metrics")).text
 
     exposition = asyncio.run(scenario())
-    assert 'model_version_info{task="spectra",version="1"} 1.0' in exposition
+    assert 'model_version_info{model="spectra",serving="true",task="spectra",version="1"} 1.0' in exposition
     assert 'model_reloads_total{outcome="failed",task="spectra"} 2.0' in exposition
     assert 'model_reloads_total{outcome="succeeded",task="spectra"} 3.0' in exposition
 
@@ -263,8 +263,8 @@ def test_metrics_cover_requests_batches_queues_and_versions(client):
         'model_batch_size_bucket{le="1.0",task="ner"}',
         'model_inference_seconds_count{task="ner"}',
         'model_queue_depth{task="ner"} 0.0',
-        f'model_version_info{{task="ner",version="{bundled_version("ner").name}"}} 1.0',
-        f'model_version_info{{task="spectra",version="{bundled_version("spectra").name}"}} 1.0',
+        f'model_version_info{{model="ner",serving="true",task="ner",version="{bundled_version("ner").name}"}} 1.0',
+        f'model_version_info{{model="spectra",serving="true",task="spectra",version="{bundled_version("spectra").name}"}} 1.0',
     ):
         assert expected in text
 

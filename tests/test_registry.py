@@ -47,7 +47,7 @@ def test_a_corrupt_model_is_reported_and_does_not_stop_the_service(tiny_ner_stor
 def test_an_empty_store_is_not_ready(tmp_path):
     with TestClient(create_app(Settings(model_root=tmp_path))) as client:
         assert client.get("/readyz").status_code == 503
-        assert client.get("/v1/models").json() == {"models": [], "load_errors": {}}
+        assert client.get("/v1/models").json() == {"models": [], "served": [], "load_errors": {}}
 
 
 def test_a_broken_newest_version_falls_back_to_the_previous_one(tiny_ner_store, tmp_path):

@@ -80,7 +80,7 @@ def test_the_benchmark_load_generator_against_the_real_server(server, task):
 
 def test_metrics_over_real_http(server_url):
     text = httpx.get(f"{server_url}/metrics", timeout=5).text
-    assert f'model_version_info{{task="ner",version="{bundled_version("ner").name}"}} 1.0' in text
+    assert f'model_version_info{{model="ner",serving="true",task="ner",version="{bundled_version("ner").name}"}} 1.0' in text
     assert "model_batch_size_bucket" in text
 
 

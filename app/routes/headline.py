@@ -5,7 +5,7 @@
 
 from fastapi import APIRouter, Depends, Request
 
-from app.access import task_router
+from app.access import caller_identity, task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
@@ -17,6 +17,7 @@ TASK = "headline"
 
 
 class HeadlineResponse(HeadlineResult):
+    model: str
     model_version: int
 
 
@@ -38,6 +39,7 @@ def build_router(settings: Settings) -> APIRouter:
                             "candidates": [{"text": "基于分簇的能量均衡路由协议", "score": -1.21945, "log_prob": -3.8616}],
                             "truncated": False,
                             "chars_read": 55,
+                            "model": "headline",
                             "model_version": 1,
                         }
                     }
@@ -47,11 +49,11 @@ def build_router(settings: Settings) -> APIRouter:
         },
     )
     async def headline(body: HeadlineRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> HeadlineResponse:
-        with engine.registry.lease(TASK) as model:
+        with engine.registry.lease(TASK, body.target(), caller_identity(request)) as model:
             pipeline = model.pipeline
             job = pipeline.job(body.text, body.beam_width, body.max_length, body.num_candidates)
             (candidates,) = await engine.run(model, [job], request)
             result = pipeline.respond(body.text, candidates, body.num_candidates)
-        return HeadlineResponse(**result.model_dump(), model_version=model.version)
+        return HeadlineResponse(**result.model_dump(), model=model.model, model_version=model.version)
 
     return router

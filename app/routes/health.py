@@ -24,9 +24,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Every model on disk is loaded and serving")
 def readyz(registry: ModelRegistry = Depends(get_registry)) -> JSONResponse:
-    loaded = {m.task: m.version for m in registry.loaded()}
+    loaded = {m["model"]: m["serving_version"] for m in registry.models() if m["serving_version"] is not None}
     errors = public_load_errors(registry)
-    missing = [task for task in registry.discover() if task not in loaded]
+    missing = [model for model in registry.discover() if model not in loaded]
     if loaded and not missing:
         return JSONResponse({"status": "ready", "models": loaded})
     message = "models not loaded: " + (", ".join(missing) or "none on disk")

@@ -6,7 +6,7 @@
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from app.access import task_router
+from app.access import caller_identity, task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
@@ -18,11 +18,13 @@ TASK = "ner"
 
 
 class NERResponse(NERResult):
+    model: str
     model_version: int
 
 
 class NERBatchResponse(BaseModel):
     results: list[NERResult]
+    model: str
     model_version: int
 
 
@@ -48,6 +50,7 @@ def build_router(settings: Settings) -> APIRouter:
                                 {"type": "LOC", "text": "日本", "start": 18, "end": 20, "probability": 0.95},
                             ],
                             "confidence": 0.98,
+                            "model": "ner",
                             "model_version": 1,
                         }
                     }
@@ -58,10 +61,10 @@ def build_router(settings: Settings) -> APIRouter:
     )
     async def recognise(body: NERRequest, request: Request, engine: InferenceEngine = Depends(get_engine)):
         texts = body.texts if body.texts is not None else [body.text]
-        with engine.registry.lease(TASK) as model:
+        with engine.registry.lease(TASK, body.target(), caller_identity(request)) as model:
             results = [model.pipeline.respond(r, body.min_probability) for r in await engine.run(model, texts, request)]
         if body.texts is None:
-            return NERResponse(**results[0].model_dump(), model_version=model.version)
-        return NERBatchResponse(results=results, model_version=model.version)
+            return NERResponse(**results[0].model_dump(), model=model.model, model_version=model.version)
+        return NERBatchResponse(results=results, model=model.model, model_version=model.version)
 
     return router

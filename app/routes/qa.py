@@ -7,7 +7,7 @@
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.access import task_router
+from app.access import caller_identity, task_router
 from app.dependencies import get_engine
 from app.engine import InferenceEngine
 from app.errors import error_responses
@@ -20,6 +20,7 @@ TASK = "qa"
 
 
 class QAResponse(QAResult):
+    model: str
     model_version: int
 
 
@@ -46,6 +47,7 @@ def build_router(settings: Settings) -> APIRouter:
                             "candidates": [
                                 {"answer": "北京", "probability": 0.66, "score": 0.91, "passage_index": 0, "start": 0, "end": 2}
                             ],
+                            "model": "qa",
                             "model_version": 1,
                         }
                     }
@@ -55,13 +57,14 @@ def build_router(settings: Settings) -> APIRouter:
         },
     )
     async def answer(body: QARequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> QAResponse:
-        with engine.registry.lease(TASK) as model:  # one version from here to the answer
+        # One version from here to the answer.
+        with engine.registry.lease(TASK, body.target(), caller_identity(request)) as model:
             pipeline = model.pipeline
             # jieba is plain Python: segment in a worker thread, off the event loop.
             plan = await run_in_threadpool(pipeline.plan, body.question, body.passages)
             spans = await engine.run(model, plan.rows, request)
             threshold = body.min_probability if body.min_probability is not None else settings.qa_answer_threshold
             result = pipeline.respond(body.passages, plan, spans, body.num_candidates, body.aggregate, threshold)
-        return QAResponse(**result.model_dump(), model_version=model.version)
+        return QAResponse(**result.model_dump(), model=model.model, model_version=model.version)
 
     return router

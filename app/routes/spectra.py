@@ -9,11 +9,14 @@ from pydantic import (
     Field,
 )
 
-from app.access import task_router
+from app.access import caller_identity, task_router
 from app.dependencies import get_engine, get_upload_work
 from app.engine import InferenceEngine
 from app.errors import error_responses
+from app.model_store import NAME_PATTERN
+from app.registry import Target
 from app.settings import Settings
+from app.tasks.choice import ModelChoice
 from app.tasks.spectra import fits_guard
 from app.tasks.spectra.files import ByteBudget, SpectrumFileError
 from app.tasks.spectra.pipeline import FileEntry, SpectraLimits, file_entries
@@ -26,6 +29,7 @@ TASK = "spectra"
 
 class SpectraResponse(BaseModel):
     results: list[SpectrumResult]
+    model: str
     model_version: int
 
 
@@ -34,6 +38,7 @@ class FitsResponse(BaseModel):
         description="one entry per spectrum, in file and row order: a classification, or an `error` for a spectrum "
         "that cannot be classified (the rest of the file is still answered)"
     )
+    model: str
     model_version: int
 
 
@@ -100,6 +105,7 @@ def build_router(settings: Settings) -> APIRouter:
                                     "heavily_masked": False,
                                 }
                             ],
+                            "model": "spectra",
                             "model_version": 1,
                         }
                     }
@@ -109,9 +115,9 @@ def build_router(settings: Settings) -> APIRouter:
         },
     )
     async def classify(body: SpectraRequest, request: Request, engine: InferenceEngine = Depends(get_engine)) -> SpectraResponse:
-        with engine.registry.lease(TASK) as model:
+        with engine.registry.lease(TASK, body.target(), caller_identity(request)) as model:
             results = await engine.run(model, body.flux_rows(), request)
-        return SpectraResponse(results=results, model_version=model.version)
+        return SpectraResponse(results=results, model=model.model, model_version=model.version)
 
     @router.post(
         "/v1/spectra/fits",
@@ -132,9 +138,19 @@ def build_router(settings: Settings) -> APIRouter:
         ),
         file: list[UploadFile] = File([], description="the same as `files` (`curl -F file=@spec.fits` works too)"),
         spectrum: bool = Form(False, description="also return each spectrum as the model read it (for plotting)"),
+        model: str | None = Form(None, pattern=NAME_PATTERN, description=ModelChoice.model_fields["model"].description),
+        version: int | None = Form(None, gt=0, description=ModelChoice.model_fields["version"].description),
+        version_label: str | None = Form(
+            None, pattern=NAME_PATTERN, description=ModelChoice.model_fields["version_label"].description
+        ),
         engine: InferenceEngine = Depends(get_engine),
         upload_work: UploadWork = Depends(get_upload_work),
     ) -> FitsResponse:
+        if version is not None and version_label is not None:
+            raise RequestValidationError(
+                [{"loc": ("body", "version_label"), "msg": "give at most one of 'version' or 'version_label'", "type": "value_error"}]
+            )
+        target = Target(model, version, version_label)
         files = files + file
         if not files:
             raise _invalid_files("no FITS file sent: upload one or more as the form field `files` (or `file`)")
@@ -143,10 +159,11 @@ def build_router(settings: Settings) -> APIRouter:
         uploads = [(_display_name(upload, i), upload) for i, upload in enumerate(files)]
         # Reading and resampling are CPU work: in the bounded upload threads, off the event loop.
         entries = await upload_work.run(lambda deadline: _read_uploads(uploads, limits, deadline))
-        with engine.registry.lease(TASK) as model:
-            pipeline = model.pipeline
+        with engine.registry.lease(TASK, target, caller_identity(request)) as answering:
+            pipeline = answering.pipeline
             rows = [entry.flux for entry in entries if not isinstance(entry.flux, str)]
-            classified = await engine.run(model, rows, request) if rows else []  # none: the errors are the answer
-        return FitsResponse(results=pipeline.file_results(entries, classified, spectrum), model_version=model.version)
+            classified = await engine.run(answering, rows, request) if rows else []  # none: the errors are the answer
+        results = pipeline.file_results(entries, classified, spectrum)
+        return FitsResponse(results=results, model=answering.model, model_version=answering.version)
 
     return router

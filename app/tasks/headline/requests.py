@@ -5,6 +5,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from app.tasks.choice import ModelChoice
 from app.tasks.chinese_script import has_chinese
 from app.validation import integer, user_text
 
@@ -17,7 +18,7 @@ def request_model(max_chars: int, max_beam_width: int, max_tokens: int) -> type[
     class body below that name is the field.)"""
     Text = user_text(max_chars)
 
-    class HeadlineRequest(BaseModel):
+    class HeadlineRequest(ModelChoice):
         model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": EXAMPLE, "num_candidates": 3}]})
 
         text: Text = Field(

@@ -5,6 +5,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.tasks.choice import ModelChoice
 from app.validation import number, user_text
 
 EXAMPLE = "新华社北京电国务院总理李鹏今天会见了日本客人。"
@@ -14,7 +15,7 @@ def request_model(max_chars: int, max_texts: int) -> type[BaseModel]:
     """``POST /v1/ner``'s body: texts of at most ``max_chars`` characters, at most ``max_texts`` in a batch."""
     Text = user_text(max_chars)
 
-    class NERRequest(BaseModel):
+    class NERRequest(ModelChoice):
         """Either ``text`` (one text) or ``texts`` (a batch), not both."""
 
         model_config = ConfigDict(

@@ -5,6 +5,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.tasks.choice import ModelChoice
 from app.tasks.qa.pipeline import DEFAULT_AGGREGATE, Aggregate
 from app.validation import integer, number, user_text
 
@@ -20,7 +21,7 @@ def request_model(max_question: int, max_passages: int, max_passage: int) -> typ
     ``max_passages`` passages of at most ``max_passage``."""
     Question, Passage = user_text(max_question), user_text(max_passage)
 
-    class QARequest(BaseModel):
+    class QARequest(ModelChoice):
         model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
 
         question: Question = Field(description=f"at most {max_question} characters")

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.tasks.choice import ModelChoice
 from app.tasks.spectra.grid import LAMOST
 from app.tasks.spectra.pipeline import SpectraLimits
 
@@ -113,7 +114,7 @@ def request_model(limits: SpectraLimits) -> type[BaseModel]:
         ),
     ]
 
-    class SpectraRequest(BaseModel):
+    class SpectraRequest(ModelChoice):
         model_config = ConfigDict(
             extra="forbid",
             json_schema_extra={

@@ -110,18 +110,22 @@ class Endpoints:
     def _call(self, call: Call) -> Any:
         raise NotImplementedError
 
-    @overload
-    def ner(self, text: str, *, min_probability: float | None = None) -> types.NERResponse: ...
-    @overload
-    def ner(self, text: Sequence[str], *, min_probability: float | None = None) -> types.NERBatchResponse: ...
+    # Every prediction takes model=, version= and version_label=: what answers it (default: the
+    # task's own model, its traffic split's version or its serving one).
 
-    def ner(self, text, *, min_probability=None):
+    @overload
+    def ner(self, text: str, *, min_probability: float | None = None, model: str | None = None, version: int | None = None, version_label: str | None = None) -> types.NERResponse: ...
+    @overload
+    def ner(self, text: Sequence[str], *, min_probability: float | None = None, model: str | None = None, version: int | None = None, version_label: str | None = None) -> types.NERBatchResponse: ...
+
+    def ner(self, text, *, min_probability=None, model=None, version=None, version_label=None):
         """Person, location and organisation names in one text (a ``str``) or in several (a list)."""
         if isinstance(text, str):
             body, response = {"text": text}, types.NERResponse
         else:
             body, response = {"texts": list(text)}, types.NERBatchResponse
-        return self._call(Call("POST", "/v1/ner", response, json={**body, **_drop_none(min_probability=min_probability)}))
+        body.update(_drop_none(min_probability=min_probability, model=model, version=version, version_label=version_label))
+        return self._call(Call("POST", "/v1/ner", response, json=body))
 
     def qa(
         self,
@@ -131,6 +135,7 @@ class Endpoints:
         num_candidates: int | None = None,
         min_probability: float | None = None,
         aggregate: Literal["max", "sum"] | None = None,
+        model: str | None = None, version: int | None = None, version_label: str | None = None,
     ) -> types.QAResponse:
         """The answer to ``question`` as a span of one of ``passages``, with its calibrated probability.
 
@@ -138,6 +143,7 @@ class Endpoints:
         """
         body = {"question": question, "passages": list(passages)}
         body.update(_drop_none(num_candidates=num_candidates, min_probability=min_probability, aggregate=aggregate))
+        body.update(_drop_none(model=model, version=version, version_label=version_label))
         return self._call(Call("POST", "/v1/qa", types.QAResponse, json=body))
 
     def headline(
@@ -147,34 +153,60 @@ class Endpoints:
         num_candidates: int | None = None,
         beam_width: int | None = None,
         max_length: int | None = None,
+        model: str | None = None, version: int | None = None, version_label: str | None = None,
     ) -> types.HeadlineResponse:
         """A headline for an abstract (beam search; ``num_candidates`` ranked alternatives)."""
         body = {"text": text, **_drop_none(num_candidates=num_candidates, beam_width=beam_width, max_length=max_length)}
+        body.update(_drop_none(model=model, version=version, version_label=version_label))
         return self._call(Call("POST", "/v1/headline", types.HeadlineResponse, json=body))
 
-    def spectra(self, spectra: Sequence[Any], *, encode: bool = True) -> types.SpectraResponse:
+    def spectra(self, spectra: Sequence[Any], *, encode: bool = True, model: str | None = None, version: int | None = None, version_label: str | None = None) -> types.SpectraResponse:
         """Classify spectra: flux arrays on the model's grid (numpy arrays or lists; sent as base64
         float32 unless ``encode=False``), or dicts ``{"wavelength", "flux", "ivar"?}`` on any grid."""
         body = {"spectra": [_spectrum(s, encode) for s in spectra]}
+        body.update(_drop_none(model=model, version=version, version_label=version_label))
         return self._call(Call("POST", "/v1/spectra", types.SpectraResponse, json=body))
 
     def spectra_files(
-        self, files: Sequence[str | Path | tuple[str, bytes]], *, spectrum: bool = False
+        self, files: Sequence[str | Path | tuple[str, bytes]], *, spectrum: bool = False, model: str | None = None, version: int | None = None, version_label: str | None = None
     ) -> types.FitsResponse:
         """Classify the spectra in FITS files (paths, or ``(name, bytes)``); ``spectrum=True`` also
         returns each spectrum as the model read it."""
         uploads = [_upload(item) for item in files]
-        data = {"spectrum": "true"} if spectrum else None
+        choice = _drop_none(model=model, version=version, version_label=version_label)
+        data = {**({"spectrum": "true"} if spectrum else {}), **{k: str(v) for k, v in choice.items()}} or None
         return self._call(Call("POST", "/v1/spectra/fits", types.FitsResponse, files=uploads, data=data))
 
     def models(self) -> types.ModelsResponse:
         """The loaded models: task, version, test metrics, signature, calibration, decoding."""
         return self._call(Call("GET", "/v1/models", types.ModelsResponse))
 
-    def reload(self, task: str, version: int | None = None) -> types.ReloadResponse:
-        """Switch ``task`` to ``version`` (default: the highest on disk); needs a key with the ``admin`` scope."""
+    # The admin actions below need a key with the ``admin`` scope (docs/serving.md, Versions).
+
+    def reload(self, model: str, version: int | None = None) -> types.ReloadResponse:
+        """Serve ``version`` of ``model`` (default: the highest on disk) to callers that name none."""
         body = {"version": version} if version is not None else {}
-        return self._call(Call("POST", f"/v1/models/{task}/reload", types.ReloadResponse, json=body, idempotent=False))
+        return self._call(Call("POST", f"/v1/models/{model}/reload", types.ReloadResponse, json=body, idempotent=False))
+
+    def load_version(self, model: str, version: int) -> types.VersionResponse:
+        """Load ``version`` of ``model`` beside the loaded ones."""
+        path = f"/v1/models/{model}/versions/{version}/load"
+        return self._call(Call("POST", path, types.VersionResponse, idempotent=False))
+
+    def unload_version(self, model: str, version: int) -> types.VersionResponse:
+        """Stop answering with ``version`` of ``model``; returns once its requests have finished."""
+        path = f"/v1/models/{model}/versions/{version}/unload"
+        return self._call(Call("POST", path, types.VersionResponse, idempotent=False))
+
+    def set_label(self, model: str, label: str, version: int) -> types.LabelsResponse:
+        """Point ``label`` (e.g. ``"stable"``) of ``model`` at ``version``."""
+        path = f"/v1/models/{model}/labels/{label}"
+        return self._call(Call("PUT", path, types.LabelsResponse, json={"version": version}))
+
+    def set_traffic(self, model: str, weights: dict[int, int]) -> types.TrafficResponse:
+        """Split the callers that name no version by ``weights`` (version → weight; ``{}`` ends the split)."""
+        body = {"weights": {str(v): w for v, w in weights.items()}}
+        return self._call(Call("PUT", f"/v1/models/{model}/traffic", types.TrafficResponse, json=body))
 
 
 def build_request(http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:

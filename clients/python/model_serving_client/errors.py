@@ -63,7 +63,8 @@ class RequestTimedOut(APIError):
 
 
 class ReloadFailed(APIError):
-    """409: a model version failed to load; the previous one still serves."""
+    """409: a model version failed to load (the previous one still serves), or an admin action
+    was refused (unloading the only version, a traffic split over a version not loaded)."""
 
 
 class RequestTooLarge(APIError):

@@ -34,11 +34,15 @@ class NERResult(_Response):
 
 
 class NERResponse(NERResult):
+    model: str | None = None
+    """The model that answered (a task's default model is named after it)."""
     model_version: int
 
 
 class NERBatchResponse(_Response):
     results: list[NERResult]
+    model: str | None = None
+    """The model that answered (a task's default model is named after it)."""
     model_version: int
 
 
@@ -64,6 +68,8 @@ class QAResponse(_Response):
     start: int | None
     end: int | None
     candidates: list[QACandidate]
+    model: str | None = None
+    """The model that answered (a task's default model is named after it)."""
     model_version: int
 
 
@@ -79,6 +85,8 @@ class HeadlineResponse(_Response):
     candidates: list[HeadlineCandidate]
     truncated: bool
     chars_read: int
+    model: str | None = None
+    """The model that answered (a task's default model is named after it)."""
     model_version: int
 
 
@@ -100,6 +108,8 @@ class SpectrumResult(_Response):
 
 class SpectraResponse(_Response):
     results: list[SpectrumResult]
+    model: str | None = None
+    """The model that answered (a task's default model is named after it)."""
     model_version: int
 
 
@@ -119,10 +129,13 @@ class FileSpectrumError(_Response):
 
 class FitsResponse(_Response):
     results: list[Union[FileSpectrumResult, FileSpectrumError]]
+    model: str | None = None
+    """The model that answered (a task's default model is named after it)."""
     model_version: int
 
 
 class ModelInfo(_Response):
+    model: str | None = None
     task: str
     version: int
     metrics: dict[str, Any]
@@ -133,12 +146,43 @@ class ModelInfo(_Response):
     decoding: dict[str, Any] | None = None
 
 
+class ServedModelInfo(_Response):
+    model: str
+    task: str
+    default: bool
+    """Whether it answers the task's requests that name no model."""
+    serving_version: int | None
+    loaded_versions: list[int]
+    labels: dict[str, int]
+    traffic: dict[str, int]
+    """Version → weight of the traffic split ({}: none)."""
+
+
 class ModelsResponse(_Response):
     models: list[ModelInfo]
+    served: list[ServedModelInfo] = []
     load_errors: dict[str, str]
 
 
 class ReloadResponse(_Response):
+    model: str | None = None
     task: str
     version: int
     previous_version: int | None
+
+
+class VersionResponse(_Response):
+    model: str
+    version: int
+    loaded: bool
+    still_in_flight: int = 0
+
+
+class LabelsResponse(_Response):
+    model: str
+    labels: dict[str, int]
+
+
+class TrafficResponse(_Response):
+    model: str
+    weights: dict[str, int]

@@ -1,0 +1,32 @@
+"""The fields with which any task request names what answers it (docs/serving.md, Versions)."""
+
+# No `from __future__ import annotations`: pydantic evaluates the field types here.
+
+from pydantic import BaseModel, Field, model_validator
+
+from app.model_store import NAME_PATTERN
+from app.registry import Target
+from app.validation import integer
+
+
+class ModelChoice(BaseModel):
+    """Base of every task's request body: which model, and which version or label of it."""
+
+    model: str | None = Field(
+        None, pattern=NAME_PATTERN, description="the model that answers; default: the task's own (`GET /v1/models` lists them)"
+    )
+    version: integer(gt=0) | None = Field(
+        None, description="a loaded version of that model; default: the traffic split's version, or the serving one"
+    )
+    version_label: str | None = Field(
+        None, pattern=NAME_PATTERN, description="a label of that model (e.g. `stable`) instead of a version"
+    )
+
+    @model_validator(mode="after")
+    def version_or_label(self) -> "ModelChoice":
+        if self.version is not None and self.version_label is not None:
+            raise ValueError("give at most one of 'version' or 'version_label'")
+        return self
+
+    def target(self) -> Target:
+        return Target(self.model, self.version, self.version_label)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.serve import Server
-from tests.conftest import REPO, SHARED_DATA, system_tool
+from tests.conftest import REPO, SHARED_DATA, bundled_version, system_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.browser]
 
@@ -182,3 +182,24 @@ def test_with_keys_configured_the_page_asks_for_one_and_keeps_it_in_the_tab(brow
     page.reload()
     assert page.input_value("#api-key") == key  # kept in this tab
     page.close()
+
+
+def test_the_model_chooser_sends_the_request_to_another_model_of_the_task(browser, tmp_path):
+    # The bundled models, and the bundled NER model once more as `ner-fine` (linked).
+    root = tmp_path / "models"
+    root.mkdir()
+    for model in ("ner", "qa", "headline", "spectra"):
+        (root / model).symlink_to(REPO / "models" / model, target_is_directory=True)
+    (root / "ner-fine").mkdir()
+    (root / "ner-fine" / "1").symlink_to(bundled_version("ner"), target_is_directory=True)
+    with Server({"APP_MODEL_ROOT": str(root)}) as server:
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("#ner-form select.model-choice option >> nth=1", state="attached")
+        assert page.eval_on_selector("#ner-form select.model-choice", "s => s.closest('label').hidden") is False
+        assert page.eval_on_selector("#qa-form select.model-choice", "s => s.closest('label').hidden") is True
+        page.select_option("#ner-form select.model-choice", label="ner-fine")
+        page.click("#ner-form button[type=submit]")
+        page.wait_for_selector("#ner-marked mark")
+        assert "model ner-fine version 1" in page.inner_text("#ner-result")
+        page.close()

@@ -230,3 +230,35 @@ def test_two_models_of_one_task_answer_side_by_side(tmp_path):
     assert unknown.status_code == 404
     assert "models: ner, ner-fine" in unknown.json()["error"]["message"]
     assert [(m["model"], m["task"], m["default"]) for m in catalogue["served"]] == [("ner", "ner", True), ("ner-fine", "ner", False)]
+
+
+def test_compare_replays_requests_against_two_versions_in_process(tmp_path, capsys):
+    from app.compare import main
+
+    root = ner_store(tmp_path, {"ner": [1, 2]})
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("\n".join(json.dumps(body, ensure_ascii=False) for body in [TEXT, {"texts": ["张三在上海工作。", "他"]}, {"text": ""}]))
+    main(["--model", "ner", "--versions", "1", "2", "--model-root", str(root), "--out", str(tmp_path / "report.json"), str(requests)])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["requests"], summary["compared"], summary["failed"], summary["changed"]) == (3, 2, 1, 0)
+    assert summary["entity_f1_second_vs_first"] == 1.0
+    assert set(summary["latency"]) == {"1", "2"}
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["failures"][0]["status"] == [422, 422]
+
+
+def test_compare_scores_each_task_s_differences():
+    from app.compare import compare_headline, compare_ner, compare_qa, compare_spectra
+
+    entity = lambda kind, start, end, text: {"type": kind, "start": start, "end": end, "text": text}  # noqa: E731
+    row, differs = compare_ner(
+        {"entities": [entity("PER", 0, 2, "李鹏"), entity("LOC", 3, 5, "北京")]}, {"entities": [entity("PER", 0, 2, "李鹏")]}
+    )
+    assert differs and row["dropped"] == [("LOC", 3, 5, "北京")] and row["common"] == 1
+    row, differs = compare_qa({"answer": "北京市", "probability": 0.9}, {"answer": "北京", "probability": 0.7})
+    assert differs and not row["agree"] and row["f1"] == 0.8 and abs(row["probability_shift"] - 0.2) < 1e-9
+    row, differs = compare_headline({"headline": "今天天气很好"}, {"headline": "今天天气好"})
+    assert differs and 0.9 < row["rouge_l"] < 1
+    star = {"label": "STAR", "z": 0.0001, "subtype": "G"}
+    row, differs = compare_spectra({"results": [star, star]}, {"results": [star, {**star, "subtype": "K", "z": 0.0003}]})
+    assert differs and (row["label_agreement"], row["subtype_agreement"]) == (2, 1)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from app.tasks.text_scores import chars, cmrc_em, cmrc_f1, overlap_f1, rouge_l
 from training.data.tags import Span
 
 
@@ -59,61 +59,6 @@ def classification_report(y_true, y_pred, classes: Sequence[str]) -> dict:
     }
 
 
-# The CMRC 2018 evaluation script's punctuation list (its "……" never matches a single character).
-_CMRC_PUNCTUATION = set("-:_*^/\\~`+=，。：？！“”；’《》·、「」（）－～『』")
-_LATIN_RUN = re.compile(r"\w+|[^\w\s]")
-
-
-def _cmrc_tokens(text: str) -> list[str]:
-    """The official script's ``mixed_segmentation``: each CJK character is a token, other runs are
-    split into words (a regular expression here, where the script uses nltk's tokenizer)."""
-    tokens, run = [], ""
-    for char in text.lower().strip():
-        if char in _CMRC_PUNCTUATION:
-            continue
-        if "\u4e00" <= char <= "\u9fa5":
-            tokens.extend(_LATIN_RUN.findall(run))
-            run = ""
-            tokens.append(char)
-        else:
-            run += char
-    tokens.extend(_LATIN_RUN.findall(run))
-    return tokens
-
-
-def _longest_common_substring(a: Sequence[str], b: Sequence[str]) -> int:
-    best, previous = 0, [0] * (len(b) + 1)
-    for x in a:
-        current = [0] * (len(b) + 1)
-        for j, y in enumerate(b, 1):
-            if x == y:
-                current[j] = previous[j - 1] + 1
-                best = max(best, current[j])
-        previous = current
-    return best
-
-
-def cmrc_f1(prediction: str, references: Sequence[str]) -> float:
-    """CMRC 2018 F1: longest common substring of the tokens (punctuation removed), max over references."""
-    predicted = _cmrc_tokens(prediction)
-    scores = [0.0]
-    for reference in references:
-        gold = _cmrc_tokens(reference)
-        common = _longest_common_substring(gold, predicted)
-        if common:
-            precision, recall = common / len(predicted), common / len(gold)
-            scores.append(2 * precision * recall / (precision + recall))
-    return max(scores)
-
-
-def cmrc_em(prediction: str, references: Sequence[str]) -> float:
-    """CMRC 2018 exact match: equal after lower-casing and removing punctuation, for any reference."""
-    def clean(text: str) -> str:
-        return "".join(c for c in text.lower().strip() if c not in _CMRC_PUNCTUATION)
-
-    return float(any(clean(prediction) == clean(reference) for reference in references))
-
-
 def cmrc_scores(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
     """Mean EM and F1 in percent (as the official script prints them), and the question count."""
     if len(predictions) != len(references):
@@ -150,35 +95,8 @@ def webqa_score(predictions: Sequence[str], references: Sequence[Sequence[str]])
     }
 
 
-def _overlap_f1(overlap: int, n_predicted: int, n_reference: int) -> float:
-    if not overlap:
-        return 0.0
-    precision, recall = overlap / n_predicted, overlap / n_reference
-    return 2 * precision * recall / (precision + recall)
-
-
-def _longest_common_subsequence(a: Sequence[str], b: Sequence[str]) -> int:
-    previous = [0] * (len(b) + 1)
-    for x in a:
-        current = [0]
-        for j, y in enumerate(b, 1):
-            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
-        previous = current
-    return previous[-1]
-
-
 def _ngrams(chars: Sequence[str], n: int) -> Counter:
     return Counter(tuple(chars[i : i + n]) for i in range(len(chars) - n + 1))
-
-
-def _chars(text: str) -> list[str]:
-    return [c for c in text if not c.isspace()]
-
-
-def rouge_l(prediction: str, reference: str) -> float:
-    """Character-level ROUGE-L F1 of one pair (whitespace ignored)."""
-    p, r = _chars(prediction), _chars(reference)
-    return _overlap_f1(_longest_common_subsequence(p, r), len(p), len(r))
 
 
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -190,9 +108,9 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
         raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
     totals = dict.fromkeys(("rouge-1", "rouge-2", "rouge-l"), 0.0)
     for prediction, reference in zip(predictions, references):
-        p, r = _chars(prediction), _chars(reference)
+        p, r = chars(prediction), chars(reference)
         for n in (1, 2):
-            totals[f"rouge-{n}"] += _overlap_f1(
+            totals[f"rouge-{n}"] += overlap_f1(
                 sum((_ngrams(p, n) & _ngrams(r, n)).values()), max(len(p) - n + 1, 0), max(len(r) - n + 1, 0)
             )
         totals["rouge-l"] += rouge_l(prediction, reference)

@@ -28,8 +28,44 @@ async function send(path, init) {
   return payload;
 }
 
+// What answers each task: the task's default model unless the chooser names another model or a
+// pinned version (filled from GET /v1/models; shown only when there is a choice).
+function choice(task) {
+  const select = document.querySelector(`select.model-choice[data-task="${task}"]`);
+  return select && select.value ? JSON.parse(select.value) : {};
+}
+
+async function showModelChoices() {
+  let served;
+  try {
+    ({ served } = await send("/v1/models", { method: "GET", headers: {} }));
+  } catch {
+    return;  // a key is needed first, or the service is older: the defaults answer
+  }
+  for (const select of document.querySelectorAll("select.model-choice")) {
+    const options = [element("option", { value: "" }, "default")];
+    for (const model of served.filter((m) => m.task === select.dataset.task)) {
+      if (!model.default) options.push(element("option", { value: JSON.stringify({ model: model.model }) }, model.model));
+      for (const version of model.loaded_versions.length > 1 ? model.loaded_versions : []) {
+        const labels = Object.entries(model.labels).filter(([, v]) => v === version).map(([label]) => ` (${label})`).join("");
+        options.push(element("option", { value: JSON.stringify({ model: model.model, version }) }, `${model.model} version ${version}${labels}`));
+      }
+    }
+    select.replaceChildren(...options);
+    select.closest("label").hidden = options.length < 2;
+  }
+}
+showModelChoices();
+$("#api-key").addEventListener("change", showModelChoices);
+
+function answeredBy(answer) {
+  return `model ${answer.model ?? ""} version ${answer.model_version}`;
+}
+
 async function post(path, body) {
-  return send(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const task = path.split("/")[2];
+  const json = JSON.stringify({ ...body, ...choice(task) });
+  return send(path, { method: "POST", headers: { "content-type": "application/json" }, body: json });
 }
 
 // Runs a form's request, showing errors in its result box and disabling the button meanwhile.
@@ -94,11 +130,12 @@ for (const tab of document.querySelectorAll("[role=tab]")) {
 // Entities
 handle($("#ner-form"), $("#ner-result"), async () => {
   const text = $("#ner-text").value;
-  const { entities, confidence, model_version } = await post("/v1/ner", { text });
+  const answer = await post("/v1/ner", { text });
+  const { entities, confidence } = answer;
   const spans = entities.map((e) => ({ ...e, label: e.type, className: e.type }));
   return [
     element("p", { id: "ner-marked" }, ...highlight(text, spans)),
-    element("p", { class: "muted" }, `${entities.length} entities (hover for each one's probability; faded below 0.6) · path probability ${confidence.toFixed(3)} · model version ${model_version}`),
+    element("p", { class: "muted" }, `${entities.length} entities (hover for each one's probability; faded below 0.6) · path probability ${confidence.toFixed(3)} · ${answeredBy(answer)}`),
   ];
 });
 
@@ -133,7 +170,7 @@ handle($("#headline-form"), $("#headline-result"), async () => {
   return [
     element("p", { id: "headline-best", class: "label" }, result.headline),
     table(["candidate", "score", "log-probability"], result.candidates.map((c) => [c.text, c.score.toFixed(3), c.log_prob.toFixed(3)])),
-    element("p", { class: "muted" }, `read ${result.chars_read} characters${result.truncated ? " (the text was truncated)" : ""} · model version ${result.model_version}`),
+    element("p", { class: "muted" }, `read ${result.chars_read} characters${result.truncated ? " (the text was truncated)" : ""} · ${answeredBy(result)}`),
   ];
 });
 
@@ -143,6 +180,7 @@ async function postFile(path, file, name) {
   const form = new FormData();
   form.append("files", file, name);
   form.append("spectrum", "true");
+  for (const [name, value] of Object.entries(choice("spectra"))) form.append(name, String(value));
   return send(path, { method: "POST", body: form });
 }
 
@@ -196,7 +234,8 @@ async function classify(file, name) {
   const result = $("#spectra-result");
   result.replaceChildren(element("p", { class: "muted" }, `reading ${name}…`));
   try {
-    const { results, model_version } = await postFile("/v1/spectra/fits", file, name);
+    const answer = await postFile("/v1/spectra/fits", file, name);
+    const { results } = answer;
     const [first] = results;
     if (first.error) throw new Error(`${name}: ${first.error}`);
     plot($("#spectra-plot"), first.spectrum.wavelength, first.spectrum.flux);
@@ -213,7 +252,7 @@ async function classify(file, name) {
       element("p", { id: "spectra-fit" }, describeFit(first)),
       ...(first.warnings.length ? [element("p", { id: "spectra-warnings", class: "warning" }, `warnings: ${first.warnings.join(", ")}`)] : []),
       element("table", {}, element("tbody", {}, ...rows)),
-      element("p", { class: "muted" }, `${name} · ${(first.masked_fraction * 100).toFixed(1)} % of pixels masked${pipeline}${more} · model version ${model_version}`),
+      element("p", { class: "muted" }, `${name} · ${(first.masked_fraction * 100).toFixed(1)} % of pixels masked${pipeline}${more} · ${answeredBy(answer)}`),
     );
   } catch (error) {
     result.replaceChildren(element("p", { class: "error" }, error.message));

@@ -40,7 +40,7 @@ check-deploy: $(CHECKS)/.installed  ## checkov over k8s/ and the Dockerfile, kub
 	$(CHECKS)/bin/bandit --quiet --recursive app
 
 bench: install  ## serving benchmark (batching on/off vs the raw SavedModel, on loopback; a few minutes), then headline decoding
-	$(BIN)/python -m bench.serve --plots docs/images/bench
+	$(BIN)/python -m bench.serve --with-two-versions --plots docs/images/bench
 	$(BIN)/python -m bench.headline_decode
 
 # The bundled QA reader's recipe (docs/qa.md): two readers (seeds 11 and 12) with passage-to-question

@@ -13,7 +13,8 @@ but not yet queued: a lone client, or clients that are all queued already, gain
 nothing from the wait, so their batch runs at once.
 
 Each request comes with a context (the service passes the model version it was admitted with):
-a batch holds requests of one context only, and the batch function is called with it.
+a batch holds requests of one context only, the oldest request's, and the batch function is
+called with it.
 
 A request's items are never split across batches, so one larger than
 ``max_batch_size`` runs as a batch of its own. The queue is bounded in items:
@@ -218,21 +219,30 @@ class MicroBatcher(Generic[Item, Result]):
         return max(1, math.ceil(batches_ahead * self._last_batch_seconds / self.policy.batch_threads))
 
     def _take_batch(self) -> list[_Job]:
-        """Pop queued jobs up to ``max_batch_size`` items (always at least one job), all of the
-        first one's context: consecutive ones, so the queue stays first come, first served."""
+        """Pop queued jobs up to ``max_batch_size`` items (always at least one job): the oldest
+        job's context's jobs in arrival order, up to the first that does not fit; jobs of other
+        contexts keep their places. (Taking only consecutive jobs made batches of one when two
+        loaded versions' requests alternate.)"""
+        context = self._pending[0].context
         jobs: list[_Job] = []
-        size = 0
+        kept: deque[_Job] = deque()
+        size, full = 0, False
         while self._pending:
-            job = self._pending[0]
-            if jobs and (size + len(job.items) > self.policy.max_batch_size or job.context is not jobs[0].context):
-                break
-            self._pending.popleft()
+            job = self._pending.popleft()
+            if full or job.context is not context:
+                kept.append(job)
+                continue
+            if jobs and size + len(job.items) > self.policy.max_batch_size:
+                full = True
+                kept.append(job)
+                continue
             job.taken = True
             self._queued_items -= len(job.items)
             if job.future.done():  # cancelled or timed out while queued
                 continue
             jobs.append(job)
             size += len(job.items)
+        self._pending = kept
         return jobs
 
     def _company_expected(self) -> bool:

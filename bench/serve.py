@@ -379,14 +379,36 @@ def run_task(
     runs = [("batching", policy, False), ("no-batching", unbatched, False)]
     if args.with_access:
         runs.append(("batching+access", policy, True))
+    if args.with_two_versions:
+        runs.append(("two-versions", policy, False))
     for mode, mode_policy, keyed in runs:
         print(f"## {task}: server, {mode}", file=sys.stderr, flush=True)
-        with access_env(keyed) as (extra_env, api_key):
-            env = {**_batching_env(task, mode_policy), **extra_env}
+        with access_env(keyed) as (extra_env, api_key), versions_env(load, mode == "two-versions") as (store_env, mode_load):
+            env = {**_batching_env(task, mode_policy), **extra_env, **store_env}
+            mode_load = mode_load or load
             with Server(env, server_cpus, api_key) as server, pinned(client_cpus):
-                asyncio.run(drive(server.url, load, 8, 50, 10, server.headers))  # warm the connection pool and the model
-                modes[mode] = {c: measured_level(server, load, c, args.requests, args.max_seconds) for c in args.concurrency}
+                asyncio.run(drive(server.url, mode_load, 8, 50, 10, server.headers))  # warm the connection pool and the model
+                modes[mode] = {c: measured_level(server, mode_load, c, args.requests, args.max_seconds) for c in args.concurrency}
     return {"raw": raw, **modes}
+
+
+@contextmanager
+def versions_env(load: Workload, two: bool) -> Iterator[tuple[dict[str, str], Workload | None]]:
+    """For ``two``: a store with the task's bundled model as versions 1 and 2 (linked), both
+    loaded, and ``load``'s requests pinned to them in turn (each batch holds one version's
+    requests); else nothing changes."""
+    if not two:
+        yield {}, None
+        return
+    from app.model_store import resolve_version
+
+    task = load.task
+    bodies = [json.dumps({**json.loads(body), "version": 1 + i % 2}).encode() for i, body in enumerate(load.bodies * 2)]
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / task).mkdir()
+        for version in (1, 2):
+            (Path(folder) / task / str(version)).symlink_to(resolve_version(REPO / "models" / task), target_is_directory=True)
+        yield {"APP_MODEL_ROOT": folder, "APP_SERVE_VERSIONS": "all"}, Workload(task, load.path, bodies)
 
 
 @contextmanager
@@ -439,6 +461,8 @@ def print_table(title: str, result: dict, policy, cores: int, client_shares_core
     named = [("(a) batching", on), ("(b) no batching", off)]
     if "batching+access" in result:
         named.append(("(a) + API key and rate limit", result["batching+access"]))
+    if "two-versions" in result:
+        named.append(("(a) with two versions loaded, requests pinned to each in turn", result["two-versions"]))
     for name, levels in named:
         for c, level in levels.items():
             u = level.usage
@@ -452,6 +476,15 @@ def print_table(title: str, result: dict, policy, cores: int, client_shares_core
             f"| (c) raw SavedModel, batch {c} | – | – | – | {level.items_per_s:.1f} items/s | "
             f"{level.ms_per_call:.1f} per call | | | | | {level.cpu_ms_per_item:.2f} per item | |"
         )
+    if "two-versions" in result:
+        two = result["two-versions"]
+        print("\n| concurrency | two versions / one: throughput | server CPU per request | p50 |")
+        print("|---:|---:|---:|---:|")
+        for c in on:
+            print(
+                f"| {c} | {two[c].throughput / on[c].throughput:.2f}× | "
+                f"{two[c].usage.server_cpu_ms / on[c].usage.server_cpu_ms:.2f}× | {two[c].percentile(50) / on[c].percentile(50):.2f}× |"
+            )
     print(
         "\n| concurrency | (a)/(b) throughput | CPU per request (b)/(a) | (a)/(best c) throughput "
         f"| most (a)/(best c) on {cores} cores | p99 (a) ms | bound: wait + 2 × raw call at this batch ms |"
@@ -515,6 +548,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--with-access", action="store_true",
         help="also run (a) with an API keys file and a per-key rate limit (counted, never reached): what access control costs",
+    )
+    parser.add_argument(
+        "--with-two-versions", action="store_true",
+        help="also run (a) with two versions of the model loaded and requests pinned to each in turn: what serving two costs",
     )
     parser.add_argument("--plots", type=Path, help="also write one PNG per task (throughput and p99 against concurrency) here")
     parser.add_argument("--max-batch-size", type=int, help="override the configured policy for (a)")

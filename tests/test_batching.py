@@ -245,3 +245,22 @@ def test_a_batch_holds_requests_of_one_context_only():
     answers, recorder = run(scenario())
     assert answers == [[0], [2], [4], [6], [8]]
     assert recorder.batches == [[0], [1, 2], [3, 4]] and recorder.contexts == [None, "v1", "v2"]
+
+
+def test_alternating_contexts_are_batched_by_context_each_in_arrival_order():
+    async def scenario():
+        recorder, batcher, first = await held([0], max_batch_size=3, max_wait_ms=0)
+        # Two loaded versions answering requests pinned to each in turn.
+        pinned = [(i, "v1" if i % 2 else "v2") for i in range(1, 9)]
+        rest = [asyncio.ensure_future(batcher.submit([i], context=version)) for i, version in pinned]
+        await until(lambda: batcher.queued_items == 8)
+        recorder.gate.set()
+        answers = await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return answers, recorder
+
+    answers, recorder = run(scenario())
+    assert answers == [[2 * i] for i in range(9)]
+    # The oldest request's version first, up to a full batch; the other version's keep their order.
+    assert recorder.batches == [[0], [1, 3, 5], [2, 4, 6], [7], [8]]
+    assert recorder.contexts == [None, "v1", "v2", "v1", "v2"]

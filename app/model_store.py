@@ -99,7 +99,10 @@ class Labels:
         sees half a file."""
         labels = {**self.read(), label: version}
         handle, staging = tempfile.mkstemp(dir=self.path.parent, prefix=".labels-", suffix=".json")
-        with os.fdopen(handle, "w") as f:
-            json.dump(labels, f, indent=2, sort_keys=True)
-        os.replace(staging, self.path)
+        try:
+            with os.fdopen(handle, "w") as f:
+                json.dump(labels, f, indent=2, sort_keys=True)
+            os.replace(staging, self.path)
+        finally:
+            Path(staging).unlink(missing_ok=True)
         return self.read()

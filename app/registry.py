@@ -327,7 +327,10 @@ class ModelRegistry:
             served = self._served.get(model)
             if served is None:
                 raise NotServed(f"no model {model!r} is loaded")
-            return served.labels.set(label, version)
+            try:
+                return served.labels.set(label, version)
+            except OSError as exc:  # a read-only store (a model store baked into an image)
+                raise Refused(f"the labels of {model!r} cannot be written: the model store is not writable ({exc.strerror})") from None
 
     def set_traffic(self, model: str, weights: dict[int, int]) -> dict[int, int]:
         """Split the callers that name no version of ``model`` by ``weights`` over its loaded

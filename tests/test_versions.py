@@ -262,3 +262,20 @@ def test_compare_scores_each_task_s_differences():
     star = {"label": "STAR", "z": 0.0001, "subtype": "G"}
     row, differs = compare_spectra({"results": [star, star]}, {"results": [star, {**star, "subtype": "K", "z": 0.0003}]})
     assert differs and (row["label_agreement"], row["subtype_agreement"]) == (2, 1)
+
+
+def test_a_store_that_cannot_be_written_refuses_a_label_with_409(tmp_path):
+    settings, admin = admin_settings(tmp_path, ner_store(tmp_path, {"ner": [1]}))
+
+    async def scenario():
+        async with serving(settings) as (app, client):
+            client.headers.update(admin)
+            # As a store baked into a read-only image fails (tests run as root, who may write anywhere).
+            labels = app.state.registry._served["ner"].labels
+            labels.path = tmp_path / "gone" / "labels.json"
+            return await client.put("/v1/models/ner/labels/stable", json={"version": 1})
+
+    refused = asyncio.run(scenario())
+    assert refused.status_code == 409
+    assert "cannot be written" in refused.json()["error"]["message"]
+    assert str(tmp_path) not in refused.text

@@ -228,7 +228,7 @@ class LabelsResponse(BaseModel):
     "/v1/models/{model}/labels/{label}",
     summary="Point a label (e.g. `stable`) at a version; kept in the model store, so replicas and restarts agree",
     response_model=LabelsResponse,
-    responses=documented_errors({403: ADMIN, 404: "no such model loaded, or no such version on disk"}),
+    responses=_admin_errors("the model store is not writable here", "no such model loaded, or no such version on disk"),
 )
 async def set_label(
     body: LabelRequest,
@@ -243,8 +243,8 @@ async def set_label(
     except FileNotFoundError as exc:
         audit_log.info("admin action", extra={**audit, "outcome": "not_found"})
         raise HTTPException(404, without_paths(str(exc))) from None
-    except NotServed:
-        audit_log.info("admin action", extra={**audit, "outcome": "not_found"})
+    except (NotServed, Refused):
+        audit_log.info("admin action", extra={**audit, "outcome": "refused"})
         raise
     audit_log.info("admin action", extra={**audit, "outcome": "succeeded"})
     return LabelsResponse(model=model, labels=labels)

@@ -4,7 +4,8 @@ others, move a label, split traffic (docs/serving.md, Versions)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path
 from fastapi.responses import JSONResponse
@@ -184,8 +185,20 @@ def _admin_errors(conflict: str, missing: str) -> dict:
     return documented_errors({403: ADMIN, 404: missing, 409: conflict})
 
 
-def _audited(caller: Caller, action: str, **details) -> dict:
-    return {"key_id": caller.key_id, "address": caller.address, "action": action, **details}
+@contextmanager
+def _audited(caller: Caller, action: str, **details) -> Iterator[dict]:
+    """Write the admin action and its outcome to the audit log (the block may add details to the
+    dict it gets); a missing version becomes a 404, refusals pass on to their handlers."""
+    audit = {"key_id": caller.key_id, "address": caller.address, "action": action, **details}
+    try:
+        yield audit
+    except FileNotFoundError as exc:
+        audit_log.info("admin action", extra={**audit, "outcome": "not_found"})
+        raise HTTPException(404, without_paths(str(exc))) from None
+    except (NotServed, Refused):
+        audit_log.info("admin action", extra={**audit, "outcome": "refused"})
+        raise
+    audit_log.info("admin action", extra={**audit, "outcome": "succeeded"})
 
 
 @router.post(
@@ -202,13 +215,8 @@ async def unload_version(
     registry: ModelRegistry = Depends(get_registry),
     caller: Caller = Depends(require("admin")),  # who may call: keys with `admin`
 ) -> VersionResponse:
-    audit = _audited(caller, "unload", model=model, version=version)
-    try:
-        remaining = await run_in_threadpool(registry.unload, model, version)
-    except (NotServed, Refused):
-        audit_log.info("admin action", extra={**audit, "outcome": "refused"})
-        raise
-    audit_log.info("admin action", extra={**audit, "outcome": "succeeded", "still_in_flight": remaining})
+    with _audited(caller, "unload", model=model, version=version) as audit:
+        audit["still_in_flight"] = remaining = await run_in_threadpool(registry.unload, model, version)
     await run_in_threadpool(settle_heap)
     return VersionResponse(model=model, version=version, loaded=False, still_in_flight=remaining)
 
@@ -237,16 +245,8 @@ async def set_label(
     registry: ModelRegistry = Depends(get_registry),
     caller: Caller = Depends(require("admin")),  # who may call: keys with `admin`
 ) -> LabelsResponse:
-    audit = _audited(caller, "label", model=model, label=label, version=body.version)
-    try:
+    with _audited(caller, "label", model=model, label=label, version=body.version):
         labels = await run_in_threadpool(registry.set_label, model, label, body.version)
-    except FileNotFoundError as exc:
-        audit_log.info("admin action", extra={**audit, "outcome": "not_found"})
-        raise HTTPException(404, without_paths(str(exc))) from None
-    except (NotServed, Refused):
-        audit_log.info("admin action", extra={**audit, "outcome": "refused"})
-        raise
-    audit_log.info("admin action", extra={**audit, "outcome": "succeeded"})
     return LabelsResponse(model=model, labels=labels)
 
 
@@ -277,11 +277,6 @@ async def set_traffic(
     registry: ModelRegistry = Depends(get_registry),
     caller: Caller = Depends(require("admin")),  # who may call: keys with `admin`
 ) -> TrafficResponse:
-    audit = _audited(caller, "traffic", model=model, weights={str(v): w for v, w in body.weights.items()})
-    try:
+    with _audited(caller, "traffic", model=model, weights={str(v): w for v, w in body.weights.items()}):
         weights = registry.set_traffic(model, body.weights)
-    except (NotServed, Refused):
-        audit_log.info("admin action", extra={**audit, "outcome": "refused"})
-        raise
-    audit_log.info("admin action", extra={**audit, "outcome": "succeeded"})
     return TrafficResponse(model=model, weights={str(v): w for v, w in weights.items()})

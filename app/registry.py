@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from app import model_store
 from app.tasks.catalog import RUNTIMES, TaskRuntime
+from app.tasks.choice import Target
 from app.tasks.spec import ModelSpec, validate_spec
 from app.tfserving import RemoteSavedModel, TFServingClient
 from app.traffic import TrafficSplit
@@ -80,15 +81,6 @@ class MemoryRefused(Refused):
             f"loading it needs about {needed / 2**20:.0f} MB (an estimate) and {max(left, 0) / 2**20:.0f} MB "
             "are left under APP_MEMORY_LIMIT_MB; unload a version first"
         )
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a request asks to be answered by; unset fields take the defaults."""
-
-    model: str | None = None  # default: the model named after the task
-    version: int | None = None
-    label: str | None = None
 
 
 @dataclass(eq=False)

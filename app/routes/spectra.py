@@ -14,9 +14,8 @@ from app.dependencies import get_engine, get_upload_work
 from app.engine import InferenceEngine
 from app.errors import error_responses
 from app.model_store import NAME_PATTERN
-from app.registry import Target
 from app.settings import Settings
-from app.tasks.choice import ModelChoice
+from app.tasks.choice import ModelChoice, Target
 from app.tasks.spectra import fits_guard
 from app.tasks.spectra.files import ByteBudget, SpectrumFileError
 from app.tasks.spectra.pipeline import FileEntry, SpectraLimits, file_entries

@@ -2,11 +2,21 @@
 
 # No `from __future__ import annotations`: pydantic evaluates the field types here.
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, Field, model_validator
 
 from app.model_store import NAME_PATTERN
-from app.registry import Target
 from app.validation import integer
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request asks to be answered by (the registry resolves it); unset fields take the defaults."""
+
+    model: str | None = None  # default: the model named after the task
+    version: int | None = None
+    label: str | None = None
 
 
 class ModelChoice(BaseModel):

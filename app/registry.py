@@ -142,13 +142,15 @@ class ServedModel:
         """The loaded version ``target`` names, or the split's or the serving one."""
         if not self.versions:
             raise ModelUnavailable(f"no version of model {self.name!r} is loaded")
-        if target.version is not None:
-            version, named = target.version, f"version {target.version}"
-        elif target.label is not None:
+        if target.label is not None:
             labels = self.labels.read()
             if target.label not in labels:
                 raise NotServed(f"model {self.name!r} has no label {target.label!r} (labels: {_listed(labels)})")
             version, named = labels[target.label], f"label {target.label!r} (version {labels[target.label]})"
+            if target.version is not None and target.version != version:
+                raise NotServed(f"{named} of model {self.name!r} is not version {target.version}")
+        elif target.version is not None:
+            version, named = target.version, f"version {target.version}"
         else:
             version, named = self.traffic.choose(caller) or self.serving, "its serving version"
         if version not in self.versions:

@@ -46,7 +46,8 @@ def test_each_pinned_request_is_answered_by_its_own_version(tmp_path):
             pinned = await asyncio.gather(*(client.post("/v1/ner", json={**TEXT, "version": v}) for v in (1, 2, 3, 1, 2, 3)))
             default = await client.post("/v1/ner", json=TEXT)
             missing = await client.post("/v1/ner", json={**TEXT, "version": 9})
-            both = await client.post("/v1/ner", json={**TEXT, "version": 1, "version_label": "stable"})
+            assert (await client.put("/v1/models/ner/labels/stable", json={"version": 2})).status_code == 200
+            both = [await client.post("/v1/ner", json={**TEXT, "version": v, "version_label": "stable"}) for v in (2, 1)]
             catalogue = (await client.get("/v1/models")).json()
             return pinned, default, missing, both, catalogue
 
@@ -57,12 +58,13 @@ def test_each_pinned_request_is_answered_by_its_own_version(tmp_path):
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_served"
     assert "loaded: 1, 2, 3" in missing.json()["error"]["message"]
-    assert both.status_code == 422
+    assert both[0].json()["model_version"] == 2  # the label names the version asked for
+    assert both[1].status_code == 404 and "is not version 1" in both[1].json()["error"]["message"]
     assert [m["version"] for m in catalogue["models"]] == [1, 2, 3]
     (served,) = catalogue["served"]
     assert served == {
         "model": "ner", "task": "ner", "default": True, "serving_version": 3, "loaded_versions": [1, 2, 3],
-        "labels": {}, "traffic": {},
+        "labels": {"stable": 2}, "traffic": {},
     }
 
 

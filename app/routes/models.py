@@ -256,7 +256,8 @@ class TrafficRequest(BaseModel):
     )
 
     weights: dict[int, integer(ge=0, le=1_000_000)] = Field(
-        max_length=64, description="version → weight among the loaded versions; {} ends the split"
+        max_length=64, description="version → weight among the loaded versions; {} ends the split",
+        json_schema_extra={"propertyNames": {"pattern": "^[1-9][0-9]{0,8}$"}},
     )
 
 

@@ -145,10 +145,6 @@ def build_router(settings: Settings) -> APIRouter:
         engine: InferenceEngine = Depends(get_engine),
         upload_work: UploadWork = Depends(get_upload_work),
     ) -> FitsResponse:
-        if version is not None and version_label is not None:
-            raise RequestValidationError(
-                [{"loc": ("body", "version_label"), "msg": "give at most one of 'version' or 'version_label'", "type": "value_error"}]
-            )
         target = Target(model, version, version_label)
         files = files + file
         if not files:

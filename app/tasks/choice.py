@@ -4,7 +4,7 @@
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from app.model_store import NAME_PATTERN
 from app.validation import integer
@@ -29,14 +29,9 @@ class ModelChoice(BaseModel):
         None, description="a loaded version of that model; default: the traffic split's version, or the serving one"
     )
     version_label: str | None = Field(
-        None, pattern=NAME_PATTERN, description="a label of that model (e.g. `stable`) instead of a version"
+        None, pattern=NAME_PATTERN,
+        description="a label of that model (e.g. `stable`) instead of a version; with `version` too, it must name that version",
     )
-
-    @model_validator(mode="after")
-    def version_or_label(self) -> "ModelChoice":
-        if self.version is not None and self.version_label is not None:
-            raise ValueError("give at most one of 'version' or 'version_label'")
-        return self
 
     def target(self) -> Target:
         return Target(self.model, self.version, self.version_label)

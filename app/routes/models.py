@@ -110,16 +110,21 @@ LOAD_ERRORS = {
 }
 
 
+def _audit_fields(caller: Caller, action: str, **details) -> dict:
+    """What the audit log records of an admin action: who, from where, what."""
+    return {"key_id": caller.key_id, "address": caller.address, "action": action, **details}
+
+
 async def _load(
     action: str, model: str, version: int | None, registry: ModelRegistry, metrics: Metrics, caller: Caller, beside: bool
 ):
     """Reload (``beside=False``: the version serves) or load beside, audited; a failure is a 409
     with the version still serving."""
-    audit = {"key_id": caller.key_id, "address": caller.address, "action": action, "model": model, "version": version}
-    if model not in registry.discover():
+    audit = _audit_fields(caller, action, model=model, version=version)
+    task = registry.discover().get(model)  # each call reads the store's manifests: once
+    if task is None:
         audit_log.info("admin action", extra={**audit, "outcome": "not_found"})
         raise HTTPException(404, f"no versions of model {model!r} on disk")
-    task = registry.discover()[model]
     try:
         loaded = await run_in_threadpool(registry.add if beside else registry.load, model, version)
     except FileNotFoundError as exc:
@@ -189,7 +194,7 @@ def _admin_errors(conflict: str, missing: str) -> dict:
 def _audited(caller: Caller, action: str, **details) -> Iterator[dict]:
     """Write the admin action and its outcome to the audit log (the block may add details to the
     dict it gets); a missing version becomes a 404, refusals pass on to their handlers."""
-    audit = {"key_id": caller.key_id, "address": caller.address, "action": action, **details}
+    audit = _audit_fields(caller, action, **details)
     try:
         yield audit
     except FileNotFoundError as exc:

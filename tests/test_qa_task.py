@@ -247,6 +247,22 @@ def test_answerless_crops_follow_their_own_rate():
     assert answerless(0.0) == 0 < answerless(0.5) < answerless(1.0) == 20
 
 
+def test_foreign_passages_are_other_questions_sentences_on_the_topic_without_the_answer():
+    examples = [
+        QAExample("capital", "中国的首都是哪里？", "北京是中国的首都。", (("北京", 0),), ("北京",)),
+        QAExample("economy", "上海是什么中心？", "上海是中国最大的经济中心。", (("经济中心", 7),)),
+        QAExample("river", "黄河流入哪个海？", "黄河流入渤海。", (("渤海", 4),)),
+        # Another passage that answers the first question in its own words: never its negative.
+        QAExample("answers", "哪座城市是中国的首都？", "中国的首都是北京，也是中国的政治中心。", (("北京", 6),)),
+    ]
+    config = qa_config.Config(window_chars=64, window_stride=32)
+    rows = qa_preprocessor.foreign_passage_windows(examples, config, rate=1.0, seed=1)
+    negatives = {"".join(question): "".join(window.tokens) for question, window, start, end in rows if start == end == -1}
+    assert len(rows) == len(negatives)  # every row is answerless
+    assert negatives["中国的首都是哪里？"] == "上海是中国最大的经济中心。"  # shares 中国; holds no 北京
+    assert qa_preprocessor.foreign_passage_windows(examples, config, rate=0.0, seed=1) == []
+
+
 def test_evaluate_prints_json_last_line(qa_data, tiny_qa_store, capsys, tmp_path):
     plot = tmp_path / "reliability.png"
     main([

@@ -51,6 +51,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="share of answerless sentence crops trained on (default: --negative-rate; qa/2 was trained with 1)",
     )
     p.add_argument(
+        "--foreign-passage-rate", type=float, default=0.0,
+        help="share of questions also trained on another question's sentence (the most alike of 200 drawn) "
+        "as a passage without the answer",
+    )
+    p.add_argument(
         "--init-from", metavar="VERSION_DIR", default=None,
         help="start from an exported version's weights (e.g. models/qa/2) to train it further; give the options "
         "it was trained with, so the vocabularies and shapes match",

@@ -163,6 +163,59 @@ def training_windows(
     return result
 
 
+def _sentences(text: str) -> list[str]:
+    sentences, first = [], 0
+    for i, char in enumerate(text):
+        if char in SENTENCE_ENDS or i == len(text) - 1:
+            sentences.append(text[first : i + 1].strip())
+            first = i + 1
+    return [s for s in sentences if s]
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1) if text[i].isalnum() and text[i + 1].isalnum()}
+
+
+def foreign_passage_windows(
+    examples: Sequence[QAExample], config: Config, rate: float, seed: int, per_bigram: int = 20
+) -> list[tuple[tuple[str, ...], Window, int, int]]:
+    """Answerless training windows made of *other* questions' sentences: for a share ``rate`` of
+    the questions, the sentence sharing the most character bigrams with the question, but at most
+    a third of them (among up to ``per_bigram`` drawn for each of its bigrams), never from the
+    question's own passage and never holding one of its answers.
+
+    WebQA's evidences always hold their answer, so a reader trained on them learns to answer from
+    any passage: asked 中国的首都是哪里？ of 北京是中华人民共和国的首都。 and 上海是中国最大的
+    经济中心。, it gave 上海. A sentence on the question's topic that does not answer it is the
+    lesson that was missing; a random sentence would be too easy to tell apart.
+    """
+    rng = random.Random(seed)
+    pool = sorted({(s, e.context) for e in examples for s in _sentences(e.context) if 8 <= len(s) <= config.window_chars})
+    holding: dict[str, list[int]] = {}
+    for i, (sentence, _) in enumerate(pool):
+        for bigram in _bigrams(sentence):
+            holding.setdefault(bigram, []).append(i)
+    result = []
+    for example in tqdm(examples, desc="foreign passages", unit="question", file=sys.stderr):
+        if not example.answers or rng.random() >= rate:
+            continue
+        asked = _bigrams(example.question)
+        drawn = {i for b in sorted(asked) if b in holding for i in rng.sample(holding[b], min(per_bigram, len(holding[b])))}
+        answers = {t for t in (*example.references, *(t for t, _ in example.answers)) if t}
+        # A sentence sharing most of the question's wording too often answers it in other words.
+        most = max(1, len(asked) // 3)
+        eligible = [
+            (shared, s)
+            for s, context in (pool[i] for i in sorted(drawn))
+            if context != example.context and not any(a in s for a in answers) and (shared := len(asked & _bigrams(s))) <= most
+        ]
+        if eligible:
+            sentence = max(eligible, key=lambda pair: (pair[0], -len(pair[1])))[1]
+            q_tokens = question_tokens(example.question, config.max_question_chars)
+            result.append((q_tokens, Window(0, tuple(segment(sentence))), -1, -1))
+    return result
+
+
 def training_dataset(
     rows, batch_size: int, shuffle: bool, soft: Sequence[np.ndarray] | None = None, soft_weight: float = 0.0
 ) -> tf.data.Dataset:

@@ -24,6 +24,7 @@ from training.tasks.qa.preprocessor import (
     build_vocabularies,
     char_sentences,
     corpus_texts,
+    foreign_passage_windows,
     normalized_sentences,
     training_dataset,
     training_windows,
@@ -78,6 +79,8 @@ def train(args: argparse.Namespace) -> None:
     rows = training_windows(
         train_examples, config, args.negative_rate, args.crop_rate, args.seed, args.crop_negative_rate
     )
+    if args.foreign_passage_rate:
+        rows += foreign_passage_windows(train_examples, config, args.foreign_passage_rate, args.seed)
     soft = distillation_targets(run_dir, [Path(d) for d in args.teacher], rows) if args.teacher else None
     print(
         f"train {len(rows)} windows ({sum(r[2] < 0 for r in rows)} without the answer) from {len(train_examples)} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from app.tasks.ner.pipeline import NERPipeline
 from tests.conftest import FIXTURES
 from training import publishing
 from training.__main__ import main
-from training.data.ner import read_bio, read_cluener
+from training.data.ner import TaggedSentence, read_bio, read_cluener, read_weibo, relabel
 from training.data.tags import Span
 from training.tasks.ner import backbone as ner_backbone
 from training.tasks.ner import config as ner_config
@@ -93,7 +94,7 @@ def test_export_layout_and_manifest(tiny_ner_store):
     assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
     manifest = model_store.read_manifest(version_dir)
     assert manifest["task"] == "ner" and manifest["version"] == 1
-    assert set(manifest["metrics"]) == {"msra_test", "peoples_daily_test", "msra_test_traditional"}
+    assert set(manifest["metrics"]) == {"msra_test", "peoples_daily_test", "weibo_test", "msra_test_traditional"}
     assert manifest["training_commands"][0].startswith("python -m training ner train")
     assert manifest["params"] > 0 and manifest["created"]
     assert not list(tiny_ner_store.joinpath("ner").glob(".staging-*"))
@@ -149,14 +150,32 @@ def test_evaluate_prints_json_last_line(tiny_ner_store, capsys, tmp_path):
         "--reliability-plot", str(plot),
     ])
     printed = capsys.readouterr().out
-    result = json.loads(printed.strip().splitlines()[-1])
-    assert result["task"] == "ner"
+    printed_json = json.loads(printed.strip().splitlines()[-1])
+    assert printed_json["task"] == "ner" and set(printed_json["models"]) == {"ner"}  # every NER model of the store
+    result = printed_json["models"]["ner"]
     assert result["f1"] == result["msra_test"]["f1"]
+    # Every test split labelled PER/LOC/ORG that the data folder holds: Weibo's too (GPE read as LOC).
+    assert {"msra_test", "peoples_daily_test", "weibo_test", "msra_test_traditional"} <= set(result)
     assert {"precision", "recall", "f1", "per_type"} <= set(result["peoples_daily_test"])
     calibration = result["msra_test"]["entity_calibration"]
     assert 0 <= calibration["ece"] <= 1 and sum(b["count"] for b in calibration["bins"]) == calibration["n"]
     assert "ECE" in printed
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_second_model_of_the_task_is_exported_beside_the_first_and_evaluated_with_it(
+    tiny_ner_run, tiny_ner_store, tmp_path, capsys
+):
+    store = tmp_path / "models"
+    shutil.copytree(tiny_ner_store, store)
+    data = ["--data-dir", str(FIXTURES / "ner"), "--model-root", str(store)]
+    main(["ner", "export", "--run-dir", str(tiny_ner_run), "--model", "ner-fine", *data])
+    assert model_store.read_manifest(store / "ner-fine" / "1")["task"] == "ner"
+    capsys.readouterr()
+    main(["ner", "evaluate", *data])
+    assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["models"]) == {"ner", "ner-fine"}
+    main(["ner", "evaluate", "--model", "ner-fine", *data])
+    assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["models"]) == {"ner-fine"}
 
 
 def test_reliability_table_and_expected_calibration_error():
@@ -229,6 +248,22 @@ def test_cluener_reader(tmp_path):
     )
     (sentence,) = read_cluener(path)
     assert [(s.label, sentence.text[s.start : s.end]) for s in sentence.spans] == [("company", "浙商银行"), ("name", "叶老桂")]
+
+
+def test_weibo_reader_keeps_named_mentions_with_gpe_as_loc(tmp_path):
+    # 李鹏 a name (BIOES), 上海 a GPE name, 记者 a nominal, then an emoji the corpus lost (two U+FFFD).
+    (tmp_path / "seq.in").write_text("李 鹏 在 上 海 见 了 记 者 \ufffd\ufffd\n", encoding="utf-8")
+    (tmp_path / "seq.out").write_text("B-PER.NAM E-PER.NAM O B-GPE.NAM E-GPE.NAM O O B-PER.NOM E-PER.NOM O\n", encoding="utf-8")
+    (sentence,) = read_weibo(tmp_path)
+    assert sentence.text == "李鹏在上海见了记者\ufffd"
+    assert [(s.label, sentence.text[s.start : s.end]) for s in sentence.spans] == [("PER", "李鹏"), ("LOC", "上海")]
+
+
+def test_relabel_maps_types_and_drops_the_unmapped():
+    sentence = TaggedSentence("腾讯的马化腾玩王者荣耀", ("B-company", "I-company", "O", "B-name", "I-name", "I-name", "O",
+                                                  "B-game", "I-game", "I-game", "I-game"))
+    (relabelled,) = relabel([sentence], {"company": "ORG", "name": "PER"})
+    assert [(s.label, s.start, s.end) for s in relabelled.spans] == [("ORG", 0, 2), ("PER", 3, 6)]
 
 
 def test_bio_reader_rejects_malformed_lines(tmp_path):

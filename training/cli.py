@@ -25,6 +25,7 @@ class TaskParsers:
     evaluate: argparse.ArgumentParser
     commands: argparse._SubParsersAction  # for a task's own further commands
     shared: argparse.ArgumentParser  # --data-dir and --model-root, as a parent for those commands
+    store: argparse.ArgumentParser  # --model, for a further command that reads a model of the store
 
 
 def add_task_commands(
@@ -57,16 +58,25 @@ def add_task_commands(
     )
     p_train.set_defaults(func=train)
 
-    p_export = commands.add_parser("export", parents=[shared], help=f"write models/{task}/<version>/ and its manifest")
+    # Which model of the store: models/<model>/<version>/ (a task may have several, e.g. ner and ner-fine).
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--model", default=None, help=f"the model's name in the store (default: {task})")
+
+    p_export = commands.add_parser("export", parents=[shared, store], help=f"write models/<model>/<version>/ and its manifest")
     p_export.add_argument("--run-dir", default=f"runs/{task}")
     p_export.add_argument("--version", type=int, default=None, help="default: one above the highest present")
     p_export.add_argument("--prune", action="store_true", help="remove the other versions after a successful export")
     p_export.set_defaults(func=export)
 
-    p_evaluate = commands.add_parser("evaluate", parents=[shared], help="test-split metrics of an exported model")
+    p_evaluate = commands.add_parser("evaluate", parents=[shared, store], help="test-split metrics of an exported model")
     p_evaluate.add_argument("--version", type=int, default=None, help="default: the highest present")
     p_evaluate.set_defaults(func=evaluate)
-    return TaskParsers(p_train, p_export, p_evaluate, commands, shared)
+    return TaskParsers(p_train, p_export, p_evaluate, commands, shared, store)
+
+
+def model_dir(args: argparse.Namespace, task: str) -> Path:
+    """``<--model-root>/<--model>``: where the versions of the model a command names live."""
+    return Path(args.model_root) / (getattr(args, "model", None) or task)
 
 
 def export_version(
@@ -87,7 +97,7 @@ def export_version(
     ``--data-dir`` exists, adds the manifest, publishes it as a version (removing the
     others with ``--prune``) and prints one JSON line with ``headline(metrics)``.
     """
-    staging = publishing.write_saved_model(model, serve, Path(args.model_root) / task, extra_endpoints)
+    staging = publishing.write_saved_model(model, serve, model_dir(args, task), extra_endpoints)
     metrics = evaluate(staging) if Path(args.data_dir).exists() else {}
     publishing.write_manifest(
         staging,

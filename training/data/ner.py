@@ -1,4 +1,5 @@
-"""Readers for the NER corpora: character-per-line BIO files and CLUENER2020 JSON lines."""
+"""Readers for the NER corpora: character-per-line BIO files, CLUENER2020 JSON lines and Weibo NER's
+aligned ``seq.in``/``seq.out`` files; and relabelling of one corpus's types onto another's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.data.tags import Span, bio_to_spans, spans_to_tags
+from training.data.tags import Span, as_bio, bio_to_spans, spans_to_tags
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,40 @@ def read_cluener(path: str | Path) -> list[TaggedSentence]:
             text = record["text"]
             sentences.append(TaggedSentence(text, tuple(spans_to_tags(len(text), sorted(spans, key=lambda s: s.start)))))
     return sentences
+
+
+def read_weibo(folder: str | Path) -> list[TaggedSentence]:
+    """Weibo NER (Peng & Dredze 2015): ``seq.in`` space-separated characters, ``seq.out`` aligned
+    BIOES tags of PER/LOC/GPE/ORG × NAM (a name) / NOM (a nominal, 女人, 老师). The named mentions
+    are kept, with GPE read as LOC (as MSRA tags countries and cities); nominals are not names."""
+    folder = Path(folder)
+    lines = zip(
+        (folder / "seq.in").read_text(encoding="utf-8").splitlines(),
+        (folder / "seq.out").read_text(encoding="utf-8").splitlines(),
+    )
+    sentences = []
+    for line_no, (chars, tags) in enumerate(lines, 1):
+        # An emoji the corpus lost to encoding is one token of two U+FFFD: one character here.
+        chars, tags = [c[0] for c in chars.split()], tags.split()
+        if len(chars) != len(tags):
+            raise ValueError(f"{folder}: line {line_no}: characters and tags do not align")
+        spans = [
+            Span({"GPE": "LOC"}.get(label, label), s.start, s.end)
+            for s in bio_to_spans(as_bio(t) for t in tags)
+            for label, _, mention in [s.label.partition(".")]
+            if mention == "NAM"
+        ]
+        sentences.append(TaggedSentence("".join(chars), tuple(spans_to_tags(len(chars), spans))))
+    return sentences
+
+
+def relabel(sentences: list[TaggedSentence], mapping: dict[str, str]) -> list[TaggedSentence]:
+    """The sentences with each entity's type replaced through ``mapping``; types it leaves out
+    are no longer entities."""
+    return [
+        TaggedSentence(s.text, tuple(spans_to_tags(len(s.text), [Span(mapping[x.label], x.start, x.end) for x in s.spans if x.label in mapping])))
+        for s in sentences
+    ]
 
 
 _CLAUSE_END = re.compile(r"(?<=[。！？；!?;])")

@@ -15,6 +15,7 @@ import tensorflow as tf
 from app import model_store
 from app.tasks.headline.pipeline import HeadlinePipeline
 from app.tasks.headline.spec import HeadlineDecoding
+from training.cli import model_dir
 from training.data.headline import Pair, test_sets, training_pairs
 from training.metrics import rouge_l, rouge_scores
 from training.tasks.headline.config import TASK, Config
@@ -101,7 +102,7 @@ def lead_chars(data_dir: Path) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
+    version_dir = model_store.resolve_version(model_dir(args, TASK), args.version)
     manifest = model_store.read_manifest(version_dir)
     decoding = manifest.get("decoding") or decoding_options(args)
     max_source_chars = manifest.get("preprocessing", {}).get("max_source_chars", Config.max_source_chars)

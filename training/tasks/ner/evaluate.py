@@ -1,11 +1,13 @@
-"""``python -m training ner evaluate``: entity P/R/F1 of an exported tagger through the pipeline
-``/v1/ner`` answers with, the calibration of its entity probabilities, and Traditional script."""
+"""``python -m training ner evaluate``: entity P/R/F1 of exported taggers through the pipeline
+``/v1/ner`` answers with, on every test split labelled with their types, the calibration of their
+entity probabilities, and Traditional script."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Sequence
 
 import tensorflow as tf
 
@@ -16,26 +18,38 @@ from app.tasks.ner.schemas import NERResult
 from training.data.ner import TaggedSentence
 from training.data.tags import Span
 from training.metrics import entity_prf, plot_reliability, reliability, reliability_lines
-from training.tasks.ner.config import CORPORA, TASK
+from training.cli import model_dir
+from training.tasks.ner.config import CORPORA, TASK, TEST_SETS
 
 
-def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str) -> dict:
-    """Entity P/R/F1 of an exported model on each test set of the corpus, as ``/v1/ner`` answers
-    (the same pipeline), and how well its per-entity probabilities are calibrated there."""
+def evaluate_saved_model(version_dir: Path, data_dir: Path, corpus_name: str, types: Sequence[str]) -> dict:
+    """Entity P/R/F1 of an exported model, as ``/v1/ner`` answers (the same pipeline), and the
+    calibration of its per-entity probabilities, on every test split of :data:`TEST_SETS` labelled
+    with the model's ``types`` that ``data_dir`` holds; its own corpus's split also in Traditional
+    characters."""
     pipeline = NERPipeline(tf.saved_model.load(str(version_dir)).signatures["serving_default"])
-    corpus = CORPORA[corpus_name]
+    own = CORPORA[corpus_name].test
+    names = [own, *(n for n in TEST_SETS if n != own)]
+    tests = {
+        name: TEST_SETS[name].reader(data_dir / TEST_SETS[name].path)
+        for name in names
+        if set(TEST_SETS[name].types) == set(types) and (data_dir / TEST_SETS[name].path).exists()
+    }
     results = {}
-    tests = {name: corpus.reader(data_dir / relative) for name, relative in corpus.tests.items()}
     for name, sentences in tests.items():
         answers = pipeline.answer_many([s.text for s in sentences], desc=name)
         results[name] = entity_prf([s.spans for s in sentences], [_spans(a) for a in answers])
         results[name]["entity_calibration"] = entity_reliability(sentences, answers)
-    first, sentences = next(iter(tests.items()))
-    traditional = in_traditional_characters(sentences)
+    traditional = in_traditional_characters(tests.get(own, []))
     if traditional:
-        answers = pipeline.answer_many([s.text for s in traditional], desc=f"{first}, Traditional")
-        results[f"{first}_traditional"] = entity_prf([s.spans for s in traditional], [_spans(a) for a in answers])
+        answers = pipeline.answer_many([s.text for s in traditional], desc=f"{own}, Traditional")
+        results[f"{own}_traditional"] = entity_prf([s.spans for s in traditional], [_spans(a) for a in answers])
     return results
+
+
+def entity_types(tags: Sequence[str]) -> list[str]:
+    """The entity types a tag list names (``B-PER`` → ``PER``)."""
+    return sorted({t.partition("-")[2] for t in tags if t != "O"})
 
 
 def _spans(result: NERResult) -> list[Span]:
@@ -68,9 +82,29 @@ def headline_figures(metrics: dict) -> dict:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
-    corpus = args.corpus or model_store.read_manifest(version_dir).get("corpus", "msra")
-    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), corpus)
+    """Each model named (``--model``), else every NER model of the store: its figures printed,
+    then one JSON line with all of them (``models``: name → figures)."""
+    root = Path(args.model_root)
+    names = [args.model] if args.model else [m for m, task in model_store.models(root, {TASK}).items() if task == TASK]
+    if not names:
+        raise SystemExit(f"no {TASK} models under {root}")
+    figures = {}
+    for name in names:
+        version_dir = model_store.resolve_version(model_dir(args, TASK) if args.model else root / name, args.version)
+        manifest = model_store.read_manifest(version_dir)
+        corpus = args.corpus or manifest.get("corpus", "msra")
+        metrics = evaluate_saved_model(version_dir, Path(args.data_dir), corpus, entity_types(manifest.get("tags", [])))
+        print(f"\n== {name}/{version_dir.name} ==")
+        _print_metrics(metrics)
+        if args.reliability_plot:
+            calibrated = {n: r["entity_calibration"] for n, r in metrics.items() if "entity_calibration" in r}
+            plot = args.reliability_plot if len(names) == 1 else args.reliability_plot.with_stem(f"{args.reliability_plot.stem}_{name}")
+            plot_reliability(calibrated, plot, f"NER entity probability, {name}/{version_dir.name}")
+        figures[name] = {"model": str(version_dir), **headline_figures(metrics), **metrics}
+    print(json.dumps({"task": TASK, "models": figures}))
+
+
+def _print_metrics(metrics: dict) -> None:
     for name, result in metrics.items():
         print(f"\n{name}: P={result['precision']:.4f} R={result['recall']:.4f} F1={result['f1']:.4f}")
         print(f"  {'type':<14}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}")
@@ -81,7 +115,3 @@ def evaluate(args: argparse.Namespace) -> None:
             print(f"  entity probability: ECE {calibration['ece']:.4f} over {calibration['n']} predicted entities")
             for line in reliability_lines(calibration):
                 print(f"  {line}")
-    calibrated = {name: r["entity_calibration"] for name, r in metrics.items() if "entity_calibration" in r}
-    if args.reliability_plot and calibrated:
-        plot_reliability(calibrated, args.reliability_plot, f"NER entity probability, ner/{version_dir.name}")
-    print(json.dumps({"task": TASK, "model": str(version_dir), **headline_figures(metrics), **metrics}))

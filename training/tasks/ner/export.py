@@ -14,7 +14,7 @@ from training.cli import export_version
 from training.data.tags import as_bio
 from training.tasks.ner.backbone import build_ensemble, lexicon_layer, load_tagger
 from training.tasks.ner.config import CORPORA, SIGNATURE, TASK, WARMUP_TEXT, Config
-from training.tasks.ner.evaluate import evaluate_saved_model, headline_figures
+from training.tasks.ner.evaluate import entity_types, evaluate_saved_model, headline_figures
 from training.tasks.ner.head import make_tagger
 
 
@@ -51,7 +51,7 @@ def export(args: argparse.Namespace) -> None:
         task=TASK,
         model=model,
         serve=serve,
-        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), config.corpus),
+        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), config.corpus, entity_types(config.tags)),
         headline=headline_figures,
         data_source=CORPORA[config.corpus].source,
         extra={

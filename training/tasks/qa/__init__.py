@@ -118,7 +118,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--int8-embeddings", action="store_true", help="store the character and word tables as int8 (a quarter of the size)"
     )
     p = parsers.commands.add_parser(
-        "calibrate", parents=[parsers.shared],
+        "calibrate", parents=[parsers.shared, parsers.store],
         help="fit an exported reader's probability calibration and answer threshold into its manifest",
     )
     p.add_argument("--version", type=int, default=None, help="default: the highest present")

@@ -11,6 +11,7 @@ from app import model_store
 from app.tasks.calibration import PlattScaling
 from app.tasks.qa.answers import prefer_nested
 from training import publishing
+from training.cli import model_dir
 from training.tasks.qa.config import TASK, config_of_export
 from training.tasks.qa.evaluate import evaluate_saved_model, headline_figures, print_report
 from training.tasks.qa.grading import (
@@ -73,7 +74,7 @@ def calibrate(args: argparse.Namespace) -> None:
     """Fit an exported reader's decoding (:func:`fit_nested_ratio`), calibration and answer
     threshold, and store them with the metrics they give in its manifest (what export does for a
     new version)."""
-    version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
+    version_dir = model_store.resolve_version(model_dir(args, TASK), args.version)
     config = config_of_export(version_dir)
     config.nested_answer_ratio = None  # fitted again on the best spans as they are
     predict = saved_model_predictor(version_dir)

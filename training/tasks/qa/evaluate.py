@@ -15,6 +15,7 @@ from app.tasks.calibration import PlattScaling
 from app.tasks.qa.pipeline import DEFAULT_AGGREGATE
 from app.tasks.chinese_script import to_traditional
 from app.tasks.qa.spec import QACalibration
+from training.cli import model_dir
 from training.data.qa import QAExample, read_handwritten, read_squad, read_webqa
 from training.metrics import cmrc_scores, plot_reliability, reliability, reliability_lines, webqa_score
 from training.tasks.qa.backbone import averaged_reader
@@ -280,7 +281,7 @@ def evaluate(args: argparse.Namespace) -> None:
         model, config = averaged_reader(args.runs)
         predict, measured = in_process_predictor(model, config), {"runs": [str(r) for r in args.runs]}
     else:
-        version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
+        version_dir = model_store.resolve_version(model_dir(args, TASK), args.version)
         config = config_of_export(version_dir)
         predict, measured = saved_model_predictor(version_dir), {"model": str(version_dir)}
     if args.selection:

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from app import model_store
 from app.tasks.spectra.spec import CLASSES
+from training.cli import model_dir
 from training.data.spectra_real import LOWZ_AGN_SOURCE, load_lamost_stars, load_real_validation
 from training.metrics import classification_report, recall_report
 from training.tasks.spectra.config import BRIGHT_SNR, TASK
@@ -135,7 +136,7 @@ def headline_figures(metrics: dict) -> dict:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    version_dir = model_store.resolve_version(Path(args.model_root) / TASK, args.version)
+    version_dir = model_store.resolve_version(model_dir(args, TASK), args.version)
     metrics = evaluate_saved_model(version_dir, Path(args.data_dir), args.test_per_class, Path(args.cache_dir))
     report = metrics["synthetic_test"]
     print(f"\nsynthetic test: accuracy={report['accuracy']:.4f} macro-F1={report['macro_f1']:.4f}")

@@ -133,3 +133,14 @@ def test_the_traditional_table_is_opencc_s_character_conversion():
 )
 def test_which_texts_are_written_in_traditional_characters(text, traditional):
     assert written_in_traditional(text) is traditional
+
+
+def test_bigram_sentences_are_the_keys_the_bigram_lookup_sees():
+    from training.data.word2vec import bigram_sentences
+    from training.layers.char_bigrams import CODEPOINT_BASE
+
+    north, capital = ord("北"), ord("京")
+    # The bigram starting at each character; the last one pairs with "no character" (0).
+    assert bigram_sentences(["北京", "北"]) == [
+        [str(north * CODEPOINT_BASE + capital), str(capital * CODEPOINT_BASE)], [str(north * CODEPOINT_BASE)],
+    ]

@@ -15,6 +15,7 @@ from app.tasks.qa.answers import Answer
 from app.tasks.qa.preprocessing import pad_tokens, segment
 from training import runs
 from training.__main__ import main
+from training.data import word2vec
 from training.data.qa import QAExample
 from training.tasks.qa import backbone as qa_backbone
 from training.tasks.qa import calibrate as qa_calibrate
@@ -342,7 +343,7 @@ def test_calibrate_refits_an_exported_reader_in_place(qa_data, tiny_qa_store, tm
 
 def test_word2vec_rows_follow_the_word_lookup():
     sentences = [["北京", "是", "首都"], ["上海", "是", "城市"]] * 50
-    table = qa_preprocessor.word2vec_table(sentences, ["是", "北京", "未见"], dim=8, epochs=2, seed=1)
+    table = word2vec.word2vec_table(sentences, ["是", "北京", "未见"], dim=8, epochs=2, seed=1)
     assert table.shape == (5, 8) and table.dtype == np.float32
     # Rows 0 (padding), 1 (out of vocabulary) and the unseen word keep Keras-like small random values.
     assert np.abs(table[[0, 1, 4]]).max() <= 0.05
@@ -354,11 +355,11 @@ def test_character_word2vec_reads_the_units_the_char_lookup_sees():
     """--char-word2vec: the corpus is each text's normalised code points, so its table rows line up
     with ``config.chars`` (lower-cased Latin, as the reader's lookup)."""
     texts = ["北京是首都", "Beijing 北京"]
-    corpus = qa_preprocessor.char_sentences(texts)
+    corpus = word2vec.char_sentences(texts)
     assert corpus[0] == [str(ord(c)) for c in "北京是首都"]
     assert corpus[1][0] == str(ord("b"))  # lower-cased like the reader's input
     chars = [int(c) for c in dict.fromkeys(corpus[0])]
-    table = qa_preprocessor.word2vec_table(corpus * 50, [str(c) for c in chars], dim=8, epochs=2, seed=1)
+    table = word2vec.word2vec_table(corpus * 50, [str(c) for c in chars], dim=8, epochs=2, seed=1)
     assert table.shape == (len(chars) + 2, 8)
     assert np.abs(table[2:]).max() > 0.05  # trained vectors, not the small random start
 

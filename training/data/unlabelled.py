@@ -7,11 +7,13 @@ vectors has seen no evaluation text. Paths are relative to the shared data folde
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Callable, Sequence
 
 from training.data.headline import read_titles, training_pairs
 from training.data.ner import read_bio, read_cluener
+from training.data.qa import read_squad, read_webqa_train
 
 
 def _ner_texts(shared: Path) -> list[str]:
@@ -24,9 +26,24 @@ def _headline_texts(shared: Path) -> list[str]:
     return [p.source for p in pairs] + [p.title for p in pairs] + read_titles(shared / "headline/csl_titles_only/train_titles.tsv")
 
 
+def _qa_texts(shared: Path) -> list[str]:
+    examples = read_squad(shared / "qa/cmrc2018/cmrc2018_train.json") + read_webqa_train(
+        shared / "qa/webqa_train/me_test_minus_webqa_sample.json"
+    )
+    return sorted({e.context for e in examples}) + [e.question for e in examples]
+
+
+def _news_post_texts(shared: Path) -> list[str]:
+    """LCSTS's training posts (Weibo posts of news organisations): the text column of ``summary \t text``."""
+    with open(shared / "headline/clge_lcsts/train.tsv", encoding="utf-8", newline="") as f:
+        return [row[1] for row in csv.reader(f, delimiter="\t") if len(row) > 1]
+
+
 SOURCES: dict[str, Callable[[Path], list[str]]] = {
     "ner": _ner_texts,  # news sentences: MSRA (its People's-Daily-free training file) and CLUENER train
     "headline": _headline_texts,  # scientific abstracts and titles: the headline task's training pairs and CSL titles
+    "qa": _qa_texts,  # encyclopaedia passages and questions: CMRC 2018 train, WebQA's annotated questions
+    "news_posts": _news_post_texts,  # Weibo posts of news organisations: LCSTS train
 }
 
 

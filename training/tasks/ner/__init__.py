@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from training.cli import add_task_commands
+from training.data.unlabelled import SOURCES as UNLABELLED_SOURCES
 from training.tasks.ner import evaluate, export, train
 from training.tasks.ner.config import CORPORA, TASK, Config
 
@@ -60,6 +61,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--init-from", metavar="VERSION_DIR", default=None,
         help="start from an exported version's weights (e.g. models/ner/2) to train it further; "
         "give the hyper-parameters it was trained with, so the vocabularies and shapes match",
+    )
+    p.add_argument(
+        "--word2vec-epochs", type=int, default=0,
+        help="start the character and bigram embeddings from skip-gram word2vec over the training sentences and "
+        "--word2vec-extra text (this many epochs; 0: learned from scratch)",
+    )
+    p.add_argument(
+        "--word2vec-extra", action="append", default=[], choices=sorted(UNLABELLED_SOURCES),
+        help="unlabelled training text of the shared data folder (repeatable; training/data/unlabelled.py): its "
+        "characters and bigrams also join the vocabularies, so the tagger starts with vectors for them",
     )
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
     parsers.export.add_argument(

@@ -10,7 +10,9 @@ import keras
 
 from training import runs
 from training.callbacks import ema_options, standard_callbacks
-from training.data.ner import join_entity_lists, split_long
+from training.data.ner import TaggedSentence, join_entity_lists, split_long
+from training.data.unlabelled import unlabelled_texts
+from training.data.word2vec import bigram_sentences, char_sentences, word2vec_table
 from training.layers import CRFNegativeLogLikelihood
 from training.metrics import entity_prf
 from training.runs import CONFIG_FILE, record_command, start_run
@@ -30,9 +32,12 @@ def train(args: argparse.Namespace) -> None:
         train_set += [joined for s in train_set if (joined := join_entity_lists(s)) is not None]
     train_set = [piece for s in train_set for piece in split_long(s, args.max_train_chars)]
 
-    if config is None:
+    extra = unlabelled_texts(Path(args.data_dir).parent, args.word2vec_extra) if args.word2vec_extra else []
+    resuming = config is not None  # then the checkpoint's weights win over word2vec's
+    if not resuming:
         config = Config.from_options(args)
-        build_vocabularies(config, train_set, args.min_char_count, args.min_bigram_count, args.max_bigrams)
+        unlabelled = [TaggedSentence(text, ("O",) * len(text)) for text in extra]
+        build_vocabularies(config, train_set + unlabelled, args.min_char_count, args.min_bigram_count, args.max_bigrams)
         config.save(run_dir / CONFIG_FILE)
     print(
         f"train {len(train_set)} pieces, held out {len(dev_set)} sentences; "
@@ -41,6 +46,14 @@ def train(args: argparse.Namespace) -> None:
     )
 
     model = build_model(config)
+    if args.word2vec_epochs and not resuming:
+        texts = [s.text for s in train_set] + extra
+        for layer, corpus, vocabulary, dim in [
+            ("char_embedding", char_sentences(texts), config.chars, config.char_dim),
+            ("bigram_embedding", bigram_sentences(texts), config.bigrams, config.bigram_dim),
+        ]:
+            table = word2vec_table(corpus, [str(v) for v in vocabulary], dim, args.word2vec_epochs, args.seed)
+            model.get_layer(layer).set_weights([table])
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
         loss=CRFNegativeLogLikelihood(model.get_layer("crf")),

@@ -72,7 +72,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--word2vec-extra", action="append", default=[], choices=sorted(UNLABELLED_SOURCES),
         help="also train the word2vec vectors on another task's training text in the shared data folder "
-        "(repeatable): ner (news sentences), headline (scientific abstracts and titles)",
+        "(repeatable; training/data/unlabelled.py says what each is)",
     )
     p.add_argument(
         "--char-word2vec", action="store_true",

@@ -1,5 +1,5 @@
-"""From CMRC-style examples to the reader's training inputs: vocabularies, word2vec starting
-points, training windows with sentence crops, and the tf.data pipeline."""
+"""From CMRC-style examples to the reader's training inputs: vocabularies and the word2vec corpus,
+training windows with sentence crops and foreign passages, and the tf.data pipeline."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def build_vocabularies(
     config: Config, examples: Sequence[QAExample], min_char_count: int, min_word_count: int, max_words: int
 ) -> list[list[str]]:
     """Fill ``config.chars`` and ``config.words`` from the examples' passages and questions; returns
-    the normalised jieba tokens of each passage and question (the corpus for :func:`word2vec_table`)."""
+    the normalised jieba tokens of each passage and question (the corpus for
+    :func:`training.data.word2vec.word2vec_table`)."""
     texts = corpus_texts(examples)
     chars = Counter(codepoints_of(texts).flat_values.numpy().tolist())
     config.chars = [c for c, n in chars.most_common() if n >= min_char_count]
@@ -51,32 +52,6 @@ def normalized_sentences(texts: Sequence[str], desc: str = "jieba") -> list[list
     segmented = [segment(text) for text in tqdm(texts, desc=desc, unit="text", file=sys.stderr)]
     flat = [w.decode() for w in normalize_tokens(tf.constant([t for tokens in segmented for t in tokens] or [""])).numpy()]
     return [flat[i - len(tokens) : i] for tokens, i in zip(segmented, accumulate(map(len, segmented)))]
-
-
-def char_sentences(texts: Sequence[str]) -> list[list[str]]:
-    """Each text's normalised code points as strings: the character word2vec corpus, in the
-    units the reader's ``char_lookup`` sees."""
-    return [[str(c) for c in row] for row in codepoints_of(list(texts)).to_list()]
-
-
-def word2vec_table(
-    sentences: Sequence[Sequence[str]], words: Sequence[str], dim: int, epochs: int, seed: int
-) -> np.ndarray:
-    """Skip-gram word2vec (gensim) over ``sentences``, as rows of an embedding behind a lookup
-    layer: row 0 is the padding token, row 1 out-of-vocabulary, row ``i + 2`` is ``words[i]``.
-    Tokens word2vec did not keep (whitespace) start from small random vectors like Keras' own
-    initialiser. The tokens may be jieba words or single characters (:func:`char_sentences`)."""
-    from gensim.models import Word2Vec  # a training extra: the service never imports it
-
-    model = Word2Vec(
-        [list(s) for s in sentences], vector_size=dim, window=5, min_count=1, sg=1, negative=5,
-        workers=2, epochs=epochs, seed=seed,
-    )
-    table = np.random.default_rng(seed).uniform(-0.05, 0.05, (len(words) + 2, dim)).astype("float32")
-    for i, word in enumerate(words):
-        if word in model.wv.key_to_index:
-            table[i + 2] = model.wv[word]
-    return table
 
 
 SENTENCE_ENDS = ("。", "！", "？", "；", "!", "?", "\n")

@@ -13,6 +13,7 @@ from training import runs
 from training.callbacks import ema_options, standard_callbacks
 from training.data.qa import QAExample, read_squad, read_training_file
 from training.data.unlabelled import unlabelled_texts
+from training.data.word2vec import char_sentences, word2vec_table
 from training.metrics import cmrc_scores
 from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.qa.backbone import build_model
@@ -22,13 +23,11 @@ from training.tasks.qa.grading import answer_in_context, best_span_scores, best_
 from training.tasks.qa.head import SPAN_LOSSES, WindowPredictor, answer_all, in_process_predictor
 from training.tasks.qa.preprocessor import (
     build_vocabularies,
-    char_sentences,
     corpus_texts,
     foreign_passage_windows,
     normalized_sentences,
     training_dataset,
     training_windows,
-    word2vec_table,
 )
 
 # The raw span score the held-out short-passage F1 withholds below during training: qa/2's default

@@ -64,6 +64,10 @@ def test_entities_are_highlighted_by_type(page):
     assert ["PER", "李鹏"] in marks and ["LOC", "北京"] in marks
     titles = page.eval_on_selector_all("#ner-marked mark", "ms => ms.map(m => m.title)")
     assert all(t.startswith(f"{kind}, probability ") for t, (kind, _) in zip(titles, marks))  # each entity's own
+    colours = dict(page.eval_on_selector_all(
+        "#ner-marked mark", "ms => ms.map(m => [m.dataset.type, getComputedStyle(m).backgroundColor])"
+    ))
+    assert len(set(colours.values())) == len(colours) and "rgba(0, 0, 0, 0)" not in colours.values()  # a colour per type
     # The highlighted text still reads as the original sentence (labels aside).
     assert page.eval_on_selector(
         "#ner-marked", "p => Array.from(p.childNodes).map(n => n.nodeType === 3 ? n.textContent : n.firstChild.textContent).join('')"

@@ -132,7 +132,7 @@ handle($("#ner-form"), $("#ner-result"), async () => {
   const text = $("#ner-text").value;
   const answer = await post("/v1/ner", { text });
   const { entities, confidence } = answer;
-  const spans = entities.map((e) => ({ ...e, label: e.type, className: e.type }));
+  const spans = entities.map((e) => ({ ...e, label: e.type, className: `entity-${e.type}` }));
   return [
     element("p", { id: "ner-marked" }, ...highlight(text, spans)),
     element("p", { class: "muted" }, `${entities.length} entities (hover for each one's probability; faded below 0.6) · path probability ${confidence.toFixed(3)} · ${answeredBy(answer)}`),

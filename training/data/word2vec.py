@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from app.tasks.text import codepoints_of
-from training.layers import bigram_keys
+from training.layers.char_bigrams import CODEPOINT_BASE
 
 
 def char_sentences(texts: Sequence[str]) -> list[list[str]]:
@@ -20,10 +20,10 @@ def char_sentences(texts: Sequence[str]) -> list[list[str]]:
 
 def bigram_sentences(texts: Sequence[str]) -> list[list[str]]:
     """Each text's character bigrams as strings, in the keys the taggers' ``bigram_lookup`` sees
-    (:func:`training.layers.bigram_keys`, the bigram starting at each character)."""
-    codepoints = codepoints_of(list(texts))
-    keys = bigram_keys(codepoints.to_tensor())[:, :, 1].numpy()
-    return [[str(k) for k in row[:n]] for row, n in zip(keys, codepoints.row_lengths().numpy())]
+    (:func:`training.layers.bigram_keys`: the bigram starting at each character, the last paired
+    with 0). Computed row by row: padding every text to the longest would take gigabytes."""
+    rows = codepoints_of(list(texts)).to_list()
+    return [[str(a * CODEPOINT_BASE + b) for a, b in zip(row, [*row[1:], 0])] for row in rows]
 
 
 def word2vec_table(

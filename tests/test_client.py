@@ -315,6 +315,16 @@ def test_the_command_line_prints_typed_json(server, capsys, served_answer):
     assert "text" in capsys.readouterr().err
 
 
+def test_the_command_line_names_the_model_and_version(server, capsys):
+    assert cli(["--url", server.url, "ner", "李鹏在北京", "--model", "ner"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["model"] == "ner"
+    assert cli(["--url", server.url, "ner", "李鹏在北京", "--version", str(answer["model_version"])]) == 0
+    assert json.loads(capsys.readouterr().out)["model_version"] == answer["model_version"]
+    assert cli(["--url", server.url, "ner", "李鹏在北京", "--model", "no-such-model"]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+
+
 # The client's models against the service's schema
 
 

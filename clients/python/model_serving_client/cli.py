@@ -20,11 +20,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=None, help=f"default: ${KEY_VARIABLE}")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per attempt")
     commands = parser.add_subparsers(dest="command", required=True)
+    # Which model answers a prediction (default: the task's own, at the version the service serves).
+    choice = argparse.ArgumentParser(add_help=False)
+    choice.add_argument("--model", default=None, help="a model of the task by name, e.g. ner-fine")
+    choice.add_argument("--version", type=int, default=None, help="pin a version of the model")
+    choice.add_argument("--version-label", default=None, help="a labelled version, e.g. stable")
 
-    p = commands.add_parser("ner", help="names of people, places and organisations in a text")
+    p = commands.add_parser("ner", parents=[choice], help="names of people, places and organisations in a text")
     p.add_argument("text", nargs="+", help="one or more texts")
     p.add_argument("--min-probability", type=float, default=None)
-    p = commands.add_parser("qa", help="answer a question from passages")
+    p = commands.add_parser("qa", parents=[choice], help="answer a question from passages")
     p.add_argument("question")
     p.add_argument("passages", nargs="+")
     p.add_argument("--candidates", type=int, default=None)
@@ -33,10 +38,10 @@ def _parser() -> argparse.ArgumentParser:
         "--aggregate", choices=["max", "sum"], default=None,
         help="sum: rank an answer by every passage that holds it (many short passages)",
     )
-    p = commands.add_parser("headline", help="a headline for an abstract")
+    p = commands.add_parser("headline", parents=[choice], help="a headline for an abstract")
     p.add_argument("text")
     p.add_argument("--candidates", type=int, default=None)
-    p = commands.add_parser("spectra", help="classify the spectra in FITS files")
+    p = commands.add_parser("spectra", parents=[choice], help="classify the spectra in FITS files")
     p.add_argument("files", nargs="+")
     commands.add_parser("models", help="the loaded models and their figures")
     p = commands.add_parser("reload", help="switch a task to another model version (admin key)")
@@ -54,21 +59,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _call(client: Client, args: argparse.Namespace):
+    if args.command in ("models", "reload"):
+        return client.models() if args.command == "models" else client.reload(args.task, args.version)
+    chosen = {"model": args.model, "version": args.version, "version_label": args.version_label}
     if args.command == "ner":
         texts = args.text[0] if len(args.text) == 1 else args.text
-        return client.ner(texts, min_probability=args.min_probability)
+        return client.ner(texts, min_probability=args.min_probability, **chosen)
     if args.command == "qa":
         return client.qa(
             args.question, args.passages,
-            num_candidates=args.candidates, min_probability=args.min_probability, aggregate=args.aggregate,
+            num_candidates=args.candidates, min_probability=args.min_probability, aggregate=args.aggregate, **chosen,
         )
     if args.command == "headline":
-        return client.headline(args.text, num_candidates=args.candidates)
-    if args.command == "spectra":
-        return client.spectra_files(args.files)
-    if args.command == "models":
-        return client.models()
-    return client.reload(args.task, args.version)
+        return client.headline(args.text, num_candidates=args.candidates, **chosen)
+    return client.spectra_files(args.files, **chosen)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

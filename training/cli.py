@@ -12,6 +12,7 @@ from app import model_store
 from app.tasks.catalog import RUNTIMES
 from app.tasks.spec import validate_spec
 from training import publishing
+from training.data.unlabelled import SOURCES as UNLABELLED_SOURCES
 
 Command = Callable[[argparse.Namespace], None]
 
@@ -115,3 +116,17 @@ def export_version(
         publishing.prune_other_versions(version_dir)
     print(json.dumps({"task": task, "exported": str(version_dir), **headline(metrics)}))
     return version_dir
+
+
+def add_word2vec_options(parser: argparse.ArgumentParser, *, default_epochs: int, tables: str, extra: str) -> None:
+    """``--word2vec-epochs`` and ``--word2vec-extra``: ``tables`` (e.g. "word embeddings") start from
+    skip-gram word2vec over the training text and unlabelled text of the shared data folder."""
+    parser.add_argument(
+        "--word2vec-epochs", type=int, default=default_epochs,
+        help=f"start the {tables} from skip-gram word2vec over the training text and --word2vec-extra text "
+        "(this many epochs; 0: learned from scratch)",
+    )
+    parser.add_argument(
+        "--word2vec-extra", action="append", default=[], choices=sorted(UNLABELLED_SOURCES),
+        help=f"unlabelled training text of the shared data folder (repeatable; training/data/unlabelled.py) {extra}",
+    )

@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import add_task_commands
-from training.data.unlabelled import SOURCES as UNLABELLED_SOURCES
+from training.cli import add_task_commands, add_word2vec_options
 from training.tasks.ner import evaluate, export, train
 from training.tasks.ner.config import CORPORA, TASK, Config
 
@@ -62,15 +61,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="start from an exported version's weights (e.g. models/ner/2) to train it further; "
         "give the hyper-parameters it was trained with, so the vocabularies and shapes match",
     )
-    p.add_argument(
-        "--word2vec-epochs", type=int, default=0,
-        help="start the character and bigram embeddings from skip-gram word2vec over the training sentences and "
-        "--word2vec-extra text (this many epochs; 0: learned from scratch)",
-    )
-    p.add_argument(
-        "--word2vec-extra", action="append", default=[], choices=sorted(UNLABELLED_SOURCES),
-        help="unlabelled training text of the shared data folder (repeatable; training/data/unlabelled.py): its "
-        "characters and bigrams also join the vocabularies, so the tagger starts with vectors for them",
+    add_word2vec_options(
+        p, default_epochs=0, tables="character and bigram embeddings",
+        extra="whose characters and bigrams also join the vocabularies, so the tagger starts with vectors for them",
     )
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
     parsers.export.add_argument(

@@ -17,8 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import add_task_commands
-from training.data.unlabelled import SOURCES as UNLABELLED_SOURCES
+from training.cli import add_task_commands, add_word2vec_options
 from training.tasks.qa import calibrate, evaluate, export, train
 from training.tasks.qa.config import TASK, Config
 from training.tasks.qa.head import SPAN_LOSSES
@@ -64,16 +63,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--crop-rate", type=float, default=0.0,
         help="share of questions that also train on short sentence crops of their passage (with and without the answer)",
     )
-    p.add_argument(
-        "--word2vec-epochs", type=int, default=5,
-        help="start the word embeddings from skip-gram word2vec over the training passages and questions "
-        "(this many epochs; 0: learned from scratch)",
-    )
-    p.add_argument(
-        "--word2vec-extra", action="append", default=[], choices=sorted(UNLABELLED_SOURCES),
-        help="also train the word2vec vectors on another task's training text in the shared data folder "
-        "(repeatable; training/data/unlabelled.py says what each is)",
-    )
+    add_word2vec_options(p, default_epochs=5, tables="jieba word embeddings", extra="for the vectors too")
     p.add_argument(
         "--char-word2vec", action="store_true",
         help="also start the character embeddings from skip-gram word2vec over the same text's characters "

@@ -18,7 +18,6 @@ from app.tasks.ner.schemas import NERResult
 from training.data.ner import TaggedSentence
 from training.data.tags import Span
 from training.metrics import entity_prf, plot_reliability, reliability, reliability_lines
-from training.cli import model_dir
 from training.tasks.ner.config import CORPORA, TASK, TEST_SETS
 
 
@@ -85,19 +84,19 @@ def evaluate(args: argparse.Namespace) -> None:
     """Each model named (``--model``), else every NER model of the store: its figures printed,
     then one JSON line with all of them (``models``: name → figures)."""
     root = Path(args.model_root)
-    names = [args.model] if args.model else [m for m, task in model_store.models(root, {TASK}).items() if task == TASK]
+    names = [args.model] if args.model else list(model_store.models(root, {TASK}))
     if not names:
         raise SystemExit(f"no {TASK} models under {root}")
     figures = {}
     for name in names:
-        version_dir = model_store.resolve_version(model_dir(args, TASK) if args.model else root / name, args.version)
+        version_dir = model_store.resolve_version(root / name, args.version)
         manifest = model_store.read_manifest(version_dir)
         corpus = args.corpus or manifest.get("corpus", "msra")
         metrics = evaluate_saved_model(version_dir, Path(args.data_dir), corpus, entity_types(manifest.get("tags", [])))
         print(f"\n== {name}/{version_dir.name} ==")
         _print_metrics(metrics)
-        if args.reliability_plot:
-            calibrated = {n: r["entity_calibration"] for n, r in metrics.items() if "entity_calibration" in r}
+        calibrated = {n: r["entity_calibration"] for n, r in metrics.items() if "entity_calibration" in r}
+        if args.reliability_plot and calibrated:
             plot = args.reliability_plot if len(names) == 1 else args.reliability_plot.with_stem(f"{args.reliability_plot.stem}_{name}")
             plot_reliability(calibrated, plot, f"NER entity probability, {name}/{version_dir.name}")
         figures[name] = {"model": str(version_dir), **headline_figures(metrics), **metrics}

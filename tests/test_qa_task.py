@@ -302,7 +302,7 @@ def test_short_passages_cut_the_answers_sentence_and_another():
     assert qa_grading.short_passages(across)[0] == "答案在第三句北京里。第四句？"  # an answer over two sentences keeps both
     assert qa_grading.short_passages(QAExample("q", "问题", "只有一句。", (("一句", 2),))) == ("只有一句。", None)
     assert qa_grading.short_passages(QAExample("q", "问题", context, (("无", -1),))) is None
-    assert qa_grading.sentence_bounds("甲。乙") == [(0, 2), (2, 3)] and qa_grading.sentence_bounds("") == []
+    assert qa_preprocessor.sentence_bounds("甲。乙") == [(0, 2), (2, 3)] and qa_preprocessor.sentence_bounds("") == []
 
 
 @pytest.mark.parametrize(("inside_score", "ratio"), [(0.2, 0.5), (0.01, None)])

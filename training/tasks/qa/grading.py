@@ -12,7 +12,7 @@ from training.data.qa import QAExample, read_squad
 from training.metrics import cmrc_em, cmrc_f1, cmrc_scores
 from training.tasks.qa.config import TESTS, Config
 from training.tasks.qa.head import WindowPredictor, answer_all
-from training.tasks.qa.preprocessor import SENTENCE_ENDS
+from training.tasks.qa.preprocessor import sentence_bounds
 
 
 def answer_in_context(
@@ -94,19 +94,6 @@ DevAnswers = tuple[list[QAExample], list[list[Answer]]]  # CMRC dev and the read
 def dev_answers(predict: WindowPredictor, data_dir: Path, config: Config, limit: int | None = None) -> DevAnswers:
     dev = read_squad(data_dir / TESTS)[:limit]
     return dev, answer_in_context(predict, config, dev, desc="cmrc dev")
-
-
-def sentence_bounds(text: str) -> list[tuple[int, int]]:
-    """Character ranges ``[start, end)`` of the sentences of ``text`` (each ends with one of
-    :data:`SENTENCE_ENDS`, or the text does)."""
-    bounds, first = [], 0
-    for i, char in enumerate(text):
-        if char in SENTENCE_ENDS:
-            bounds.append((first, i + 1))
-            first = i + 1
-    if first < len(text):
-        bounds.append((first, len(text)))
-    return bounds
 
 
 def short_passages(example: QAExample) -> tuple[str, str | None] | None:

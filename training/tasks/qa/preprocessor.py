@@ -57,6 +57,19 @@ def normalized_sentences(texts: Sequence[str], desc: str = "jieba") -> list[list
 SENTENCE_ENDS = ("。", "！", "？", "；", "!", "?", "\n")
 
 
+def sentence_bounds(text: str) -> list[tuple[int, int]]:
+    """Character ranges ``[start, end)`` of the sentences of ``text`` (each ends with one of
+    :data:`SENTENCE_ENDS`, or the text does)."""
+    bounds, first = [], 0
+    for i, char in enumerate(text):
+        if char in SENTENCE_ENDS:
+            bounds.append((first, i + 1))
+            first = i + 1
+    if first < len(text):
+        bounds.append((first, len(text)))
+    return bounds
+
+
 def sentence_crops(
     window: Window, start: int, end: int, rng: random.Random
 ) -> list[tuple[Window, int, int]]:
@@ -138,15 +151,6 @@ def training_windows(
     return result
 
 
-def _sentences(text: str) -> list[str]:
-    sentences, first = [], 0
-    for i, char in enumerate(text):
-        if char in SENTENCE_ENDS or i == len(text) - 1:
-            sentences.append(text[first : i + 1].strip())
-            first = i + 1
-    return [s for s in sentences if s]
-
-
 def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1) if text[i].isalnum() and text[i + 1].isalnum()}
 
@@ -165,10 +169,16 @@ def foreign_passage_windows(
     lesson that was missing; a random sentence would be too easy to tell apart.
     """
     rng = random.Random(seed)
-    pool = sorted({(s, e.context) for e in examples for s in _sentences(e.context) if 8 <= len(s) <= config.window_chars})
+    pool = sorted({
+        (s, e.context)
+        for e in examples
+        for a, b in sentence_bounds(e.context)
+        if 8 <= len(s := e.context[a:b].strip()) <= config.window_chars
+    })
+    pool_bigrams = [_bigrams(sentence) for sentence, _ in pool]
     holding: dict[str, list[int]] = {}
-    for i, (sentence, _) in enumerate(pool):
-        for bigram in _bigrams(sentence):
+    for i, bigrams in enumerate(pool_bigrams):
+        for bigram in bigrams:
             holding.setdefault(bigram, []).append(i)
     result = []
     for example in tqdm(examples, desc="foreign passages", unit="question", file=sys.stderr):
@@ -180,9 +190,11 @@ def foreign_passage_windows(
         # A sentence sharing most of the question's wording too often answers it in other words.
         most = max(1, len(asked) // 3)
         eligible = [
-            (shared, s)
-            for s, context in (pool[i] for i in sorted(drawn))
-            if context != example.context and not any(a in s for a in answers) and (shared := len(asked & _bigrams(s))) <= most
+            (shared, pool[i][0])
+            for i in sorted(drawn)
+            if pool[i][1] != example.context
+            and not any(a in pool[i][0] for a in answers)
+            and (shared := len(asked & pool_bigrams[i])) <= most
         ]
         if eligible:
             sentence = max(eligible, key=lambda pair: (pair[0], -len(pair[1])))[1]

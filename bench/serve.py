@@ -117,14 +117,17 @@ def _bodies(requests: list[dict]) -> list[bytes]:
     return [json.dumps(r, ensure_ascii=False).encode() for r in requests]
 
 
-def workload(task: str, spectra_encoding: str = "json") -> Workload:
-    """Requests of one item each for ``task``, of typical length."""
+def workload(task: str, spectra_encoding: str = "json", model: str | None = None) -> Workload:
+    """Requests of one item each for ``task``, of typical length, for ``model`` (default: the task's
+    default model)."""
     bodies = {
         "ner": lambda: _bodies([{"text": t} for t in NER_TEXTS]),
         "spectra": lambda: _spectra_bodies(spectra_encoding),
         "qa": lambda: _bodies(QA_BODIES),
         "headline": lambda: _bodies([{"text": t} for t in HEADLINE_TEXTS]),
     }[task]()
+    if model:
+        bodies = [json.dumps({**json.loads(body), "model": model}, ensure_ascii=False).encode() for body in bodies]
     return Workload(task, f"/v1/{task}", bodies)
 
 
@@ -328,11 +331,11 @@ class RawLevel:
     cpu_ms_per_item: float  # this process's CPU, all threads
 
 
-def raw_model(task: str, load: Workload, batch_sizes: list[int], max_seconds: float) -> dict[int, RawLevel]:
-    """Each batch size's :class:`RawLevel`, in this process."""
+def raw_model(model: str, load: Workload, batch_sizes: list[int], max_seconds: float) -> dict[int, RawLevel]:
+    """Each batch size's :class:`RawLevel` of the bundled ``model``, in this process."""
     from app.registry import ModelRegistry
 
-    pipeline = ModelRegistry(REPO / "models").load(task).pipeline
+    pipeline = ModelRegistry(REPO / "models").load(model).pipeline
     results = {}
     for batch in batch_sizes:
         call = load.raw_call(pipeline, batch)
@@ -370,10 +373,10 @@ def run_task(
 ) -> dict:
     """(c) on the server's cores, then (a) and (b) with the load generator on its own cores when
     :func:`split_cpus` gave it some, or on the same ones (None: all)."""
-    load = workload(task, args.spectra_encoding)
+    load = workload(task, args.spectra_encoding, args.model)
     print(f"\n## {task}: raw SavedModel in-process", file=sys.stderr, flush=True)
     with pinned(server_cpus):  # TensorFlow's threads keep the cores they start on
-        raw = raw_model(task, load, args.concurrency, args.max_seconds / 4)
+        raw = raw_model(args.model or task, load, args.concurrency, args.max_seconds / 4)
     modes = {}
     unbatched = policy.model_copy(update={"max_batch_size": 1, "max_wait_ms": 0})
     runs = [("batching", policy, False), ("no-batching", unbatched, False)]
@@ -553,10 +556,17 @@ def main(argv: list[str] | None = None) -> None:
         "--with-two-versions", action="store_true",
         help="also run (a) with two versions of the model loaded and requests pinned to each in turn: what serving two costs",
     )
+    parser.add_argument(
+        "--model", help="a bundled model of the (one) task other than its default, e.g. ner-fine; requests name it"
+    )
     parser.add_argument("--plots", type=Path, help="also write one PNG per task (throughput and p99 against concurrency) here")
     parser.add_argument("--max-batch-size", type=int, help="override the configured policy for (a)")
     parser.add_argument("--max-wait-ms", type=float, help="override the configured policy for (a)")
     args = parser.parse_args(argv)
+    if args.model and len(args.tasks) != 1:
+        parser.error("--model names a model of one task: give that task alone with --tasks")
+    if args.model and args.with_two_versions:
+        parser.error("--with-two-versions serves the task's default model: leave out --model")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from app.batching import BatchPolicy
@@ -572,7 +582,7 @@ def main(argv: list[str] | None = None) -> None:
         policy = settings.batching.get(task, BatchPolicy())
         overrides = {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}
         policy = policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-        title = f"{task}, {args.spectra_encoding} bodies" if task == "spectra" else task
+        title = f"{task}, {args.spectra_encoding} bodies" if task == "spectra" else (args.model or task)
         result = run_task(task, policy, args, server_cpus, client_cpus)
         print_table(title, result, policy, cores, client_shares_cores=server_cpus is None)
         if args.plots:

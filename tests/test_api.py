@@ -21,7 +21,13 @@ def test_health_and_readiness(client):
 
 
 def test_model_catalogue_reports_version_metrics_and_signature(client):
-    (ner,) = [m for m in client.get("/v1/models").json()["models"] if m["task"] == "ner"]
+    catalogue = client.get("/v1/models").json()
+    models = {m["model"]: m for m in catalogue["models"] if m["task"] == "ner"}
+    assert set(models) == {"ner", "ner-fine"}
+    assert {m["model"]: m["default"] for m in catalogue["served"] if m["task"] == "ner"} == {"ner": True, "ner-fine": False}
+    assert models["ner-fine"]["metrics"]["cluener_dev"]["f1"] > 0
+    assert models["ner-fine"]["calibration"]["temperature"] > 1  # its CRF was over-confident
+    ner = models["ner"]
     assert ner["version"] >= 1
     assert ner["metrics"]["msra_test"]["f1"] > 0
     assert "text" in ner["signature"]["inputs"]
@@ -35,6 +41,17 @@ def test_readme_example(client):
     assert ("PER", "李鹏", 11, 13) in entities
     assert ("LOC", "北京", 3, 5) in entities
     assert body["model_version"] >= 1 and 0 < body["confidence"] <= 1
+
+
+def test_the_fine_grained_model_answers_when_named(client):
+    text = "我在京东买了一本《三体》，顺丰快递送到了北京市海淀区。"
+    body = client.post("/v1/ner", json={"text": text, "model": "ner-fine"}).json()
+    assert body["model"] == "ner-fine"
+    types = {e["type"] for e in body["entities"]}
+    assert types <= {"address", "book", "company", "game", "government", "movie", "name", "organization", "position", "scene"}
+    # CLUENER marks a book with its title marks.
+    assert {("book", "《三体》"), ("address", "北京市海淀区")} <= {(e["type"], e["text"]) for e in body["entities"]}
+    assert all(0 < e["probability"] <= 1 and text[e["start"] : e["end"]] == e["text"] for e in body["entities"])
 
 
 def test_traditional_characters_are_read_as_simplified(client):

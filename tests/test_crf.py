@@ -141,8 +141,8 @@ def test_bio_and_bioes_constraints():
     assert bioes["allowed_ends"] == [True, False, False, True, True]
 
 
-def _path_probabilities(crf: CRF, emissions: np.ndarray, length: int) -> dict[tuple[int, ...], float]:
-    """P(path) for every allowed path of one sequence, by enumeration."""
+def _path_probabilities(crf: CRF, emissions: np.ndarray, length: int, temperature: float = 1.0) -> dict[tuple[int, ...], float]:
+    """P(path) ∝ exp(score / temperature) for every allowed path of one sequence, by enumeration."""
     trans = crf.transitions.numpy()
     start, end = crf.start_transitions.numpy(), crf.end_transitions.numpy()
     allowed = np.array(crf.allowed_transitions)
@@ -152,17 +152,22 @@ def _path_probabilities(crf: CRF, emissions: np.ndarray, length: int) -> dict[tu
             scores[path] = start[path[0]] + end[path[-1]] + sum(emissions[t, tag] for t, tag in enumerate(path)) + sum(
                 trans[a, b] for a, b in zip(path, path[1:])
             )
-    values = np.array(list(scores.values()), dtype=np.float64)
+    values = np.array(list(scores.values()), dtype=np.float64) / temperature
     weights = np.exp(values - values.max())
     return dict(zip(scores, weights / weights.sum()))
 
 
 @pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
 @settings(max_examples=25, deadline=None)
-@given(lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3), seed=st.integers(0, 2**31 - 1))
-def test_each_entity_gets_its_exact_marginal_probability(scheme, lengths, seed):
+@given(
+    lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+    seed=st.integers(0, 2**31 - 1),
+    temperature=st.sampled_from([1.0, 0.5, 2.5]),
+)
+def test_each_entity_gets_its_exact_marginal_probability(scheme, lengths, seed, temperature):
     """The in-graph entities of the Viterbi path, and P(exactly that span with that type), against
-    summing the probabilities of every path that contains the span (BIO and BIOES, two types)."""
+    summing the probabilities of every path that contains the span (BIO and BIOES, two types), at
+    the CRF's temperature (calibration) as at 1."""
     from training.data.tags import bio_to_spans
     from training.tasks.ner.head import EntityRoles
 
@@ -175,7 +180,7 @@ def test_each_entity_gets_its_exact_marginal_probability(scheme, lengths, seed):
     emissions = rng.normal(scale=2.0, size=(len(lengths), max(lengths), len(tags))).astype("float32")
     mask = np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]
     path, _ = crf.decode(emissions, mask)
-    out = {k: v.numpy() for k, v in EntityRoles.of(tags).entities(crf, emissions, mask, path).items()}
+    out = {k: v.numpy() for k, v in EntityRoles.of(tags).entities(crf, emissions, mask, path, temperature).items()}
 
     def bio(tag_ids):
         return [tags[t].replace("E-", "I-").replace("S-", "B-") for t in tag_ids]
@@ -188,7 +193,7 @@ def test_each_entity_gets_its_exact_marginal_probability(scheme, lengths, seed):
             if s >= 0
         ]
         assert [(s, e, t) for s, e, t, _ in got] == [(x.start, x.end, x.label) for x in expected]
-        paths = _path_probabilities(crf, emissions[row], length)
+        paths = _path_probabilities(crf, emissions[row], length, temperature)
         for start, end, label, probability in got:
             truth = sum(p for candidate, p in paths.items() if any(
                 (x.start, x.end, x.label) == (start, end, label) for x in bio_to_spans(bio(candidate))

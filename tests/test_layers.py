@@ -69,3 +69,14 @@ def test_token_dropout_hides_only_real_ids_and_only_in_training():
     assert (dropped[:, 5:] == 0).all()
     np.testing.assert_array_equal(layer(ids).numpy(), ids)
     assert TokenDropout.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_emoji_fold_to_one_symbol_and_nothing_else_moves():
+    from training.layers import EmojiFolding
+
+    text = "张三😀去了北京❤️👨‍👩‍👧！ok"
+    codepoints = np.array([[ord(c) for c in text] + [0, 0]], dtype="int32")
+    folded = EmojiFolding()(codepoints).numpy()[0]
+    expected = ["\ufffd" if c in "😀❤\ufe0f👨\u200d👩👧" else c for c in text]
+    assert "".join(map(chr, folded[: len(text)])) == "".join(expected)
+    assert folded[len(text):].tolist() == [0, 0]

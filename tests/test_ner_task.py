@@ -97,7 +97,21 @@ def test_export_layout_and_manifest(tiny_ner_store):
     assert set(manifest["metrics"]) == {"msra_test", "peoples_daily_test", "weibo_test", "msra_test_traditional"}
     assert manifest["training_commands"][0].startswith("python -m training ner train")
     assert manifest["params"] > 0 and manifest["created"]
+    assert manifest["calibration"]["temperature"] > 0 and manifest["calibration"]["fitted_on"]
     assert not list(tiny_ner_store.joinpath("ner").glob(".staging-*"))
+
+
+def test_the_crf_temperature_is_fitted_on_held_out_sentences_and_keeps_the_path(tiny_ner_run):
+    from training.tasks.ner.calibrate import TEMPERATURE_BOUNDS, fit_temperature
+
+    model, config = ner_backbone.load_tagger(tiny_ner_run)
+    sentences = read_bio(FIXTURES / "ner" / "msra" / "test.txt")
+    calibration = fit_temperature(model, config.tags, sentences, "the fixture's test sentences")
+    assert TEMPERATURE_BOUNDS[0] <= calibration["temperature"] <= TEMPERATURE_BOUNDS[1]
+    assert calibration["fitted_on"].startswith(("the fixture's", "nothing"))
+    codepoints = tf.constant([[ord(c) for c in sentences[0].text]])
+    paths = [ner_head.make_tagger(model, config.tags, t)(codepoints)["path"].numpy() for t in (1.0, 3.0)]
+    np.testing.assert_array_equal(*paths)
 
 
 def served_spans(version_dir, texts=TEXTS):
@@ -257,6 +271,29 @@ def test_weibo_reader_keeps_named_mentions_with_gpe_as_loc(tmp_path):
     (sentence,) = read_weibo(tmp_path)
     assert sentence.text == "李鹏在上海见了记者\ufffd"
     assert [(s.label, sentence.text[s.start : s.end]) for s in sentence.spans] == [("PER", "李鹏"), ("LOC", "上海")]
+
+
+def test_a_corpus_of_several_sources_holds_out_by_source(tmp_path):
+    from tests.fixtures.make_ner_fixture import write, write_weibo
+    from training.tasks.ner.preprocessor import read_corpus
+
+    write(tmp_path / "news.txt", ["[PER 李鹏]在[LOC 北京]。", "[PER 张三]来了。", "[LOC 上海]很大。", "[PER 王五]好。"])
+    write_weibo(tmp_path / "posts" / "train", ["[PER.NAM 张三]好帅", "去[GPE.NAM 杭州]玩"])
+    write_weibo(tmp_path / "posts" / "dev", ["[PER.NAM 李四]来了"])
+    corpus = ner_config.Corpus(
+        sources=(
+            ner_config.Source(read_bio, "news.txt"),
+            ner_config.Source(read_weibo, "posts/train", dev="posts/dev", repeat=3),
+            ner_config.Source(read_weibo, "posts/dev", hold_out=False),
+        ),
+        test="msra_test",
+        source="",
+    )
+    train, held_out = read_corpus(corpus, tmp_path, held_out=1, seed=13)
+    assert set(held_out) == {"news.txt", "posts/dev"}
+    assert len(held_out["news.txt"]) == 1 and [s.text for s in held_out["posts/dev"]] == ["李四来了"]
+    assert held_out["news.txt"][0] not in train
+    assert len(train) == 3 + 3 * 2 + 1  # the news not held out, the posts thrice, the unjudged source whole
 
 
 def test_relabel_maps_types_and_drops_the_unmapped():

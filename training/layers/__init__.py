@@ -5,6 +5,7 @@ from training.layers.attention_pooling import AttentionPooling1D
 from training.layers.char_bigrams import CharBigrams, bigram_keys
 from training.layers.copy_prior import CopyPrior
 from training.layers.crf import CRF, CRFNegativeLogLikelihood
+from training.layers.emoji_folding import EmojiFolding
 from training.layers.gated_conv import GatedDilatedResidualConv1D
 from training.layers.pointer import PointerMixture
 from training.layers.position_embedding import SinusoidalPositionEmbedding
@@ -16,6 +17,7 @@ __all__ = [
     "CRFNegativeLogLikelihood",
     "CharBigrams",
     "CopyPrior",
+    "EmojiFolding",
     "GatedDilatedResidualConv1D",
     "MemoryAttention",
     "PointerMixture",

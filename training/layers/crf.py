@@ -70,17 +70,18 @@ class CRF(keras.layers.Layer):
             "allowed_ends": self.allowed_ends,
         }
 
-    def potentials(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Transition ``[from, to]``, start and end scores with the constraints applied."""
+    def potentials(self, temperature: float | tf.Tensor = 1.0) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Transition ``[from, to]``, start and end scores with the constraints applied, divided
+        by ``temperature``."""
 
         def constrain(scores, allowed):
             scores = tf.convert_to_tensor(scores)
             return scores if allowed is None else tf.where(tf.constant(allowed), scores, FORBIDDEN)
 
         return (
-            constrain(self.transitions, self.allowed_transitions),
-            constrain(self.start_transitions, self.allowed_starts),
-            constrain(self.end_transitions, self.allowed_ends),
+            constrain(self.transitions / temperature, self.allowed_transitions),
+            constrain(self.start_transitions / temperature, self.allowed_starts),
+            constrain(self.end_transitions / temperature, self.allowed_ends),
         )
 
     # -- scores ---------------------------------------------------------------
@@ -101,10 +102,13 @@ class CRF(keras.layers.Layer):
             + tf.gather(ends, last_tags)
         )
 
-    def log_partition(self, emissions: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        """``log Σ_paths exp(score(path))`` per sequence ``[batch]`` (forward algorithm)."""
-        emissions, steps = self._time_major(emissions, mask)
-        transitions, starts, ends = self.potentials()
+    def log_partition(self, emissions: tf.Tensor, mask: tf.Tensor, temperature: float | tf.Tensor = 1.0) -> tf.Tensor:
+        """``log Σ_paths exp(score(path) / temperature)`` per sequence ``[batch]`` (forward algorithm).
+
+        A temperature above 1 flattens the distribution over paths (calibration: the best path
+        stays the best, its probability and every marginal come nearer the truth's frequency)."""
+        emissions, steps = self._time_major(emissions / temperature, mask)
+        transitions, starts, ends = self.potentials(temperature)
 
         def step(alpha, inputs):
             emission, valid = inputs
@@ -155,6 +159,7 @@ class CRF(keras.layers.Layer):
         starts: tf.Tensor,
         ends: tf.Tensor,
         continuations: tf.Tensor,
+        temperature: float | tf.Tensor = 1.0,
     ) -> tf.Tensor:
         """``log P(span)`` ``[E]`` for spans of the tag paths ``path`` ``[batch, time]``: the
         probability, under the CRF, that sequence ``rows[i]`` has exactly the tags of ``path``
@@ -163,17 +168,19 @@ class CRF(keras.layers.Layer):
 
         That is the marginal probability of one entity, exactly (Culotta & McCallum 2004): the
         partition function of the paths that satisfy the constraint over the full one. All
-        spans run as one batch of constrained forward passes.
+        spans run as one batch of constrained forward passes. ``temperature`` as in
+        :meth:`log_partition`.
         """
         emissions = tf.cast(emissions, tf.float32)
-        log_z = tf.gather(self.log_partition(emissions, mask), rows)
+        log_z = tf.gather(self.log_partition(emissions, mask, temperature), rows)
         span_emissions = tf.gather(emissions, rows)
         positions = tf.range(tf.shape(emissions)[1])[None, :]
         inside = (positions >= starts[:, None]) & (positions < ends[:, None])  # [E, T]
         required = tf.one_hot(tf.gather(path, rows), self.num_tags) > 0  # [E, T, K]
         forbidden = (inside[..., None] & ~required) | ((positions == ends[:, None])[..., None] & continuations[:, None, :])
-        constrained = span_emissions + tf.where(forbidden, FORBIDDEN, 0.0)
-        return self.log_partition(constrained, tf.gather(mask, rows)) - log_z
+        # FORBIDDEN times the temperature stays FORBIDDEN after log_partition divides by it.
+        constrained = span_emissions + tf.where(forbidden, FORBIDDEN * temperature, 0.0)
+        return self.log_partition(constrained, tf.gather(mask, rows), temperature) - log_z
 
     def negative_log_likelihood(self, emissions: tf.Tensor, tags: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """``-log p(tags | emissions)`` per sequence ``[batch]``."""

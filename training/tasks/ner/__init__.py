@@ -27,7 +27,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     p = parsers.train
     p.add_argument("--corpus", choices=sorted(CORPORA), default="msra")
-    p.add_argument("--held-out", type=int, default=2000, help="training sentences kept aside for model selection")
+    p.add_argument(
+        "--held-out", type=int, default=2000,
+        help="training sentences of each source without a dev split kept aside for model selection and calibration",
+    )
     p.add_argument(
         "--extra-train", action="append", default=[], metavar="FILE",
         help="another training file under --data-dir in the corpus' format (repeatable), e.g. peoples_daily/example.dev",
@@ -44,6 +47,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lexicon-max-word-length", type=int, default=Config.lexicon_max_word_length,
         help="match jieba dictionary words up to this many characters (0: no lexicon features)",
+    )
+    p.add_argument(
+        "--fold-emoji", action=argparse.BooleanOptionalAction, default=True,
+        help="read every emoji code point as U+FFFD, in the graph (Weibo's posts have them so)",
     )
     p.add_argument(
         "--tag-scheme", choices=["BIO", "BIOES"], default=Config.tag_scheme,

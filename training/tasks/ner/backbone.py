@@ -9,7 +9,7 @@ import keras
 
 from training.data.lexicon import jieba_lexicon
 from training.data.tags import tag_constraints
-from training.layers import CRF, CharBigrams, TokenDropout
+from training.layers import CRF, CharBigrams, EmojiFolding, TokenDropout
 from training.layers.lexicon import LexiconFeatures
 from training.runs import load_best
 from training.tasks.ner.config import Config
@@ -21,7 +21,8 @@ def build_model(config: Config, name: str = "ner_tagger", lexicon: LexiconFeatur
     ``lexicon``: a lexicon-feature layer to use instead of a new one (the members of an
     ensemble share one, so the exported graph holds one copy of the word list).
     """
-    codepoints = keras.Input(shape=(None,), dtype="int32", name="codepoints")
+    inputs = keras.Input(shape=(None,), dtype="int32", name="codepoints")
+    codepoints = EmojiFolding(name="emoji_folding")(inputs) if config.fold_emoji else inputs
     mask = keras.ops.not_equal(codepoints, 0)
     char_ids = keras.layers.IntegerLookup(vocabulary=config.chars, mask_token=0, name="char_lookup")(
         keras.ops.cast(codepoints, "int64")
@@ -55,7 +56,7 @@ def build_model(config: Config, name: str = "ner_tagger", lexicon: LexiconFeatur
     emissions = keras.layers.Dense(len(config.tags), name="emissions")(x)
     constraints = tag_constraints(config.tags) if config.constrained_crf else {}
     emissions = CRF(len(config.tags), name="crf", **constraints)(emissions)
-    return keras.Model(codepoints, emissions, name=name)
+    return keras.Model(inputs, emissions, name=name)
 
 
 def lexicon_layer(config: Config) -> LexiconFeatures:

@@ -16,10 +16,15 @@ from training.data.tags import Span, as_bio, spans_from_tag_batch
 from training.layers import CRF
 
 
-def make_tagger(model: keras.Model, tags: list[str] | None = None) -> tf.types.experimental.PolymorphicFunction:
+def make_tagger(
+    model: keras.Model, tags: list[str] | None = None, temperature: float | tf.Variable = 1.0
+) -> tf.types.experimental.PolymorphicFunction:
     """Code points → ``{"path": best tag ids [B, L], "confidence": its probability [B]}``, with
     Viterbi in the graph; given the ``tags``' names, also each entity of the path with its
-    marginal probability under the CRF (``entity_*`` [B, M], ordered by start, -1 / '' padding)."""
+    marginal probability under the CRF (``entity_*`` [B, M], ordered by start, -1 / '' padding).
+
+    Probabilities are those of the CRF at ``temperature`` (:mod:`training.tasks.ner.calibrate`);
+    the path is the same at every temperature."""
     crf: CRF = model.get_layer("crf")
     roles = None if tags is None else EntityRoles.of(tags)
 
@@ -28,9 +33,9 @@ def make_tagger(model: keras.Model, tags: list[str] | None = None) -> tf.types.e
         mask = codepoints != 0
         emissions = model(codepoints, training=False)
         path, score = crf.decode(emissions, mask)
-        out = {"path": path, "confidence": tf.exp(score - crf.log_partition(emissions, mask))}
+        out = {"path": path, "confidence": tf.exp(score / temperature - crf.log_partition(emissions, mask, temperature))}
         if roles is not None:
-            out.update(roles.entities(crf, emissions, mask, path))
+            out.update(roles.entities(crf, emissions, mask, path, temperature))
         return out
 
     return tag
@@ -57,7 +62,9 @@ class EntityRoles:
             types,
         )
 
-    def entities(self, crf: CRF, emissions: tf.Tensor, mask: tf.Tensor, path: tf.Tensor) -> dict[str, tf.Tensor]:
+    def entities(
+        self, crf: CRF, emissions: tf.Tensor, mask: tf.Tensor, path: tf.Tensor, temperature: float | tf.Tensor = 1.0
+    ) -> dict[str, tf.Tensor]:
         """The entities of ``path`` and the probability of each (exactly that span with that type)."""
         opens, continues = tf.constant(self.opens), tf.constant(self.continues)
         type_of = tf.constant(self.type_of)
@@ -72,7 +79,7 @@ class EntityRoles:
         ends = tf.gather_nd(next_stop, tf.stack([rows, starts + 1], axis=1))
         types = tf.gather(type_of, tf.gather_nd(path, found))
         continuations = continues[None, :] & (type_of[None, :] == types[:, None])  # [E, K]: tags that would extend it
-        probabilities = tf.exp(crf.span_log_marginals(emissions, mask, path, rows, starts, ends, continuations))
+        probabilities = tf.exp(crf.span_log_marginals(emissions, mask, path, rows, starts, ends, continuations, temperature))
 
         def padded(values, fill):
             return tf.RaggedTensor.from_value_rowids(values, rows, nrows=tf.shape(path)[0]).to_tensor(fill)

@@ -1,10 +1,11 @@
-"""What the tagger learns from: vocabularies built from the training sentences, the held-out
-split, and the ``tf.data`` pipeline (length buckets, unseen-character noise)."""
+"""What the tagger learns from: each corpus source's training and held-out sentences,
+vocabularies built from the training sentences, and the ``tf.data`` pipeline (length buckets, unseen-character noise)."""
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -12,7 +13,7 @@ from app.tasks.text import codepoints_of
 from training.data.ner import TaggedSentence
 from training.data.tags import spans_to_tags
 from training.layers import bigram_keys
-from training.tasks.ner.config import Config
+from training.tasks.ner.config import Config, Corpus
 
 
 def build_vocabularies(
@@ -67,3 +68,17 @@ def split_held_out(sentences: list[TaggedSentence], held_out: int, seed: int) ->
     shuffled = sentences[:]
     random.Random(seed).shuffle(shuffled)
     return shuffled[held_out:], shuffled[:held_out]
+
+
+def read_corpus(corpus: Corpus, data_dir: Path, held_out: int, seed: int) -> tuple[list[TaggedSentence], dict[str, list[TaggedSentence]]]:
+    """A corpus's training sentences (each source's repeated as it asks) and, by source, its
+    held-out ones: a source's dev split, else ``held_out`` sentences of its train split."""
+    train, held = [], {}
+    for source in corpus.sources:
+        sentences = source.reader(data_dir / source.train)
+        if source.dev:
+            held[source.dev] = source.reader(data_dir / source.dev)
+        elif source.hold_out:
+            sentences, held[source.train] = split_held_out(sentences, held_out, seed)
+        train += sentences * source.repeat
+    return train, held

@@ -19,15 +19,15 @@ from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.ner.backbone import build_model
 from training.tasks.ner.config import CORPORA, Config
 from training.tasks.ner.head import in_process_predictor, predict_spans
-from training.tasks.ner.preprocessor import build_vocabularies, split_held_out, training_dataset
+from training.tasks.ner.preprocessor import build_vocabularies, read_corpus, training_dataset
 
 
 def train(args: argparse.Namespace) -> None:
     corpus = CORPORA[args.corpus]
     run_dir, config = start_run(args, Config)
-    train_set, dev_set = split_held_out(corpus.reader(Path(args.data_dir) / corpus.train), args.held_out, args.seed)
+    train_set, held_out = read_corpus(corpus, Path(args.data_dir), args.held_out, args.seed)
     for relative in args.extra_train:
-        train_set += corpus.reader(Path(args.data_dir) / relative)
+        train_set += corpus.sources[0].reader(Path(args.data_dir) / relative)
     if args.join_lists:
         train_set += [joined for s in train_set if (joined := join_entity_lists(s)) is not None]
     train_set = [piece for s in train_set for piece in split_long(s, args.max_train_chars)]
@@ -40,7 +40,7 @@ def train(args: argparse.Namespace) -> None:
         build_vocabularies(config, train_set + unlabelled, args.min_char_count, args.min_bigram_count, args.max_bigrams)
         config.save(run_dir / CONFIG_FILE)
     print(
-        f"train {len(train_set)} pieces, held out {len(dev_set)} sentences; "
+        f"train {len(train_set)} pieces, held out {sum(map(len, held_out.values()))} sentences; "
         f"{len(config.chars)} chars, {len(config.bigrams)} bigrams, tags {config.tags}",
         flush=True,
     )
@@ -60,11 +60,15 @@ def train(args: argparse.Namespace) -> None:
     )
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
     predict = in_process_predictor(model, config.tags)
-    gold = [s.spans for s in dev_set]
 
     def held_out_f1() -> dict[str, float]:
-        predicted = predict_spans(predict, [s.text for s in dev_set], batch_size=128)
-        return {"f1": entity_prf(gold, predicted)["f1"]}
+        """Entity F1 on each source's held-out sentences, and their mean (what selection follows)."""
+        scores = {
+            name: entity_prf([s.spans for s in sentences], predict_spans(predict, [s.text for s in sentences], batch_size=128))["f1"]
+            for name, sentences in held_out.items()
+        }
+        by_corpus = {f"f1_{Path(name).parts[0]}": f for name, f in scores.items()} if len(scores) > 1 else {}
+        return {"f1": sum(scores.values()) / len(scores), **by_corpus}
 
     baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out_f1) if args.init_from else None
     record_command(run_dir, args)

@@ -44,6 +44,15 @@ def test_training_writes_checkpoint_config_and_logs(tiny_headline_run):
     assert any((tiny_headline_run / "logs").rglob("events.out.tfevents*"))
     config = headline_config.Config.of_run(tiny_headline_run)
     assert config.decoder_units == 32 and ord("基") in config.chars
+    assert config.corpus == "papers_news" and ord("市") in config.chars  # the news posts' characters too
+
+
+def test_news_training_pairs_leave_out_the_posts_of_validation_and_test(headline_data):
+    from training.data.headline import news_pairs, test_sets
+
+    train, val = news_pairs(headline_data)
+    tested = {p.source for p in test_sets(headline_data)["lcsts_test"]} | {p.source for p in val}
+    assert len(train) == 12 and not tested & {p.source for p in train}
 
 
 def test_export_layout_and_manifest(tiny_headline_store):
@@ -51,7 +60,8 @@ def test_export_layout_and_manifest(tiny_headline_store):
     manifest = model_store.read_manifest(version_dir)
     assert manifest["task"] == "headline" and manifest["version"] == 1
     assert manifest["decoding"] == {"beam_width": 3, "max_length": 20, "length_penalty": 1.0, "block_repeated_trigrams": False}
-    assert set(manifest["metrics"]) == {"clge_csl_test", "csl_ts_test"}
+    assert set(manifest["metrics"]) == {"clge_csl_test", "csl_ts_test", "lcsts_test"}
+    assert manifest["corpus"] == "papers_news" and "LCSTS" in manifest["data_source"]
     test = manifest["metrics"]["clge_csl_test"]
     assert {"greedy", "beam_3", "baselines"} <= set(test) and 0 <= test["beam_3"]["rouge-l"] <= 1
     lead = next(name for name in test["baselines"] if name.startswith("lead_"))
@@ -124,6 +134,7 @@ def test_evaluate_prints_the_table_and_a_json_line(tiny_headline_store, headline
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["task"] == "headline" and 0 <= last["rouge_l"] <= 1
     assert last["clge_csl_test"]["beam_3"]["pairs"] == 10
+    assert 0 <= last["lcsts_test_rouge_l"] <= 1 and last["lcsts_test"]["beam_3"]["pairs"] == 4
 
 
 def test_rouge_and_bleu_by_hand():

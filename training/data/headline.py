@@ -1,4 +1,5 @@
-"""Readers for the abstract → title pairs (CSL scientific papers) and the title-only file."""
+"""Readers for the abstract → title pairs (CSL scientific papers), the news post → summary pairs
+(LCSTS, as CLGE split it) and the title-only file; the training and test files of each genre."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ csv.field_size_limit(1 << 24)  # some abstracts are CSV-quoted and long
 
 @dataclass(frozen=True)
 class Pair:
-    source: str  # the abstract
+    source: str  # the abstract, or the news post
     title: str
 
 
@@ -23,7 +24,7 @@ def read_csl_json(path: str | Path) -> list[Pair]:
 
 
 def read_clge_tsv(path: str | Path) -> list[Pair]:
-    """``title \\t abstract``, some fields CSV-quoted (CLGE)."""
+    """``title \\t abstract``, some fields CSV-quoted (CLGE; LCSTS's ``summary \\t text`` alike)."""
     return _clean(Pair(row[1], row[0]) for row in _tsv(path))
 
 
@@ -52,17 +53,28 @@ TRAIN_FILES = {
     "clge_csl/val.tsv": read_clge_tsv,
     "csl_ts/dev.tsv": read_csl_ts_tsv,
 }
+NEWS_TRAIN, NEWS_VAL = "clge_lcsts/train.tsv", "clge_lcsts/val.tsv"
 TEST_FILES = {
     "clge_csl_test": ("clge_csl/test.tsv", read_clge_tsv),
-    "csl_ts_test": ("csl_ts/test.tsv", read_csl_ts_tsv),
+    "csl_ts_test": ("csl_ts/test.tsv", read_csl_ts_tsv),  # all CSL disciplines
+    "lcsts_test": ("clge_lcsts/test.tsv", read_clge_tsv),  # news posts
 }
 TITLES_FILE = "csl_titles_only/train_titles.tsv"
 
 
 def training_pairs(data_dir: Path) -> list[Pair]:
-    """Every training pair, in file order (never a test file)."""
+    """Every paper training pair, in file order (never a test file)."""
     return [pair for name, read in TRAIN_FILES.items() for pair in read(data_dir / name)]
 
 
+def news_pairs(data_dir: Path) -> tuple[list[Pair], list[Pair]]:
+    """LCSTS's training and validation pairs; a training post that is also a validation or test
+    post (CLGE's split repeats 58) is dropped from training."""
+    val = read_clge_tsv(data_dir / NEWS_VAL)
+    held = {p.source for p in val} | {p.source for p in read_clge_tsv(data_dir / TEST_FILES["lcsts_test"][0])}
+    return [p for p in read_clge_tsv(data_dir / NEWS_TRAIN) if p.source not in held], val
+
+
 def test_sets(data_dir: Path) -> dict[str, list[Pair]]:
-    return {name: read(data_dir / path) for name, (path, read) in TEST_FILES.items()}
+    """Each test file ``data_dir`` holds."""
+    return {name: read(data_dir / path) for name, (path, read) in TEST_FILES.items() if (data_dir / path).exists()}

@@ -29,7 +29,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         defaults={"epochs": 40, "batch_size": 64, "learning_rate": 2e-3, "patience": 8, "seed": 13},
     )
     p = parsers.train
-    p.add_argument("--held-out", type=int, default=300, help="training pairs kept aside for model selection")
+    p.add_argument(
+        "--corpus", choices=["papers", "papers_news"], default=Config.corpus,
+        help="papers: CSL abstracts → titles; papers_news: also LCSTS news posts → summaries (clge_lcsts/)",
+    )
+    p.add_argument(
+        "--held-out", type=int, default=300,
+        help="paper training pairs kept aside for model selection (and as many LCSTS validation pairs with papers_news)",
+    )
     p.add_argument("--min-char-count", type=int, default=2)
     p.add_argument("--embedding-dim", type=int, default=Config.embedding_dim)
     p.add_argument("--encoder-units", type=int, default=Config.encoder_units)

@@ -43,6 +43,7 @@ NEXT_TOKEN_SIGNATURE = {
 class Config(RunConfig):
     """Everything needed to rebuild the network: hyper-parameters plus the character vocabulary."""
 
+    corpus: str = "papers"  # "papers": CSL abstracts → titles; "papers_news": and LCSTS posts → summaries
     embedding_dim: int = 128
     encoder_units: int = 128  # per direction
     decoder_units: int = 256

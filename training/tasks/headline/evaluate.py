@@ -84,6 +84,7 @@ def headline_figures(metrics: dict, decoding: dict) -> dict:
         "rouge_l": metrics["clge_csl_test"][beam]["rouge-l"],
         "clge_csl_test_greedy_rouge_l": metrics["clge_csl_test"]["greedy"]["rouge-l"],
         "csl_ts_test_rouge_l": metrics["csl_ts_test"][beam]["rouge-l"],
+        **({"lcsts_test_rouge_l": metrics["lcsts_test"][beam]["rouge-l"]} if "lcsts_test" in metrics else {}),
     }
 
 
@@ -112,4 +113,5 @@ def evaluate(args: argparse.Namespace) -> None:
         rows = {**{k: v for k, v in result.items() if k != "baselines"}, **result["baselines"]}
         for row, r in rows.items():
             print(f"  {row:<28}{r['rouge-1']:>8.4f}{r['rouge-2']:>8.4f}{r['rouge-l']:>8.4f}{r['bleu']:>8.4f}")
-    print(json.dumps({"task": TASK, "model": str(version_dir), **headline_figures(metrics, decoding), **metrics}, ensure_ascii=False))
+    made_by = {"training_commands": manifest.get("training_commands", [])}
+    print(json.dumps({"task": TASK, "model": str(version_dir), **made_by, **headline_figures(metrics, decoding), **metrics}, ensure_ascii=False))

@@ -23,6 +23,15 @@ from training.tasks.headline.evaluate import decoding_options, evaluate_saved_mo
 from training.tasks.headline.head import make_generator, make_next_token_scorer
 
 
+DATA_SOURCES = {
+    "papers": "CSL abstract/title pairs: csl_title_public + clge_csl/val + csl_ts/dev (training); "
+    "clge_csl/test and csl_ts/test (test); see ../shared/data/README.md",
+    "papers_news": "CSL abstract/title pairs (csl_title_public + clge_csl/val + csl_ts/dev) and LCSTS news posts with "
+    "their summaries (clge_lcsts/train minus the posts of val and test) for training; clge_csl/test, csl_ts/test and "
+    "clge_lcsts/test (test); see ../shared/data/README.md",
+}
+
+
 def export(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     model = load_trained(run_dir)
@@ -36,9 +45,9 @@ def export(args: argparse.Namespace) -> None:
         extra_endpoints={"next_token_log_probs": make_next_token_scorer(model)},
         evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), decoding, model.config.max_source_chars, lead),
         headline=lambda metrics: headline_figures(metrics, decoding),
-        data_source="CSL abstract/title pairs: csl_title_public + clge_csl/val + csl_ts/dev (training); "
-        "clge_csl/test and csl_ts/test (test); see ../shared/data/README.md",
+        data_source=DATA_SOURCES[model.config.corpus],
         extra={
+            "corpus": model.config.corpus,
             "signature": SIGNATURE,
             "signatures": {"next_token_log_probs": NEXT_TOKEN_SIGNATURE},
             "tokens": {"pad": PAD, "unknown": UNK, "start": START, "end": END, "never_generated": list(NEVER_GENERATED)},

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from training.callbacks import ema_options, standard_callbacks
-from training.data.headline import training_pairs
+from training.data.headline import news_pairs, training_pairs
 from training.metrics import rouge_scores
 from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.headline.backbone import build_model
@@ -20,7 +20,12 @@ from training.tasks.headline.preprocessor import character_vocabulary, split_hel
 
 def train(args: argparse.Namespace) -> None:
     run_dir, config = start_run(args, Config)
-    pairs, held_out = split_held_out(training_pairs(Path(args.data_dir)), args.held_out, args.seed)
+    pairs, papers_held_out = split_held_out(training_pairs(Path(args.data_dir)), args.held_out, args.seed)
+    held_out = {"papers": papers_held_out}
+    if args.corpus == "papers_news":
+        news, news_val = news_pairs(Path(args.data_dir))
+        pairs += news
+        held_out["news"] = news_val[: args.held_out]
     if config is None:
         config = Config.from_options(
             args,
@@ -30,7 +35,7 @@ def train(args: argparse.Namespace) -> None:
         config.save(run_dir / CONFIG_FILE)
     model = build_model(config)
     inputs, targets = training_arrays(model, pairs)
-    print(f"train {len(pairs)} pairs, held-out {len(held_out)}; vocabulary {config.vocab_size}", flush=True)
+    print(f"train {len(pairs)} pairs, held-out {sum(map(len, held_out.values()))}; vocabulary {config.vocab_size}", flush=True)
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
         loss=sequence_loss(config.label_smoothing),
@@ -38,17 +43,26 @@ def train(args: argparse.Namespace) -> None:
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
 
     greedy = make_greedy(model)
-    held_out_sources = [p.source for p in held_out]
-    held_out_inputs, held_out_targets = training_arrays(model, held_out)
+    held_out_arrays = training_arrays(model, [p for genre in held_out.values() for p in genre])
 
     def held_out_metrics() -> dict[str, float]:
-        predicted = generate_all(
-            lambda texts: [h.decode() for h in greedy(tf.constant(texts), config.max_title_tokens).numpy()],
-            held_out_sources,
-        )
-        scores = rouge_scores(predicted, [p.title for p in held_out])
-        loss = model.evaluate(held_out_inputs, held_out_targets, batch_size=args.batch_size, verbose=0)
-        return {"rouge_l": scores["rouge-l"], "rouge_1": scores["rouge-1"], "log_likelihood": -loss}
+        """Greedy ROUGE-L on each genre's held-out pairs and their mean (what selection follows),
+        and the held-out log-likelihood (what the schedule follows)."""
+        rouge = {}
+        for genre, genre_pairs in held_out.items():
+            predicted = generate_all(
+                lambda texts: [h.decode() for h in greedy(tf.constant(texts), config.max_title_tokens).numpy()],
+                [p.source for p in genre_pairs],
+            )
+            rouge[genre] = rouge_scores(predicted, [p.title for p in genre_pairs])
+        loss = model.evaluate(*held_out_arrays, batch_size=args.batch_size, verbose=0)
+        by_genre = {f"rouge_l_{genre}": r["rouge-l"] for genre, r in rouge.items()} if len(rouge) > 1 else {}
+        return {
+            "rouge_l": sum(r["rouge-l"] for r in rouge.values()) / len(rouge),
+            "rouge_1": sum(r["rouge-1"] for r in rouge.values()) / len(rouge),
+            "log_likelihood": -loss,
+            **by_genre,
+        }
 
     dataset = (
         tf.data.Dataset.from_tensor_slices((inputs, targets))

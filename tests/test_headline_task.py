@@ -174,3 +174,23 @@ def test_pointer_scatters_attention_onto_the_source_tokens():
     expected = 0.5 / 6 + 0.5 * np.array([0, 0, 0, 0, 0.5, 0.5])
     np.testing.assert_allclose(np.exp(out), expected, atol=1e-6)
     assert PointerMixture.from_config(layer.get_config()).vocab_size == 6
+
+
+def test_the_answer_says_whether_the_text_is_of_a_kind_the_model_learned(tiny_headline_store):
+    """Export fits the threshold on the held-out texts of each genre; the pipeline compares the best
+    headline's log-probability per token with it."""
+    from app.tasks.headline.pipeline import HeadlinePipeline, log_prob_per_token
+    from app.tasks.headline.spec import HeadlineSpec
+
+    version_dir = model_store.resolve_version(tiny_headline_store / "headline")
+    manifest = model_store.read_manifest(version_dir)
+    check = manifest["domain_check"]
+    assert check["min_log_prob_per_token"] <= 0 and "papers" in check["fitted_on"] and "news" in check["fitted_on"]
+    spec = HeadlineSpec.model_validate(manifest)
+    pipeline = HeadlinePipeline.from_spec(tf.saved_model.load(str(version_dir)).signatures["serving_default"], spec)
+    texts = ["针对图像分割中存在的问题,提出了一种基于深度学习的图像分割方法.", "今天晚饭吃了红烧肉和米饭，味道很好。"]
+    for text, candidates in zip(texts, pipeline.read([pipeline.job(t) for t in texts])):
+        answer = pipeline.respond(text, candidates)
+        assert answer.in_domain == (log_prob_per_token(candidates[0]) >= check["min_log_prob_per_token"])
+    metrics = manifest["metrics"]["lcsts_test"]["beam_3"]
+    assert 0 <= metrics["in_domain_share"] <= 1

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from app.tasks.chinese_script import simplify_text, to_traditional, written_in_traditional
 from app.tasks.headline.schemas import Candidate, HeadlineResult
-from app.tasks.headline.spec import HeadlineDecoding, HeadlineSpec
+from app.tasks.headline.spec import HeadlineDecoding, HeadlineDomainCheck, HeadlineSpec
 
 
 class Job(NamedTuple):
@@ -38,15 +38,27 @@ def call_generator(serve: Callable, texts: Sequence[str], beam_width: int, max_l
     )
 
 
+def log_prob_per_token(candidate: Candidate) -> float:
+    """The candidate's log-probability per generated token: each character and the end token."""
+    return candidate.log_prob / (len(candidate.text) + 1)
+
+
 class HeadlinePipeline:
-    def __init__(self, predict: Callable[..., dict], decoding: HeadlineDecoding, max_source_chars: int):
+    def __init__(
+        self,
+        predict: Callable[..., dict],
+        decoding: HeadlineDecoding,
+        max_source_chars: int,
+        domain_check: HeadlineDomainCheck | None = None,
+    ):
         self.predict = predict
         self.decoding = decoding
         self.max_source_chars = max_source_chars
+        self.domain_check = domain_check
 
     @classmethod
     def from_spec(cls, predict: Callable[..., dict], spec: HeadlineSpec) -> "HeadlinePipeline":
-        return cls(predict, spec.decoding, spec.preprocessing.max_source_chars)
+        return cls(predict, spec.decoding, spec.preprocessing.max_source_chars, spec.domain_check)
 
     def job(self, text: str, beam_width: int | None = None, max_length: int | None = None, num_candidates: int = 1) -> Job:
         """A generation job with this version's defaults for what the caller left out."""
@@ -68,7 +80,11 @@ class HeadlinePipeline:
         return results
 
     def respond(self, text: str, candidates: list[Candidate], num_candidates: int = 1) -> HeadlineResult:
-        """The best ``num_candidates``, written back in Traditional characters for an abstract written in them."""
+        """The best ``num_candidates``, written back in Traditional characters for an abstract written
+        in them, and whether the best looks like the headlines of the text the model learned from."""
+        in_domain = None
+        if self.domain_check is not None:
+            in_domain = log_prob_per_token(candidates[0]) >= self.domain_check.min_log_prob_per_token
         candidates = candidates[:num_candidates]
         if written_in_traditional(text):  # the model writes Simplified; answer in the abstract's script
             candidates = [c.model_copy(update={"text": to_traditional(c.text)}) for c in candidates]
@@ -77,4 +93,5 @@ class HeadlinePipeline:
             candidates=candidates,
             truncated=len(text) > self.max_source_chars,
             chars_read=min(len(text), self.max_source_chars),
+            in_domain=in_domain,
         )

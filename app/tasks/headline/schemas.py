@@ -16,3 +16,9 @@ class HeadlineResult(BaseModel):
     candidates: list[Candidate] = Field(description="best first")
     truncated: bool = Field(description="the text was longer than the model reads; only its start was used")
     chars_read: int = Field(description="how many characters of the text the model read")
+    in_domain: bool | None = Field(
+        None,
+        description="false when the best headline is less likely than those the model writes for 95 % of the kinds of "
+        "text it learned from (scientific abstracts, and news posts for a model trained on them): the text is probably "
+        "of another kind and the headline doubtful; null for a model exported without this check",
+    )

@@ -20,10 +20,22 @@ class HeadlinePreprocessing(Part):
     max_source_chars: int = Field(gt=0, description="how many characters of the text the model reads")
 
 
+class HeadlineDomainCheck(Part):
+    """When a headline is one the model is unsure of: its best candidate's log-probability per
+    generated token below what nearly all (95 %) of the texts it was held out on got."""
+
+    min_log_prob_per_token: float = Field(le=0.0)
+    fitted_on: str
+
+
 class HeadlineSpec(ModelSpec):
     task: Literal["headline"] = "headline"
     decoding: HeadlineDecoding
     preprocessing: HeadlinePreprocessing
+    domain_check: HeadlineDomainCheck | None = Field(None, description="None: exported before the check (no in_domain)")
 
     def public(self) -> dict[str, Any]:
-        return {**super().public(), "decoding": self.decoding.model_dump(), "preprocessing": self.preprocessing.model_dump()}
+        shown = {"domain_check": self.domain_check.model_dump()} if self.domain_check is not None else {}
+        return {
+            **super().public(), "decoding": self.decoding.model_dump(), "preprocessing": self.preprocessing.model_dump(), **shown
+        }

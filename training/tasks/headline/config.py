@@ -55,6 +55,10 @@ class Config(RunConfig):
     pointer: bool = True  # mix in a pointer (copy attention) distribution; False: the seed's prior alone
     max_source_chars: int = 256  # the abstract's first characters the encoder reads
     max_title_tokens: int = 48  # titles (and the end token) are cut to this while training
+    # Which pairs were held out (preprocessor.read_corpus): selection chose on them, export fits
+    # the domain check on them.
+    held_out: int = 300
+    seed: int = 13
     chars: list[int] = field(default_factory=list)  # code points, most frequent first
 
     @property

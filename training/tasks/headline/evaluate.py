@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from app import model_store
 from app.tasks.headline.pipeline import HeadlinePipeline
-from app.tasks.headline.spec import HeadlineDecoding
+from app.tasks.headline.schemas import HeadlineResult
+from app.tasks.headline.spec import HeadlineDecoding, HeadlineDomainCheck
 from training.cli import model_dir
 from training.data.headline import Pair, test_sets, training_pairs
 from training.metrics import rouge_l, rouge_scores
@@ -46,29 +47,35 @@ def baselines(pairs: list[Pair], lead_chars: int) -> dict[str, dict]:
     }
 
 
-def saved_model_generator(pipeline: HeadlinePipeline, beam_width: int) -> Callable[[list[str]], list[str]]:
-    """Best headline per text, as ``/v1/headline`` answers with ``pipeline``."""
+def saved_model_answers(pipeline: HeadlinePipeline, beam_width: int) -> Callable[[list[str]], list[HeadlineResult]]:
+    """The answer per text, as ``/v1/headline`` answers with ``pipeline``."""
 
-    def generate(texts: list[str]) -> list[str]:
+    def answer(texts: list[str]) -> list[HeadlineResult]:
         candidates = pipeline.read([pipeline.job(text, beam_width) for text in texts])
-        return [pipeline.respond(text, found).headline for text, found in zip(texts, candidates)]
+        return [pipeline.respond(text, found) for text, found in zip(texts, candidates)]
 
-    return generate
+    return answer
 
 
-def evaluate_saved_model(version_dir: Path, data_dir: Path, decoding: dict, max_source_chars: int, lead_chars: int) -> dict:
-    """Char ROUGE-1/2/L and BLEU on each test file, greedy and beam, next to the extractive baselines."""
+def evaluate_saved_model(
+    version_dir: Path, data_dir: Path, decoding: dict, max_source_chars: int, lead_chars: int, domain_check: dict | None = None
+) -> dict:
+    """Char ROUGE-1/2/L and BLEU on each test file, greedy and beam, next to the extractive
+    baselines; with a ``domain_check``, the share of texts the answer calls in domain."""
     results = {}
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars)
+    check = HeadlineDomainCheck(**domain_check) if domain_check else None
+    pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars, check)
     searches = {"greedy": 1, f"beam_{decoding['beam_width']}": decoding["beam_width"]}
     for name, pairs in test_sets(data_dir).items():
         titles = [p.title for p in pairs]
         results[name] = {}
         for search, width in searches.items():
-            generate = saved_model_generator(pipeline, width)
-            predicted = generate_all(generate, [p.source for p in pairs], desc=f"{name} {search}")
+            answers = generate_all(saved_model_answers(pipeline, width), [p.source for p in pairs], desc=f"{name} {search}")
+            predicted = [a.headline for a in answers]
             results[name][search] = rouge_scores(predicted, titles)
+            if check is not None:
+                results[name][search]["in_domain_share"] = round(sum(bool(a.in_domain) for a in answers) / len(answers), 4)
             results[name][search]["samples"] = [
                 {"reference": p.title, "generated": g} for p, g in list(zip(pairs, predicted))[:5]
             ]
@@ -107,11 +114,14 @@ def evaluate(args: argparse.Namespace) -> None:
     manifest = model_store.read_manifest(version_dir)
     decoding = manifest.get("decoding") or decoding_options(args)
     max_source_chars = manifest.get("preprocessing", {}).get("max_source_chars", Config.max_source_chars)
-    metrics = evaluate_saved_model(version_dir, Path(args.data_dir), decoding, max_source_chars, lead_chars(Path(args.data_dir)))
+    metrics = evaluate_saved_model(
+        version_dir, Path(args.data_dir), decoding, max_source_chars, lead_chars(Path(args.data_dir)), manifest.get("domain_check")
+    )
     for name, result in metrics.items():
         print(f"\n{name}: {'':<22}{'R-1':>8}{'R-2':>8}{'R-L':>8}{'BLEU':>8}")
         rows = {**{k: v for k, v in result.items() if k != "baselines"}, **result["baselines"]}
         for row, r in rows.items():
-            print(f"  {row:<28}{r['rouge-1']:>8.4f}{r['rouge-2']:>8.4f}{r['rouge-l']:>8.4f}{r['bleu']:>8.4f}")
+            in_domain = f"  in domain {r['in_domain_share']:.1%}" if "in_domain_share" in r else ""
+            print(f"  {row:<28}{r['rouge-1']:>8.4f}{r['rouge-2']:>8.4f}{r['rouge-l']:>8.4f}{r['bleu']:>8.4f}{in_domain}")
     made_by = {"training_commands": manifest.get("training_commands", [])}
     print(json.dumps({"task": TASK, "model": str(version_dir), **made_by, **headline_figures(metrics, decoding), **metrics}, ensure_ascii=False))

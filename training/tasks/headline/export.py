@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.tasks.headline.pipeline import HeadlinePipeline
+from app.tasks.headline.spec import HeadlineDecoding
 from training.cli import export_version
-from training.tasks.headline.backbone import load_trained
+from training.tasks.headline.backbone import HeadlineSeq2Seq, load_trained
 from training.tasks.headline.config import (
     END,
     EXAMPLE,
@@ -20,7 +22,9 @@ from training.tasks.headline.config import (
     UNK,
 )
 from training.tasks.headline.evaluate import decoding_options, evaluate_saved_model, headline_figures, lead_chars
+from training.tasks.headline.domain_check import fit_domain_check
 from training.tasks.headline.head import make_generator, make_next_token_scorer
+from training.tasks.headline.preprocessor import read_corpus
 
 
 DATA_SOURCES = {
@@ -37,13 +41,16 @@ def export(args: argparse.Namespace) -> None:
     model = load_trained(run_dir)
     decoding = decoding_options(args)
     lead = lead_chars(Path(args.data_dir))
+    domain_check = _fit_domain_check(model, decoding, Path(args.data_dir))
     export_version(
         args,
         task=TASK,
         model=model,
         serve=make_generator(model),
         extra_endpoints={"next_token_log_probs": make_next_token_scorer(model)},
-        evaluate=lambda staged: evaluate_saved_model(staged, Path(args.data_dir), decoding, model.config.max_source_chars, lead),
+        evaluate=lambda staged: evaluate_saved_model(
+            staged, Path(args.data_dir), decoding, model.config.max_source_chars, lead, domain_check
+        ),
         headline=lambda metrics: headline_figures(metrics, decoding),
         data_source=DATA_SOURCES[model.config.corpus],
         extra={
@@ -53,6 +60,7 @@ def export(args: argparse.Namespace) -> None:
             "tokens": {"pad": PAD, "unknown": UNK, "start": START, "end": END, "never_generated": list(NEVER_GENERATED)},
             "decoding": decoding,
             "preprocessing": {"max_source_chars": model.config.max_source_chars},
+            **({"domain_check": domain_check} if domain_check else {}),
             "warmup_inputs": {
                 "text": [EXAMPLE, EXAMPLE[:20]],
                 "beam_width": decoding["beam_width"],
@@ -62,3 +70,14 @@ def export(args: argparse.Namespace) -> None:
             },
         },
     )
+
+
+def _fit_domain_check(model: HeadlineSeq2Seq, decoding: dict, data_dir: Path) -> dict | None:
+    """The answers' ``in_domain`` threshold, fitted on the pairs the run held out (None without data)."""
+    if not data_dir.exists():
+        return None
+    _, held_out = read_corpus(data_dir, model.config.corpus, model.config.held_out, model.config.seed)
+    pipeline = HeadlinePipeline(make_generator(model), HeadlineDecoding(**decoding), model.config.max_source_chars)
+    check = fit_domain_check(pipeline, held_out)
+    print(f"domain check: {check['min_log_prob_per_token']} ({check['fitted_on']})", flush=True)
+    return check

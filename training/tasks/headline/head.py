@@ -3,7 +3,7 @@ exported signatures), and a batched driver over texts."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence, TypeVar
 
 import tensorflow as tf
 from keras import ops
@@ -12,6 +12,8 @@ from app.tasks.batches import map_by_length
 from training.decoding import beam_search, greedy_search
 from training.tasks.headline.backbone import HeadlineSeq2Seq
 from training.tasks.headline.config import END, NEVER_GENERATED, PAD, START
+
+R = TypeVar("R")
 
 
 def sequence_loss(label_smoothing: float = 0.0) -> Callable:
@@ -88,7 +90,7 @@ def make_greedy(model: HeadlineSeq2Seq):
 
 
 def generate_all(
-    generate: Callable[[list[str]], list[str]], texts: list[str], batch_size: int = 64, desc: str | None = None
-) -> list[str]:
-    """Headlines for every text, in batches of similar length."""
+    generate: Callable[[list[str]], Sequence[R]], texts: list[str], batch_size: int = 64, desc: str | None = None
+) -> list[R]:
+    """``generate``'s result (a headline, an answer) for every text, in batches of similar length."""
     return map_by_length(generate, texts, [len(t) for t in texts], batch_size, desc)

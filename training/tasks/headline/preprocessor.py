@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from app.tasks.text import texts_to_codepoints
-from training.data.headline import Pair
+from training.data.headline import Pair, news_pairs, training_pairs
 from training.tasks.headline.config import END, PAD, START
 
 if TYPE_CHECKING:
@@ -39,3 +40,15 @@ def split_held_out(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pa
     shuffled = pairs[:]
     random.Random(seed).shuffle(shuffled)
     return shuffled[held_out:], shuffled[:held_out]
+
+
+def read_corpus(data_dir: Path, corpus: str, held_out: int, seed: int) -> tuple[list[Pair], dict[str, list[Pair]]]:
+    """The training pairs of ``corpus`` and, by genre, the held-out ones: ``held_out`` paper pairs
+    drawn from training, and (``papers_news``) the first ``held_out`` of LCSTS's validation pairs."""
+    pairs, papers = split_held_out(training_pairs(data_dir), held_out, seed)
+    genres = {"papers": papers}
+    if corpus == "papers_news":
+        news, news_val = news_pairs(data_dir)
+        pairs += news
+        genres["news"] = news_val[:held_out]
+    return pairs, genres

@@ -9,23 +9,17 @@ import keras
 import tensorflow as tf
 
 from training.callbacks import ema_options, standard_callbacks
-from training.data.headline import news_pairs, training_pairs
 from training.metrics import rouge_scores
 from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.headline.backbone import build_model
 from training.tasks.headline.config import Config
 from training.tasks.headline.head import generate_all, make_greedy, sequence_loss
-from training.tasks.headline.preprocessor import character_vocabulary, split_held_out, training_arrays
+from training.tasks.headline.preprocessor import character_vocabulary, read_corpus, training_arrays
 
 
 def train(args: argparse.Namespace) -> None:
     run_dir, config = start_run(args, Config)
-    pairs, papers_held_out = split_held_out(training_pairs(Path(args.data_dir)), args.held_out, args.seed)
-    held_out = {"papers": papers_held_out}
-    if args.corpus == "papers_news":
-        news, news_val = news_pairs(Path(args.data_dir))
-        pairs += news
-        held_out["news"] = news_val[: args.held_out]
+    pairs, held_out = read_corpus(Path(args.data_dir), args.corpus, args.held_out, args.seed)
     if config is None:
         config = Config.from_options(
             args,

@@ -43,6 +43,18 @@ def test_readme_example(client):
     assert body["model_version"] >= 1 and 0 < body["confidence"] <= 1
 
 
+@pytest.mark.parametrize("model", ["ner", "ner-fine"])
+def test_offsets_point_into_a_social_media_post_as_sent(client, model):
+    """Emoji (one code point or a joined sequence), an @mention, a hashtag, a URL, full-width Latin
+    and repeated punctuation are read one code point for one: every entity's offsets cut its text
+    out of the post exactly as it was sent."""
+    post = "@王小明 今天在北京见到了刘德华😍😍👨\u200d👩\u200d👧！！！#演唱会# 太激动了ｈｔｔｐ://t.cn/Ａ8ｘ 腾讯新闻"
+    body = client.post("/v1/ner", json={"text": post, "model": model}).json()
+    assert body["entities"], body
+    for entity in body["entities"]:
+        assert post[entity["start"] : entity["end"]] == entity["text"]
+
+
 def test_the_fine_grained_model_answers_when_named(client):
     text = "我在京东买了一本《三体》，顺丰快递送到了北京市海淀区。"
     body = client.post("/v1/ner", json={"text": text, "model": "ner-fine"}).json()

@@ -85,6 +85,9 @@ class HeadlineResponse(_Response):
     candidates: list[HeadlineCandidate]
     truncated: bool
     chars_read: int
+    in_domain: bool | None = None
+    """False: the text is probably of a kind the model never learned, the headline doubtful (None:
+    the version has no such check)."""
     model: str | None = None
     """The model that answered (a task's default model is named after it)."""
     model_version: int

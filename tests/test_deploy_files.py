@@ -8,6 +8,7 @@ import re
 import yaml
 
 from app import model_store
+from app.tasks.catalog import RUNTIMES
 
 from tests.conftest import REPO
 
@@ -90,7 +91,7 @@ def test_compose_tfserving_profile_serves_every_bundled_model_through_tensorflow
     assert device["driver"] == "nvidia"
     assert api["environment"]["APP_TFSERVING_URL"] == "http://tfserving:8501"
     backends = json.loads(api["environment"]["APP_BACKENDS"])
-    bundled = model_store.models(REPO / "models", {"ner", "qa", "spectra", "headline"})  # model → task
+    bundled = model_store.models(REPO / "models", set(RUNTIMES))  # model → task
     assert backends == {task: "tfserving" for task in bundled.values()}  # by task: each of its models
     config = (REPO / "deploy" / "tfserving" / "models.config").read_text()
     assert set(re.findall(r'name: "([\w-]+)" base_path: "/models/\1"', config)) == set(bundled)

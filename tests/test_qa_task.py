@@ -404,6 +404,8 @@ def test_word2vec_can_also_read_the_other_tasks_training_text(tmp_path):
     (shared / "headline" / "csl_titles_only" / "train_titles.tsv").write_text("to category\t基于深度学习的图像分割\t计算机\n")
     texts = unlabelled_texts(shared, ["ner", "headline"])
     assert "浙商银行企业信贷部叶老桂博士" in texts and "基于深度学习的图像分割" in texts
+    posts = unlabelled_texts(shared, ["news_posts"])
+    assert len(posts) == 12  # LCSTS's training posts, less the one that repeats a test post
 
     run_dir = tmp_path / "run"
     main([

@@ -7,11 +7,10 @@ vectors has seen no evaluation text. Paths are relative to the shared data folde
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Callable, Sequence
 
-from training.data.headline import read_titles, training_pairs
+from training.data.headline import news_pairs, read_titles, training_pairs
 from training.data.ner import read_bio, read_cluener
 from training.data.qa import read_squad, read_webqa_train
 
@@ -34,9 +33,9 @@ def _qa_texts(shared: Path) -> list[str]:
 
 
 def _news_post_texts(shared: Path) -> list[str]:
-    """LCSTS's training posts (Weibo posts of news organisations): the text column of ``summary \t text``."""
-    with open(shared / "headline/clge_lcsts/train.tsv", encoding="utf-8", newline="") as f:
-        return [row[1] for row in csv.reader(f, delimiter="\t") if len(row) > 1]
+    """LCSTS's training posts (Weibo posts of news organisations), without those CLGE's split
+    repeats in its validation and test files."""
+    return [p.source for p in news_pairs(shared / "headline")[0]]
 
 
 SOURCES: dict[str, Callable[[Path], list[str]]] = {

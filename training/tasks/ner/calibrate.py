@@ -35,27 +35,31 @@ def fit_temperature(model: keras.Model, tags: list[str], sentences: list[TaggedS
 
     texts = [s.text for s in sentences]
 
-    def probabilities_at(value: float) -> np.ndarray:
+    def entities_at(value: float) -> list[list[tuple[int, int, str, float]]]:
         temperature.assign(value)
-        found = map_by_length(entities, texts, [len(t) for t in texts], 128)
+        return map_by_length(entities, texts, [len(t) for t in texts], 128)
+
+    def probabilities(found: list[list[tuple[int, int, str, float]]]) -> np.ndarray:
         return np.array([p for row in found for *_, p in row])
 
-    found = map_by_length(entities, texts, [len(t) for t in texts], 128)
+    untempered = entities_at(1.0)  # the same entities at every temperature: only their probabilities move
     correct = np.array([
-        (start, end, label) in {(g.start, g.end, g.label) for g in sentence.spans}
-        for sentence, row in zip(sentences, found)
+        (start, end, label) in gold
+        for sentence, row in zip(sentences, untempered)
+        for gold in [{(g.start, g.end, g.label) for g in sentence.spans}]
         for start, end, label, _ in row
     ])
     if not len(correct):
         return {"temperature": 1.0, "fitted_on": f"nothing: no entity predicted on {description}"}
 
     def log_loss(log_t: float) -> float:
-        p = np.clip(probabilities_at(float(np.exp(log_t))), 1e-6, 1 - 1e-6)
+        p = np.clip(probabilities(entities_at(float(np.exp(log_t)))), 1e-6, 1 - 1e-6)
         return float(-np.mean(np.where(correct, np.log(p), np.log1p(-p))))
 
     fit = minimize_scalar(log_loss, bounds=np.log(TEMPERATURE_BOUNDS), method="bounded", options={"xatol": 0.01})
     fitted = round(float(np.exp(fit.x)), 3)
-    before, after = reliability(probabilities_at(1.0), correct), reliability(probabilities_at(fitted), correct)
+    before = reliability(probabilities(untempered), correct)
+    after = reliability(probabilities(entities_at(fitted)), correct)
     return {
         "temperature": fitted,
         "fitted_on": f"{description}: {len(correct)} predicted entities",

@@ -48,11 +48,11 @@ def train(args: argparse.Namespace) -> None:
     model = build_model(config)
     if args.word2vec_epochs and not resuming:
         texts = [s.text for s in train_set] + extra
-        for layer, corpus, vocabulary, dim in [
+        for layer, tokens, vocabulary, dim in [
             ("char_embedding", char_sentences(texts), config.chars, config.char_dim),
             ("bigram_embedding", bigram_sentences(texts), config.bigrams, config.bigram_dim),
         ]:
-            table = word2vec_table(corpus, [str(v) for v in vocabulary], dim, args.word2vec_epochs, args.seed)
+            table = word2vec_table(tokens, [str(v) for v in vocabulary], dim, args.word2vec_epochs, args.seed)
             model.get_layer(layer).set_weights([table])
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),

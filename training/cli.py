@@ -75,6 +75,14 @@ def add_task_commands(
     return TaskParsers(p_train, p_export, p_evaluate, commands, shared, store)
 
 
+def add_int8_embeddings_option(export: argparse.ArgumentParser, tables: str) -> None:
+    """``--int8-embeddings`` for a task whose network has embedding tables (``tables`` names them)."""
+    export.add_argument(
+        "--int8-embeddings", action="store_true",
+        help=f"store the {tables} tables as int8 with a scale per row (a quarter of the size)",
+    )
+
+
 def model_dir(args: argparse.Namespace, task: str) -> Path:
     """``<--model-root>/<--model>``: where the versions of the model a command names live."""
     return Path(args.model_root) / (getattr(args, "model", None) or task)

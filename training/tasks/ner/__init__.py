@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import add_task_commands, add_word2vec_options
+from training.cli import add_int8_embeddings_option, add_task_commands, add_word2vec_options
 from training.tasks.ner import evaluate, export, train
 from training.tasks.ner.config import CORPORA, TASK, Config
 
@@ -77,9 +77,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
         help="more trained runs (same tags) to export with --run-dir as one tagger: emissions and CRF scores averaged",
     )
-    parsers.export.add_argument(
-        "--int8-embeddings", action="store_true", help="store the character and bigram tables as int8 (a quarter of the size)"
-    )
+    add_int8_embeddings_option(parsers.export, "character and bigram")
     parsers.evaluate.add_argument(
         "--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on"
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import add_task_commands, add_word2vec_options
+from training.cli import add_int8_embeddings_option, add_task_commands, add_word2vec_options
 from training.tasks.qa import calibrate, evaluate, export, train
 from training.tasks.qa.config import TASK, Config
 from training.tasks.qa.head import SPAN_LOSSES
@@ -104,9 +104,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
         help="more trained runs to export with --run-dir as one reader: start/end logits averaged",
     )
-    parsers.export.add_argument(
-        "--int8-embeddings", action="store_true", help="store the character and word tables as int8 (a quarter of the size)"
-    )
+    add_int8_embeddings_option(parsers.export, "character and word")
     p = parsers.commands.add_parser(
         "calibrate", parents=[parsers.shared, parsers.store],
         help="fit an exported reader's probability calibration and answer threshold into its manifest",

@@ -248,7 +248,7 @@ def test_answerless_crops_follow_their_own_rate():
     assert answerless(0.0) == 0 < answerless(0.5) < answerless(1.0) == 20
 
 
-def test_foreign_passages_are_other_questions_sentences_on_the_topic_without_the_answer():
+def test_foreign_passages_are_other_questions_passages_on_the_topic_without_the_answer():
     examples = [
         QAExample("capital", "中国的首都是哪里？", "北京是中国的首都。", (("北京", 0),), ("北京",)),
         QAExample("economy", "上海是什么中心？", "上海是中国最大的经济中心。", (("经济中心", 7),)),
@@ -259,8 +259,12 @@ def test_foreign_passages_are_other_questions_sentences_on_the_topic_without_the
     config = qa_config.Config(window_chars=64, window_stride=32)
     rows = qa_preprocessor.foreign_passage_windows(examples, config, rate=1.0, seed=1)
     negatives = {"".join(question): "".join(window.tokens) for question, window, start, end in rows if start == end == -1}
-    assert len(rows) == len(negatives)  # every row is answerless
     assert negatives["中国的首都是哪里？"] == "上海是中国最大的经济中心。"  # shares 中国; holds no 北京
+    # Each foreign passage comes with the question's own answer sentence alone.
+    positives = {"".join(question): (window, start, end) for question, window, start, end in rows if start >= 0}
+    assert positives.keys() == negatives.keys()
+    window, start, end = positives["中国的首都是哪里？"]
+    assert "".join(window.tokens)[start:end] == "北京"
     assert qa_preprocessor.foreign_passage_windows(examples, config, rate=0.0, seed=1) == []
 
 

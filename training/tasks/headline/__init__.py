@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.cli import add_task_commands
+from training.cli import add_int8_embeddings_option, add_task_commands
 from training.tasks.headline import evaluate, export, train
 from training.tasks.headline.config import TASK, Config
 
@@ -28,6 +28,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         parser, TASK, train=train.train, export=export.export, evaluate=evaluate.evaluate, common=common,
         defaults={"epochs": 40, "batch_size": 64, "learning_rate": 2e-3, "patience": 8, "seed": 13},
     )
+    add_int8_embeddings_option(parsers.export, "character")
     p = parsers.train
     p.add_argument(
         "--corpus", choices=["papers", "papers_news"], default=Config.corpus,

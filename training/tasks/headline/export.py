@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.tasks.headline.pipeline import HeadlinePipeline
 from app.tasks.headline.spec import HeadlineDecoding
+from training import publishing
 from training.cli import export_version
 from training.tasks.headline.backbone import HeadlineSeq2Seq, load_trained
 from training.tasks.headline.config import (
@@ -39,6 +40,8 @@ DATA_SOURCES = {
 def export(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     model = load_trained(run_dir)
+    if args.int8_embeddings:
+        publishing.quantize_embeddings(model)
     decoding = decoding_options(args)
     lead = lead_chars(Path(args.data_dir))
     domain_check = _fit_domain_check(model, decoding, Path(args.data_dir))
@@ -59,6 +62,7 @@ def export(args: argparse.Namespace) -> None:
             "signatures": {"next_token_log_probs": NEXT_TOKEN_SIGNATURE},
             "tokens": {"pad": PAD, "unknown": UNK, "start": START, "end": END, "never_generated": list(NEVER_GENERATED)},
             "decoding": decoding,
+            "int8_embeddings": args.int8_embeddings,
             "preprocessing": {"max_source_chars": model.config.max_source_chars},
             **({"domain_check": domain_check} if domain_check else {}),
             "warmup_inputs": {

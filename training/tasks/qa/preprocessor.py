@@ -155,18 +155,41 @@ def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1) if text[i].isalnum() and text[i + 1].isalnum()}
 
 
+def _answer_sentence(example: QAExample, config: Config) -> tuple[Window, int, int] | None:
+    """The sentence of ``example``'s passage holding its first answer, as a window of its own."""
+    text, start = example.answers[0]
+    end = start + len(text)
+    for a, b in sentence_bounds(example.context):
+        if a <= start and end <= b and b - a <= config.window_chars and len(text) <= config.max_answer_chars:
+            return Window(0, tuple(segment(example.context[a:b]))), start - a, end - a
+    return None
+
+
+def _foreign_unit(sentence: str, context: str, config: Config, rng: random.Random) -> str:
+    """The foreign sentence alone or, half the time, with its passage around it (up to a window)."""
+    if rng.random() < 0.5:
+        return sentence
+    at = context.find(sentence)
+    first = max(0, min(at - rng.randint(0, config.window_chars - len(sentence)), len(context) - config.window_chars))
+    return context[first : first + config.window_chars]
+
+
 def foreign_passage_windows(
     examples: Sequence[QAExample], config: Config, rate: float, seed: int, per_bigram: int = 20
 ) -> list[tuple[tuple[str, ...], Window, int, int]]:
-    """Answerless training windows made of *other* questions' sentences: for a share ``rate`` of
+    """Answerless training windows made of *other* questions' passages: for a share ``rate`` of
     the questions, the sentence sharing the most character bigrams with the question, but at most
     a third of them (among up to ``per_bigram`` drawn for each of its bigrams), never from the
-    question's own passage and never holding one of its answers.
+    question's own passage and never holding one of its answers — alone or, half the time, with
+    its passage around it. Each comes with the question's own answer sentence alone.
 
     WebQA's evidences always hold their answer, so a reader trained on them learns to answer from
     any passage: asked 中国的首都是哪里？ of 北京是中华人民共和国的首都。 and 上海是中国最大的
     经济中心。, it gave 上海. A sentence on the question's topic that does not answer it is the
-    lesson that was missing; a random sentence would be too easy to tell apart.
+    lesson that was missing; a random sentence would be too easy to tell apart. Foreign sentences
+    alone taught the reader that a lone sentence seldom answers (长江流入哪个海？ over 黄河流入
+    渤海。 and 长江流入东海。 found no 东海): the passages around them and the answer sentences
+    alone keep length from telling the two apart.
     """
     rng = random.Random(seed)
     pool = sorted({
@@ -190,16 +213,22 @@ def foreign_passage_windows(
         # A sentence sharing most of the question's wording too often answers it in other words.
         most = max(1, len(asked) // 3)
         eligible = [
-            (shared, pool[i][0])
+            (shared, i)
             for i in sorted(drawn)
             if pool[i][1] != example.context
             and not any(a in pool[i][0] for a in answers)
             and (shared := len(asked & pool_bigrams[i])) <= most
         ]
-        if eligible:
-            sentence = max(eligible, key=lambda pair: (pair[0], -len(pair[1])))[1]
-            q_tokens = question_tokens(example.question, config.max_question_chars)
-            result.append((q_tokens, Window(0, tuple(segment(sentence))), -1, -1))
+        if not eligible:
+            continue
+        sentence, context = pool[max(eligible, key=lambda pair: (pair[0], -len(pool[pair[1]][0])))[1]]
+        unit = _foreign_unit(sentence, context, config, rng)
+        if any(a in unit for a in answers):
+            unit = sentence
+        q_tokens = question_tokens(example.question, config.max_question_chars)
+        result.append((q_tokens, Window(0, tuple(segment(unit))), -1, -1))
+        if (own := _answer_sentence(example, config)) is not None:
+            result.append((q_tokens, *own))
     return result
 
 

@@ -35,6 +35,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p = parsers.train
     p.add_argument("--train-per-class", type=int, default=8000)
     p.add_argument("--dev-per-class", type=int, default=1000)
+    p.add_argument(
+        "--real-train-repeat", type=int, default=Config.real_train_repeat,
+        help="also train on real_train's LAMOST stars and galaxies (not its held-out fifth), this many times an epoch",
+    )
     p.add_argument("--mixup-alpha", type=float, default=Config.mixup_alpha, help="0 disables mixup")
     parsers.export.add_argument(
         "--ensemble", nargs="+", default=[], metavar="RUN_DIR",

@@ -22,7 +22,7 @@ SIGNATURE = {
         "z": "float32 [N]: redshift from the template fit of the label's class (of the likeliest astrophysical class for UNKNOWN; a star's is its radial velocity / c)",
         "z_err": "float32 [N]: 1σ uncertainty of z: the fit's statistical one and the template systematic (z_systematic) in quadrature",
         "delta_chi2": "float32 [N]: χ² of the best fit elsewhere in z minus that of the best one (float32 max for stars)",
-        "subtype": "string [N]: for STAR, the MK letter in LAMOST's convention (from 9; before, the best SDSS template's letter); '' for stars whose best SDSS template has none, and for other classes",
+        "subtype": "string [N]: for STAR, the MK letter in LAMOST's convention (from 9; before, the best SDSS template's letter); '' for stars whose best SDSS template has none and fits better than LAMOST's (from 10), and for other classes",
         "subclass": "string [N]: for STAR, LAMOST's subclass (e.g. 'G5') within that letter (from 9; optional)",
         "stellar_template": "string [N]: for STAR, the best-fitting stellar template's name ('' for other classes)",
         "median_snr": "float32 [N]: median flux / noise per pixel, the noise estimated from the spectrum",
@@ -51,6 +51,7 @@ class Config(RunConfig):
     kernel_size: int = 7
     dropout: float = 0.2
     mixup_alpha: float = 0.2  # 0 turns mixup off
+    real_train_repeat: int = 0  # times real_train's training part is seen per epoch beside the simulated spectra
 
     def __post_init__(self):
         self.filters = tuple(self.filters)  # JSON gives a list

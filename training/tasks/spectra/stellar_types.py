@@ -11,7 +11,7 @@ its own library that fits best; this learns its boundaries from spectra LAMOST t
    is the likeliest letter and the likeliest subclass of that letter.
 
 Stars whose best SDSS template has no MK letter (white dwarfs, carbon stars, L/T dwarfs) keep an
-empty type: LAMOST's training stars have none of them. The choice of this design over simpler ones
+empty type — LAMOST's training stars have none of them — unless a LAMOST template fits them better. The choice of this design over simpler ones
 (SDSS features alone, LAMOST templates alone) was made by 5-fold cross-validation by object on the
 training part of ``real_train`` (docs/spectra.md).
 """
@@ -118,21 +118,27 @@ class StellarTypes(tf.Module):
     def continuum_chi2(self, flux: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
         return self.sdss.continuum_chi2(flux, weights)
 
-    def features(self, flux: tf.Tensor, weights: tf.Tensor) -> tuple[dict, tf.Tensor]:
-        """The SDSS fit's outputs, and the standardised features of both template sets ``[B, F]``."""
+    def features(self, flux: tf.Tensor, weights: tf.Tensor) -> tuple[dict, dict, tf.Tensor]:
+        """The SDSS and LAMOST fits' outputs, and the standardised features of both ``[B, F]``."""
         sdss = self.sdss(flux, weights)
         lamost = self.lamost(flux, weights)
         masked = weights * self.fit_mask
         x = tf.concat([template_features(sdss["template_chi2"], masked), template_features(lamost["template_chi2"], masked)], -1)
-        return sdss, (x - self.mean) / self.scale
+        return sdss, lamost, (x - self.mean) / self.scale
 
     def __call__(self, flux: tf.Tensor, weights: tf.Tensor) -> dict[str, tf.Tensor]:
-        sdss, x = self.features(flux, weights)
+        sdss, lamost, x = self.features(flux, weights)
         letter = tf.argmax(x @ self.letter_weights[:-1] + self.letter_weights[-1], axis=-1, output_type=tf.int32)
         sub_logits = x @ self.subclass_weights[:-1] + self.subclass_weights[-1]
         allowed = tf.transpose(tf.gather(self.member, letter, axis=1))  # [B, subclasses]
         subclass = tf.argmax(tf.where(allowed, sub_logits, sub_logits.dtype.min), axis=-1, output_type=tf.int32)
-        typed = tf.gather(self.has_letter, tf.argmin(sdss["template_chi2"], axis=-1, output_type=tf.int32))
+        # Typed unless a letterless SDSS template (white dwarf, carbon star, L dwarf) fits best of
+        # all: LAMOST's own templates, every one lettered, fitting better type the star as LAMOST
+        # would (A stars whose best SDSS template is the white dwarf's).
+        best_sdss = tf.reduce_min(sdss["template_chi2"], axis=-1)
+        typed = tf.gather(self.has_letter, tf.argmin(sdss["template_chi2"], axis=-1, output_type=tf.int32)) | (
+            tf.reduce_min(lamost["template_chi2"], axis=-1) < best_sdss
+        )
         return {
             **sdss,
             "subtype": tf.where(typed, tf.gather(self.letters, letter), ""),
@@ -189,6 +195,14 @@ def real_train_stars(data_dir: Path) -> tuple[list[LabelledSpectrum], list[Label
     stars = load_real_train(data_dir, ("STAR",))
     train, held_out = object_split(stars, REAL_TRAIN_HELD_OUT["share"], REAL_TRAIN_HELD_OUT["seed"])
     return [stars[i] for i in train], [stars[i] for i in held_out]
+
+
+def real_train_training_part(data_dir: Path) -> list[LabelledSpectrum]:
+    """``real_train``'s stars and galaxies but the held-out stars' objects: what a classifier may
+    learn from while the held-out fifth still measures it."""
+    _, held_out = real_train_stars(data_dir)
+    held = {s.designation for s in held_out}
+    return [s for s in load_real_train(data_dir, ("STAR", "GALAXY")) if s.designation not in held]
 
 
 def fit_stellar_types(sdss: StellarFit, train: list[LabelledSpectrum], held_out: list[LabelledSpectrum]) -> StellarTypeFit:

@@ -17,6 +17,7 @@ from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.spectra.backbone import build_model
 from training.tasks.spectra.config import BRIGHT_SNR, Config
 from training.tasks.spectra.preprocessor import load_split, predict_in_batches, training_dataset
+from training.tasks.spectra.stellar_types import real_train_training_part
 
 
 def train(args: argparse.Namespace) -> None:
@@ -26,6 +27,15 @@ def train(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir)
     train_x, train_y = load_split(data_dir, Path(args.cache_dir), "train", args.train_per_class)
     dev_x, dev_y = load_split(data_dir, Path(args.cache_dir), "dev", args.dev_per_class)
+    if config.real_train_repeat:
+        # Real LAMOST spectra beside the simulated ones: the sky's instrument, noise and stars the
+        # simulator does not draw (the held-out fifth stays out; see real_train_training_part).
+        real_train = real_train_training_part(data_dir)
+        real_x = np.stack([s.flux for s in real_train]).astype(train_x.dtype)
+        real_y = np.array([CLASSES.index(s.label) for s in real_train], train_y.dtype)
+        train_x = np.concatenate([train_x, *[real_x] * config.real_train_repeat])
+        train_y = np.concatenate([train_y, *[real_y] * config.real_train_repeat])
+        print(f"with {len(real_train)} real_train spectra × {config.real_train_repeat}", flush=True)
     print(f"train {len(train_y)} spectra, dev {len(dev_y)}; mixup alpha {config.mixup_alpha}", flush=True)
 
     model = build_model(config)

@@ -10,6 +10,8 @@ from training.data.spectra import TemplateSet, read_templates, redshift_onto_gri
 from training.data.spectra_real import LabelledSpectrum, load_real_train, object_split
 from training.tasks.spectra.stellar_types import (
     fit_stellar_types,
+    real_train_stars,
+    real_train_training_part,
     subclass_report,
     subtype_report,
     type_index,
@@ -37,6 +39,13 @@ def test_real_train_is_split_by_object(spectra_data):
     train, held = object_split(stars, 0.2, seed=0)
     assert sorted(train + held) == list(range(80)) and len(held) == 16
     assert not {stars[i].designation for i in train} & {stars[i].designation for i in held}
+
+
+def test_classifier_training_part_leaves_the_held_out_objects_out(spectra_data):
+    _, held = real_train_stars(spectra_data)
+    part = real_train_training_part(spectra_data)
+    assert part and not {s.designation for s in held} & {s.designation for s in part}
+    assert {s.label for s in part} <= {"STAR", "GALAXY"}
 
 
 def test_learns_a_convention_other_than_the_templates(spectra_data):

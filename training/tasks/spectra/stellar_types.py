@@ -11,9 +11,10 @@ its own library that fits best; this learns its boundaries from spectra LAMOST t
    is the likeliest letter and the likeliest subclass of that letter.
 
 Stars whose best SDSS template has no MK letter (white dwarfs, carbon stars, L/T dwarfs) keep an
-empty type — LAMOST's training stars have none of them — unless a LAMOST template fits them better. The choice of this design over simpler ones
-(SDSS features alone, LAMOST templates alone) was made by 5-fold cross-validation by object on the
-training part of ``real_train`` (docs/spectra.md).
+empty type — LAMOST's training stars have none of them — unless a LAMOST template fits them
+better. The choice of this design over simpler ones (SDSS features alone, LAMOST templates alone)
+was made by 5-fold cross-validation by object on the training part of ``real_train``
+(docs/spectra.md).
 """
 
 from __future__ import annotations
@@ -135,9 +136,8 @@ class StellarTypes(tf.Module):
         # Typed unless a letterless SDSS template (white dwarf, carbon star, L dwarf) fits best of
         # all: LAMOST's own templates, every one lettered, fitting better type the star as LAMOST
         # would (A stars whose best SDSS template is the white dwarf's).
-        best_sdss = tf.reduce_min(sdss["template_chi2"], axis=-1)
         typed = tf.gather(self.has_letter, tf.argmin(sdss["template_chi2"], axis=-1, output_type=tf.int32)) | (
-            tf.reduce_min(lamost["template_chi2"], axis=-1) < best_sdss
+            tf.reduce_min(lamost["template_chi2"], axis=-1) < tf.reduce_min(sdss["template_chi2"], axis=-1)
         )
         return {
             **sdss,

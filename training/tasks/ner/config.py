@@ -79,6 +79,8 @@ class Corpus:
 
 
 _MSRA = Source(read_bio, "msra/train_pdnorm_minus_pd_devtest.txt")
+# Weibo's 1,350 posts seen four times an epoch beside MSRA's 41,000 sentences.
+_WEIBO = Source(read_weibo, "weibo/train", dev="weibo/dev", repeat=4)
 
 CORPORA = {
     "msra": Corpus(
@@ -91,16 +93,16 @@ CORPORA = {
         test="cluener_dev",
         source="CLUENER2020 (10 types); the official dev set is the test split",
     ),
-    # News and social media: Weibo's 1,350 posts seen four times an epoch beside MSRA's 41,000 sentences.
+    # News and social media.
     "msra_weibo": Corpus(
-        sources=(_MSRA, Source(read_weibo, "weibo/train", dev="weibo/dev", repeat=4)),
+        sources=(_MSRA, _WEIBO),
         test="msra_test",
         source="MSRA NER train (minus People's Daily dev/test) and Weibo NER train (named mentions, GPE as LOC)",
     ),
     "msra_weibo_cluener": Corpus(
         sources=(
             _MSRA,
-            Source(read_weibo, "weibo/train", dev="weibo/dev", repeat=4),
+            _WEIBO,
             Source(_cluener_as_per_loc_org, "cluener2020/train.json", hold_out=False),
         ),
         test="msra_test",

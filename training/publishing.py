@@ -25,6 +25,7 @@ def write_saved_model(
     manifest there, then :func:`publish` it.
     """
     import keras
+    import tensorflow as tf
 
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=_mkdir(task_dir)))
     archive = keras.export.ExportArchive()
@@ -34,10 +35,19 @@ def write_saved_model(
     for layer in leaf_layers(model):
         if not layer.weights:
             archive.track(layer)
-    archive.add_endpoint("serving_default", endpoint)
-    for name, function in (extra_endpoints or {}).items():
+    endpoints = {"serving_default": endpoint, **(extra_endpoints or {})}
+    for name, function in endpoints.items():
         archive.add_endpoint(name, function)
-    archive.write_out(str(staging), verbose=False)
+    # ``archive.write_out`` would store each endpoint twice: as the signature (what the service
+    # and TF Serving call) and as a tf.function attribute, which ``tf.saved_model.save`` traces
+    # again because its save context is part of the trace key (TF 2.21) — a second copy of every
+    # graph. Only the signatures are saved; the archive still tracks variables and lookup tables.
+    archive._filter_and_track_resources()
+    root = archive._tf_trackable
+    signatures = {name: getattr(root, name).get_concrete_function() for name in endpoints}
+    for name in endpoints:
+        delattr(root, name)
+    tf.saved_model.save(root, str(staging), signatures=signatures)
     return staging
 
 

@@ -22,6 +22,7 @@ spectrum is smooth on a pixel's scale.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -58,6 +59,40 @@ def _on_rest_grid(basis: TemplateSet, grid: LogGrid, offset: int, length: int) -
 def _legendre(npix: int, terms: int) -> np.ndarray:
     x = np.linspace(-1, 1, npix)
     return np.stack([np.polynomial.legendre.Legendre.basis(k)(x) for k in range(terms)])
+
+
+# The fits' geometry (polynomials, masks, shift indices) depends on the grid alone, so every fit of
+# the same shape shares one tensor of each and an exported graph stores it once (the stellar
+# types hold two stellar fits).
+@functools.lru_cache(maxsize=None)
+def _legendre_rows(npix: int, terms: int) -> tf.Tensor:
+    """The Legendre polynomials ``[terms, npix]`` over the grid."""
+    return tf.constant(_legendre(npix, terms), tf.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _legendre_products(npix: int, terms: int) -> tf.Tensor:
+    """Their products ``P_l·P_m`` for l ≤ m, in :func:`_legendre_pairs` order: ``[pairs, npix]``."""
+    legendre = _legendre(npix, terms)
+    return tf.constant(np.stack([legendre[l] * legendre[m] for l, m in _legendre_pairs(terms)]), tf.float32)
+
+
+def _legendre_pairs(terms: int) -> list[tuple[int, int]]:
+    return [(l, m) for l in range(terms) for m in range(l, terms)]
+
+
+@functools.lru_cache(maxsize=None)
+def _stellar_fit_geometry(grid: LogGrid, blue_limit: float, max_shift: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The pixels a stellar fit uses ``[npix]`` (telluric bands and the noisy blue end carry no
+    information on the star's type), and the rest-grid column under each pixel at each shift
+    ``[2·max_shift + 1, npix]``."""
+    wavelength = grid.wavelength
+    ignored = wavelength < blue_limit
+    for low, high in TELLURIC_BANDS:
+        ignored |= (wavelength > low) & (wavelength < high)
+    shifts = np.arange(-max_shift, max_shift + 1)
+    columns = np.arange(grid.npix)[None, :] + max_shift - shifts[:, None]
+    return tf.constant(~ignored, tf.float32), tf.constant(columns, tf.int32)
 
 
 def _next_power_of_two(n: int) -> int:
@@ -134,7 +169,7 @@ class RedshiftScan(tf.Module):
         products = np.stack([templates[a] * templates[b] for a, b in self.pairs] + list(templates))
         # conj(FFT) of the template side; the correlations are irfft(FFT(observed) · this).
         self.template_fft = tf.constant(np.conj(np.fft.rfft(products, self.fft_length)).astype(np.complex64))
-        self.legendre = tf.constant(_legendre(npix, poly_terms), tf.float32)
+        self.legendre = _legendre_rows(npix, poly_terms)
         self.step_dloglam = d
 
     def _correlations(self, flux: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
@@ -283,12 +318,7 @@ class StellarFit(tf.Module):
     ):
         super().__init__(name=name)
         npix = grid.npix
-        # Telluric bands and the noisy blue end carry no information on the star's type.
-        wavelength = grid.wavelength
-        ignored = wavelength < blue_limit
-        for low, high in TELLURIC_BANDS:
-            ignored |= (wavelength > low) & (wavelength < high)
-        self.fit_mask = tf.constant(~ignored, tf.float32)
+        self.fit_mask, self.columns = _stellar_fit_geometry(grid, blue_limit, max_shift)  # [npix], [2s + 1, npix]
         # Rest grid covering the model grid plus max_shift pixels either side.
         templates = _on_rest_grid(basis, grid, max_shift, npix + 2 * max_shift)
         self.names = list(basis.names) or [""] * len(templates)
@@ -296,13 +326,9 @@ class StellarFit(tf.Module):
         norm = np.sqrt(np.mean(templates**2, axis=1, keepdims=True)) + 1e-30
         self.templates = tf.constant(templates / norm, tf.float32)  # [T, npix + 2·max_shift]
         self.max_shift, self.p, self.npix, self.step_dloglam = max_shift, poly_terms, npix, grid.dloglam
-        shifts = np.arange(-max_shift, max_shift + 1)
-        self.columns = tf.constant(np.arange(npix)[None, :] + max_shift - shifts[:, None], tf.int32)  # [2s + 1, npix]
-        legendre = _legendre(npix, poly_terms)
-        self.legendre = tf.constant(legendre, tf.float32)
-        pairs = [(l, m) for l in range(poly_terms) for m in range(l, poly_terms)]
-        self.pairs = pairs
-        self.legendre_products = tf.constant(np.stack([legendre[l] * legendre[m] for l, m in pairs]), tf.float32)
+        self.legendre = _legendre_rows(npix, poly_terms)
+        self.pairs = _legendre_pairs(poly_terms)
+        self.legendre_products = _legendre_products(npix, poly_terms)
         self.subtype_names = tf.constant(self.letters)
         self.template_names = tf.constant(self.names)
 

@@ -189,20 +189,24 @@ def _out_of_fold_chi2(flux, weights, z, index, objects, folds: int = 4) -> np.nd
     return out
 
 
+def _split_by_object(stars: list[LabelledSpectrum]) -> tuple[list[LabelledSpectrum], list[LabelledSpectrum]]:
+    train, held_out = object_split(stars, REAL_TRAIN_HELD_OUT["share"], REAL_TRAIN_HELD_OUT["seed"])
+    return [stars[i] for i in train], [stars[i] for i in held_out]
+
+
 def real_train_stars(data_dir: Path) -> tuple[list[LabelledSpectrum], list[LabelledSpectrum]]:
     """``real_train``'s stars split by object (:data:`REAL_TRAIN_HELD_OUT`): the ones the mapping is
     learned from, and the held-out ones it is measured on."""
-    stars = load_real_train(data_dir, ("STAR",))
-    train, held_out = object_split(stars, REAL_TRAIN_HELD_OUT["share"], REAL_TRAIN_HELD_OUT["seed"])
-    return [stars[i] for i in train], [stars[i] for i in held_out]
+    return _split_by_object(load_real_train(data_dir, ("STAR",)))
 
 
 def real_train_training_part(data_dir: Path) -> list[LabelledSpectrum]:
     """``real_train``'s stars and galaxies but the held-out stars' objects: what a classifier may
     learn from while the held-out fifth still measures it."""
-    _, held_out = real_train_stars(data_dir)
+    spectra = load_real_train(data_dir, ("STAR", "GALAXY"))
+    _, held_out = _split_by_object([s for s in spectra if s.label == "STAR"])  # the stars in real_train_stars' order
     held = {s.designation for s in held_out}
-    return [s for s in load_real_train(data_dir, ("STAR", "GALAXY")) if s.designation not in held]
+    return [s for s in spectra if s.designation not in held]
 
 
 def fit_stellar_types(sdss: StellarFit, train: list[LabelledSpectrum], held_out: list[LabelledSpectrum]) -> StellarTypeFit:

@@ -131,20 +131,32 @@ def test_runs_read_with_different_windows_are_not_averaged(qa_data, tiny_qa_run,
     assert not (tmp_path / "m").exists()
 
 
-def test_int8_embeddings_shrink_the_export(qa_data, tiny_qa_run, tiny_qa_store, tmp_path):
+@pytest.mark.parametrize("options", [["--int8-embeddings"], ["--int8-embeddings", "--float16-weights"]])
+def test_compressed_exports_shrink_and_answer_alike(qa_data, tiny_qa_run, tiny_qa_store, tmp_path, options):
     root = tmp_path / "models"
-    main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", str(tiny_qa_run), "--int8-embeddings", "--model-root", str(root)])
-    int8_dir = model_store.resolve_version(root / "qa")
+    main(["qa", "export", "--data-dir", str(qa_data), "--run-dir", str(tiny_qa_run), *options, "--model-root", str(root)])
+    small_dir = model_store.resolve_version(root / "qa")
     float_dir = model_store.resolve_version(tiny_qa_store / "qa")
-    assert model_store.read_manifest(int8_dir)["int8_embeddings"] is True
+    manifest = model_store.read_manifest(small_dir)
+    assert (manifest["int8_embeddings"], manifest["float16_weights"]) == (True, "--float16-weights" in options)
+    kernels = {v.name: v.dtype for v in tf.saved_model.load(str(small_dir))._all_variables if "conv/kernel" in v.name}
+    assert kernels and set(kernels.values()) == {tf.float16 if "--float16-weights" in options else tf.float32}
 
     def variables_size(version_dir):
         return sum(f.stat().st_size for f in (version_dir / "variables").iterdir())
 
-    assert variables_size(int8_dir) < variables_size(float_dir)
-    answers = qa_head.answer_all(qa_head.saved_model_predictor(int8_dir), qa_config.config_of_export(int8_dir), QUESTIONS, PASSAGES)
-    for found, passages in zip(answers, PASSAGES):
+    assert variables_size(small_dir) < variables_size(float_dir)
+
+    def answers_of(version_dir):
+        predict = qa_head.saved_model_predictor(version_dir)
+        return qa_head.answer_all(predict, qa_config.config_of_export(version_dir), QUESTIONS, PASSAGES)
+
+    small, full = answers_of(small_dir), answers_of(float_dir)
+    for found, passages in zip(small, PASSAGES):
         assert all(passages[a.passage_index][a.start : a.end] == a.text for a in found)
+    # Rounding moves the scores a little, not the ranking of clearly separated spans.
+    for small_answers, full_answers in zip(small, full):
+        assert abs(small_answers[0].score - full_answers[0].score) < 0.05
 
 
 def test_serving_signature_takes_jieba_tokens(tiny_qa_store):

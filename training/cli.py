@@ -83,6 +83,15 @@ def add_int8_embeddings_option(export: argparse.ArgumentParser, tables: str) -> 
     )
 
 
+def add_float16_weights_option(export: argparse.ArgumentParser) -> None:
+    """``--float16-weights`` for a task whose export builds its network in
+    :func:`training.publishing.float16_weights`."""
+    export.add_argument(
+        "--float16-weights", action="store_true",
+        help="store the other weights (convolutions, dense layers) as float16, computed in float32 (half the size)",
+    )
+
+
 def model_dir(args: argparse.Namespace, task: str) -> Path:
     """``<--model-root>/<--model>``: where the versions of the model a command names live."""
     return Path(args.model_root) / (getattr(args, "model", None) or task)

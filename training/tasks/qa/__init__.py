@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import add_int8_embeddings_option, add_task_commands, add_word2vec_options
+from training.cli import add_float16_weights_option, add_int8_embeddings_option, add_task_commands, add_word2vec_options
 from training.tasks.qa import calibrate, evaluate, export, train
 from training.tasks.qa.config import TASK, Config
 from training.tasks.qa.head import SPAN_LOSSES
@@ -105,6 +105,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="more trained runs to export with --run-dir as one reader: start/end logits averaged",
     )
     add_int8_embeddings_option(parsers.export, "character and word")
+    add_float16_weights_option(parsers.export)
     p = parsers.commands.add_parser(
         "calibrate", parents=[parsers.shared, parsers.store],
         help="fit an exported reader's probability calibration and answer threshold into its manifest",

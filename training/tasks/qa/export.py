@@ -21,7 +21,8 @@ from training.tasks.qa.head import make_reader, preprocessing_of, saved_model_pr
 
 def export(args: argparse.Namespace) -> None:
     run_dirs = [Path(args.run_dir), *map(Path, args.ensemble)]
-    model, config = averaged_reader(run_dirs)
+    with publishing.float16_weights(args.float16_weights):
+        model, config = averaged_reader(run_dirs)
     if args.int8_embeddings:
         publishing.quantize_embeddings(model)
     read = make_reader(model, config)
@@ -67,6 +68,7 @@ def export(args: argparse.Namespace) -> None:
                 "passage_tokens": [[t.decode() for t in row] for row in pad_tokens([segment(p) for p in EXAMPLE_PASSAGES])],
             },
             "int8_embeddings": args.int8_embeddings,
+            "float16_weights": args.float16_weights,
             **({"ensemble": [
                 runs.member_record(d, question_attention=Config.of_run(d).question_attention) for d in run_dirs
             ]} if len(run_dirs) > 1 else {}),

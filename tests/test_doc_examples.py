@@ -1,5 +1,6 @@
-"""The README's requests, sent to the bundled models: each answer must be the one printed under
-it (numbers to their printed precision), so a new version cannot leave stale examples behind."""
+"""The requests of the README and of docs/api.md, sent to the bundled models: each answer must be
+the one printed under it (numbers to their printed precision), so a new version cannot leave stale
+examples behind."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from tests.conftest import REPO
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 
 
-def examples() -> list[tuple[list[str], dict]]:
-    """Each ``curl`` command of the README with the JSON block right after it."""
-    blocks = BLOCK.findall((REPO / "README.md").read_text())
+PAGES = [REPO / "README.md", REPO / "docs" / "api.md"]
+
+
+def examples(page) -> list[tuple[list[str], dict]]:
+    """Each ``curl`` command of ``page`` with the JSON block right after it."""
+    blocks = BLOCK.findall(page.read_text())
     pairs = []
     for (language, body), (next_language, answer) in zip(blocks, blocks[1:]):
         if language == "sh" and body.lstrip().startswith("curl") and next_language == "json":
@@ -49,15 +53,18 @@ def differences(printed, answered, where: str = "") -> list[str]:
     return [] if printed == answered else [f"{where}: {printed!r} printed, {answered!r} answered"]
 
 
-EXAMPLES = examples()
+EXAMPLES = {page.relative_to(REPO).as_posix(): examples(page) for page in PAGES}
 
 
 def test_the_readme_has_a_request_per_task():
-    paths = {next(a for a in argv if a.startswith("localhost:")).split("/", 1)[1] for argv, _ in EXAMPLES}
+    paths = {next(a for a in argv if a.startswith("localhost:")).split("/", 1)[1] for argv, _ in EXAMPLES["README.md"]}
     assert {"v1/ner", "v1/qa", "v1/headline", "v1/spectra/fits"} <= paths
 
 
-@pytest.mark.parametrize("argv, printed", EXAMPLES, ids=[" ".join(argv[2:3]) + f"#{i}" for i, (argv, _) in enumerate(EXAMPLES)])
+@pytest.mark.parametrize(
+    "argv, printed",
+    [pytest.param(argv, printed, id=f"{page}#{i}") for page, pairs in EXAMPLES.items() for i, (argv, printed) in enumerate(pairs)],
+)
 def test_each_readme_request_answers_as_printed(client, argv, printed):
     response = send(client, argv)
     assert response.status_code == 200, response.text

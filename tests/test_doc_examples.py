@@ -29,9 +29,14 @@ def examples(page) -> list[tuple[list[str], dict]]:
     return pairs
 
 
+def request_path(argv: list[str]) -> str:
+    """The path a ``curl`` command requests (``/v1/qa``)."""
+    return "/" + next(a for a in argv if a.startswith("localhost:")).split("/", 1)[1]
+
+
 def send(client, argv: list[str]):
     """The request a ``curl`` command makes (``-d`` JSON or ``-F files=@…``), sent to ``client``."""
-    path = "/" + next(a for a in argv if a.startswith("localhost:")).split("/", 1)[1]
+    path = request_path(argv)
     options = dict(zip(argv, argv[1:]))  # each argument with the one after it
     if "-d" in options:
         return client.post(path, content=options["-d"], headers={"content-type": "application/json"})
@@ -57,15 +62,15 @@ EXAMPLES = {page.relative_to(REPO).as_posix(): examples(page) for page in PAGES}
 
 
 def test_the_readme_has_a_request_per_task():
-    paths = {next(a for a in argv if a.startswith("localhost:")).split("/", 1)[1] for argv, _ in EXAMPLES["README.md"]}
-    assert {"v1/ner", "v1/qa", "v1/headline", "v1/spectra/fits"} <= paths
+    paths = {request_path(argv) for argv, _ in EXAMPLES["README.md"]}
+    assert {"/v1/ner", "/v1/qa", "/v1/headline", "/v1/spectra/fits"} <= paths
 
 
 @pytest.mark.parametrize(
     "argv, printed",
     [pytest.param(argv, printed, id=f"{page}#{i}") for page, pairs in EXAMPLES.items() for i, (argv, printed) in enumerate(pairs)],
 )
-def test_each_readme_request_answers_as_printed(client, argv, printed):
+def test_each_documented_request_answers_as_printed(client, argv, printed):
     response = send(client, argv)
     assert response.status_code == 200, response.text
     assert not differences(printed, response.json())

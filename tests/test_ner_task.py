@@ -253,6 +253,25 @@ def test_an_ensemble_with_int8_embeddings_exports_as_one_tagger(tiny_ner_run, tm
     np.testing.assert_allclose(crf.transitions.numpy(), expected, rtol=1e-6)
 
 
+def test_float16_weights_shrink_the_lstms_and_keep_the_answers(tiny_ner_run, tiny_ner_store, tmp_path):
+    """``--float16-weights`` stores the LSTM and dense kernels as float16 (computed in float32); the
+    CRF's potentials stay float32 (decoding reads them outside the layer's call)."""
+    root = tmp_path / "models"
+    main(["ner", "export", "--data-dir", str(FIXTURES / "ner"), "--run-dir", str(tiny_ner_run), "--model-root", str(root),
+          "--int8-embeddings", "--float16-weights"])
+    small_dir, float_dir = model_store.resolve_version(root / "ner"), model_store.resolve_version(tiny_ner_store / "ner")
+    assert model_store.read_manifest(small_dir)["float16_weights"] is True
+    dtypes = {v.name: v.dtype for v in tf.saved_model.load(str(small_dir))._all_variables}
+    assert {d for n, d in dtypes.items() if "lstm_cell/kernel" in n} == {tf.float16}
+    assert {d for n, d in dtypes.items() if "transitions" in n} == {tf.float32}
+
+    def variables_size(version_dir):
+        return sum(f.stat().st_size for f in (version_dir / "variables").iterdir())
+
+    assert variables_size(small_dir) < variables_size(float_dir)
+    assert served_spans(small_dir) == served_spans(float_dir)
+
+
 def test_cluener_reader(tmp_path):
     path = tmp_path / "train.json"
     path.write_text(

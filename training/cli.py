@@ -88,7 +88,17 @@ def add_float16_weights_option(export: argparse.ArgumentParser) -> None:
     :func:`training.publishing.float16_weights`."""
     export.add_argument(
         "--float16-weights", action="store_true",
-        help="store the other weights (convolutions, dense layers) as float16, computed in float32 (half the size)",
+        help="store the other weights (convolutions, LSTMs, dense layers) as float16, computed in float32 (half the size)",
+    )
+
+
+def add_init_from_option(train: argparse.ArgumentParser, task: str) -> None:
+    """``--init-from``: a training run that starts from an exported version's weights
+    (:func:`training.runs.warm_start_run`)."""
+    train.add_argument(
+        "--init-from", metavar="VERSION_DIR", default=None,
+        help=f"start from an exported version's weights (e.g. models/{task}/2) to train it further; give the "
+        "options it was trained with, so the vocabularies and shapes match",
     )
 
 

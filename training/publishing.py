@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import shutil
 import subprocess
@@ -77,16 +78,26 @@ def float16_weights(enabled: bool = True) -> Iterator[None]:
         return
     import keras
 
-    class Float16Storage(keras.DTypePolicy):
-        def _parse_name(self, name: str) -> tuple[str, str]:
-            return "float32", "float16"  # (compute, variable)
-
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(Float16Storage("float16_weights"))
+    keras.config.set_dtype_policy(_float16_storage()("float16_weights"))
     try:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+@functools.cache
+def _float16_storage() -> type:
+    """The policy class of :func:`float16_weights`, registered so that layers cloned from their
+    config (``Bidirectional``'s backward LSTM) get it back rather than its name."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="training")
+    class Float16Storage(keras.DTypePolicy):
+        def _parse_name(self, name: str) -> tuple[str, str]:
+            return "float32", "float16"  # (compute, variable)
+
+    return Float16Storage
 
 
 def leaf_layers(model):

@@ -44,11 +44,15 @@ class CRF(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
+        # float32 under any dtype policy: decoding reads them outside the layer's call, where
+        # Keras does not cast a float16-stored variable (``training.publishing.float16_weights``).
         self.transitions = self.add_weight(
-            name="transitions", shape=(self.num_tags, self.num_tags), initializer="glorot_uniform"
+            name="transitions", shape=(self.num_tags, self.num_tags), initializer="glorot_uniform", dtype="float32"
         )
-        self.start_transitions = self.add_weight(name="start_transitions", shape=(self.num_tags,), initializer="zeros")
-        self.end_transitions = self.add_weight(name="end_transitions", shape=(self.num_tags,), initializer="zeros")
+        self.start_transitions = self.add_weight(
+            name="start_transitions", shape=(self.num_tags,), initializer="zeros", dtype="float32"
+        )
+        self.end_transitions = self.add_weight(name="end_transitions", shape=(self.num_tags,), initializer="zeros", dtype="float32")
 
     def call(self, emissions, mask=None):
         # A new tensor, so the incoming Keras mask is consumed here: Keras would

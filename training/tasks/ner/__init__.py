@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import add_int8_embeddings_option, add_task_commands, add_word2vec_options
+from training.cli import (
+    add_float16_weights_option, add_init_from_option, add_int8_embeddings_option, add_task_commands, add_word2vec_options,
+)
 from training.tasks.ner import evaluate, export, train
 from training.tasks.ner.config import CORPORA, TASK, Config
 
@@ -63,11 +65,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--join-lists", action="store_true",
         help="also train on a copy of each sentence whose '、'-separated entity lists are joined (李鹏、乔石 → 李鹏乔石)",
     )
-    p.add_argument(
-        "--init-from", metavar="VERSION_DIR", default=None,
-        help="start from an exported version's weights (e.g. models/ner/2) to train it further; "
-        "give the hyper-parameters it was trained with, so the vocabularies and shapes match",
-    )
+    add_init_from_option(p, TASK)
     add_word2vec_options(
         p, default_epochs=0, tables="character and bigram embeddings",
         extra="whose characters and bigrams also join the vocabularies, so the tagger starts with vectors for them",
@@ -78,6 +76,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="more trained runs (same tags) to export with --run-dir as one tagger: emissions and CRF scores averaged",
     )
     add_int8_embeddings_option(parsers.export, "character and bigram")
+    add_float16_weights_option(parsers.export)
     parsers.evaluate.add_argument(
         "--corpus", choices=sorted(CORPORA), default=None, help="default: the one the model was trained on"
     )

@@ -24,16 +24,17 @@ from training.tasks.ner.preprocessor import read_corpus
 
 def export(args: argparse.Namespace) -> None:
     run_dirs = [Path(args.run_dir), *map(Path, args.ensemble)]
-    if len(run_dirs) == 1:
-        model, config = load_tagger(run_dirs[0])
-        members = [(model, config)]
-    else:
-        shared = lexicon_layer(Config.of_run(run_dirs[0]))
-        members = [load_tagger(d, f"member_{i}", shared) for i, d in enumerate(run_dirs)]
-        config = members[0][1]
-        if any(c.tags != config.tags or c.lexicon_max_word_length != config.lexicon_max_word_length for _, c in members):
-            raise ValueError("ensemble members must share their tags and lexicon settings")
-        model = build_ensemble([m for m, _ in members])
+    with publishing.float16_weights(args.float16_weights):
+        if len(run_dirs) == 1:
+            model, config = load_tagger(run_dirs[0])
+            members = [(model, config)]
+        else:
+            shared = lexicon_layer(Config.of_run(run_dirs[0]))
+            members = [load_tagger(d, f"member_{i}", shared) for i, d in enumerate(run_dirs)]
+            config = members[0][1]
+            if any(c.tags != config.tags or c.lexicon_max_word_length != config.lexicon_max_word_length for _, c in members):
+                raise ValueError("ensemble members must share their tags and lexicon settings")
+            model = build_ensemble([m for m, _ in members])
     if args.int8_embeddings:
         publishing.quantize_embeddings(model)
     calibration = _fit_calibration(model, config, Path(args.data_dir))
@@ -67,6 +68,7 @@ def export(args: argparse.Namespace) -> None:
             "signature": SIGNATURE,
             "warmup_inputs": {"text": [WARMUP_TEXT, WARMUP_TEXT * 4]},
             "int8_embeddings": args.int8_embeddings,
+            "float16_weights": args.float16_weights,
             "calibration": calibration,
             **({"ensemble": [
                 runs.member_record(d, tag_scheme=c.tag_scheme, encoder_layers=c.encoder_layers)

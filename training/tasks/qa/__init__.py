@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import add_float16_weights_option, add_int8_embeddings_option, add_task_commands, add_word2vec_options
+from training.cli import (
+    add_float16_weights_option, add_init_from_option, add_int8_embeddings_option, add_task_commands, add_word2vec_options,
+)
 from training.tasks.qa import calibrate, evaluate, export, train
 from training.tasks.qa.config import TASK, Config
 from training.tasks.qa.head import SPAN_LOSSES
@@ -54,11 +56,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="share of questions also trained on another question's sentence (the most alike of 200 drawn) "
         "as a passage without the answer",
     )
-    p.add_argument(
-        "--init-from", metavar="VERSION_DIR", default=None,
-        help="start from an exported version's weights (e.g. models/qa/2) to train it further; give the options "
-        "it was trained with, so the vocabularies and shapes match",
-    )
+    add_init_from_option(p, TASK)
     p.add_argument(
         "--crop-rate", type=float, default=0.0,
         help="share of questions that also train on short sentence crops of their passage (with and without the answer)",

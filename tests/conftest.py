@@ -189,13 +189,16 @@ def headline_data(tmp_path_factory) -> Path:
     return write_headline_data(tmp_path_factory.mktemp("headline_data"))
 
 
+TINY_HEADLINE_OPTIONS = [
+    "--corpus", "papers_news", "--held-out", "6", "--batch-size", "8",
+    "--embedding-dim", "16", "--encoder-units", "16", "--decoder-units", "32", "--min-char-count", "1",
+]
+
+
 @pytest.fixture(scope="session")
 def tiny_headline_run(headline_data, tmp_path_factory) -> Path:
     """A tiny seq2seq trained for two epochs on the fixture's paper and news pairs."""
-    return _train(
-        tmp_path_factory, "headline", headline_data, "--corpus", "papers_news", "--epochs", "2", "--held-out", "6", "--batch-size", "8",
-        "--embedding-dim", "16", "--encoder-units", "16", "--decoder-units", "32", "--min-char-count", "1",
-    )
+    return _train(tmp_path_factory, "headline", headline_data, "--epochs", "2", *TINY_HEADLINE_OPTIONS)
 
 
 @pytest.fixture(scope="session")

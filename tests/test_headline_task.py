@@ -11,6 +11,7 @@ import tensorflow as tf
 from app import model_store
 from app.tasks.headline.pipeline import call_generator
 from app.tasks.headline.spec import HeadlineDecoding
+from tests.conftest import TINY_HEADLINE_OPTIONS
 from training.__main__ import main
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
@@ -75,6 +76,19 @@ def test_exported_generator_matches_the_in_process_one(tiny_headline_run, tiny_h
     np.testing.assert_array_equal(exported["headlines"].numpy(), expected["headlines"].numpy())
     np.testing.assert_allclose(exported["scores"].numpy(), expected["scores"].numpy(), rtol=1e-5, atol=1e-5)
     assert exported["truncated"].numpy().tolist() == [False, False, False, True]
+
+
+def test_training_continues_an_exported_version(tiny_headline_run, tiny_headline_store, headline_data, tmp_path, capsys):
+    """The subclassed model's variables are named by the model alone in the SavedModel; the export's
+    variable_paths.json lets a warm start find each, and the held-out score comes back."""
+    source = model_store.resolve_version(tiny_headline_store / "headline")
+    assert None not in json.loads((source / "variable_paths.json").read_text())
+    capsys.readouterr()
+    main(["headline", "train", "--data-dir", str(headline_data), "--run-dir", str(tmp_path / "warm"), "--epochs", "0",
+          "--init-from", str(source), *TINY_HEADLINE_OPTIONS])
+    baseline = float(capsys.readouterr().out.split("held-out ROUGE_L ")[1].split()[0])
+    assert baseline == pytest.approx(json.loads((tiny_headline_run / "timing.json").read_text())["best"], abs=1e-4)
+    assert json.loads((tmp_path / "warm" / "warm_start.json").read_text())["path"] == str(source)
 
 
 def test_beam_width_one_is_the_greedy_search(tiny_headline_run):

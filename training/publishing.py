@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from app.model_store import MANIFEST, read_manifest, versions
-from training.runs import run_record
+from training.runs import VARIABLE_PATHS, run_record
 
 
 def write_saved_model(
@@ -50,6 +50,10 @@ def write_saved_model(
     for name in endpoints:
         delattr(root, name)
     tf.saved_model.save(root, str(staging), signatures=signatures)
+    # A subclassed model's variables are named by their model only ("headline_seq2seq/kernel"):
+    # the Keras path of each, in the SavedModel's order, is what a warm start matches them by.
+    path_of = {w.value.ref(): w.path for w in model.weights}
+    (staging / VARIABLE_PATHS).write_text(json.dumps([path_of.get(v.ref()) for v in root._all_variables], indent=0) + "\n")
     return staging
 
 

@@ -19,6 +19,7 @@ CONFIG_FILE = "config.json"
 BEST_WEIGHTS = "best.weights.h5"  # the epoch held-out data liked best (training/callbacks.py)
 WARM_START = "warm_start.json"  # the exported version a run's weights started from
 COMMANDS = "command.txt"  # one line per stage of the run
+VARIABLE_PATHS = "variable_paths.json"  # beside an export's saved_model.pb: each variable's Keras path
 
 C = TypeVar("C", bound="RunConfig")
 
@@ -98,13 +99,17 @@ def warm_start(model, version_dir: Path, run_dir: Path) -> None:
     """Copy an exported version's weights into ``model`` (same architecture and vocabularies), and
     record in ``run_dir`` where they came from so the next export's manifest can say so.
 
-    Variables are matched by their Keras path (``encoder/forward_lstm/lstm_cell/kernel``), which the
-    SavedModel keeps as the variable name. Embeddings exported as int8 (``--int8-embeddings``) are
+    Variables are matched by their Keras path (``encoder/forward_lstm/lstm_cell/kernel``): the
+    export's ``variable_paths.json``, or the variable names of an export without it (which are the
+    paths for a functional model). Embeddings exported as int8 (``--int8-embeddings``) are
     dequantised as Keras does (int8 values / the row's ``embeddings_scale``).
     """
     import tensorflow as tf
 
-    exported = {v.name.removesuffix(":0"): v.numpy() for v in tf.saved_model.load(str(version_dir))._all_variables}
+    variables = tf.saved_model.load(str(version_dir))._all_variables
+    paths_file = version_dir / VARIABLE_PATHS
+    paths = json.loads(paths_file.read_text()) if paths_file.exists() else [v.name.removesuffix(":0") for v in variables]
+    exported = {path: v.numpy() for path, v in zip(paths, variables)}
     for name in [n for n in exported if n.endswith("_scale") and n.removesuffix("_scale") in exported]:
         values = exported[name.removesuffix("_scale")]
         if values.dtype == "int8":
@@ -132,18 +137,21 @@ def warm_start(model, version_dir: Path, run_dir: Path) -> None:
         }, indent=2, ensure_ascii=False))
 
 
-def warm_start_run(model, version_dir: Path, run_dir: Path, held_out) -> float | None:
+def warm_start_run(model, version_dir: Path, run_dir: Path, held_out, score: str = "f1") -> float | None:
     """Start a new run in ``run_dir`` from an exported version's weights (:func:`warm_start`) and
-    keep them as its best until beaten; returns their held-out score (``held_out()["f1"]``), the
-    baseline later epochs must beat. A resumed run (it has best weights) restores its own backup
-    instead and gets ``None``."""
+    keep them as its best until beaten; returns their held-out score (``held_out()[score]``, what
+    selection follows), the baseline later epochs must beat. A resumed run (it has best weights)
+    restores its own backup instead and gets ``None``."""
     if (run_dir / BEST_WEIGHTS).exists():
         return None
     warm_start(model, version_dir, run_dir)
     # Same split and vocabularies as the source run give back its held-out score: a cheap check.
     scores = held_out()
-    baseline = scores["f1"]
-    others = ", ".join(f"{name} {value:.4f}" for name, value in scores.items() if name != "f1")
-    print(f"warm start from {version_dir}: held-out F1 {baseline:.4f}" + (f" ({others})" if others else ""), flush=True)
+    baseline = scores[score]
+    others = ", ".join(f"{name} {value:.4f}" for name, value in scores.items() if name != score)
+    print(
+        f"warm start from {version_dir}: held-out {score.upper()} {baseline:.4f}" + (f" ({others})" if others else ""),
+        flush=True,
+    )
     model.save_weights(run_dir / BEST_WEIGHTS)
     return baseline

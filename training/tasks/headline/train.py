@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from training import runs
 from training.callbacks import ema_options, standard_callbacks
 from training.metrics import rouge_scores
 from training.runs import CONFIG_FILE, record_command, start_run
@@ -58,6 +59,7 @@ def train(args: argparse.Namespace) -> None:
             **by_genre,
         }
 
+    baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out_metrics, "rouge_l") if args.init_from else None
     dataset = (
         tf.data.Dataset.from_tensor_slices((inputs, targets))
         .shuffle(len(targets), seed=args.seed, reshuffle_each_iteration=True)
@@ -73,7 +75,7 @@ def train(args: argparse.Namespace) -> None:
         # the learning rate and early stopping follow the held-out likelihood instead.
         callbacks=standard_callbacks(
             run_dir, held_out_metrics, monitor="val_rouge_l", patience=args.patience,
-            plateau_patience=2, schedule_monitor="val_log_likelihood", swap_ema=args.ema > 0,
+            plateau_patience=2, schedule_monitor="val_log_likelihood", swap_ema=args.ema > 0, baseline=baseline,
         ),
         verbose=2 if args.quiet else 1,
     )

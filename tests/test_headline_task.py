@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -20,6 +21,8 @@ from training.metrics import rouge_scores
 from training.tasks.headline import backbone as headline_backbone
 from training.tasks.headline import config as headline_config
 from training.tasks.headline import head as headline_head
+from training.tasks.headline import train as headline_train
+from training.tasks.headline.preprocessor import read_corpus
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
 
@@ -89,6 +92,22 @@ def test_training_continues_an_exported_version(tiny_headline_run, tiny_headline
     baseline = float(capsys.readouterr().out.split("held-out ROUGE_L ")[1].split()[0])
     assert baseline == pytest.approx(json.loads((tiny_headline_run / "timing.json").read_text())["best"], abs=1e-4)
     assert json.loads((tmp_path / "warm" / "warm_start.json").read_text())["path"] == str(source)
+
+
+def test_word2vec_starts_the_character_table_in_the_lookups_numbering(headline_data, tmp_path):
+    run_dir = tmp_path / "w2v"
+    main(["headline", "train", "--data-dir", str(headline_data), "--run-dir", str(run_dir), "--epochs", "1",
+          "--word2vec-epochs", "2", *TINY_HEADLINE_OPTIONS])
+    config = headline_config.Config.of_run(run_dir)
+    pairs, _ = read_corpus(headline_data, config.corpus, 6, 13)
+    args = argparse.Namespace(data_dir=str(headline_data), word2vec_extra=[], word2vec_epochs=2, seed=13)
+    table = headline_train._word2vec_embeddings(config, pairs, args)
+    assert table.shape == (config.vocab_size, config.embedding_dim)
+    # Padding, unknown, start and end (ids 0-3) keep word2vec_table's random start; the characters
+    # from id 4 on, the commonest first, have word2vec's vectors.
+    start = np.random.default_rng(13).uniform(-0.05, 0.05, table.shape).astype("float32")
+    np.testing.assert_array_equal(table[:4], start[:4])
+    assert not np.allclose(table[4], start[4])
 
 
 def test_beam_width_one_is_the_greedy_search(tiny_headline_run):

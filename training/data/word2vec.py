@@ -12,10 +12,10 @@ from app.tasks.text import codepoints_of
 from training.layers.char_bigrams import CODEPOINT_BASE
 
 
-def char_sentences(texts: Sequence[str]) -> list[list[str]]:
+def char_sentences(texts: Sequence[str], lowercase: bool = True) -> list[list[str]]:
     """Each text's normalised code points as strings: the character word2vec corpus, in the
-    units the models' ``char_lookup`` sees."""
-    return [[str(c) for c in row] for row in codepoints_of(list(texts)).to_list()]
+    units the models' ``char_lookup`` sees (the headline model keeps case: ``lowercase=False``)."""
+    return [[str(c) for c in row] for row in codepoints_of(list(texts), lowercase).to_list()]
 
 
 def bigram_sentences(texts: Sequence[str]) -> list[list[str]]:

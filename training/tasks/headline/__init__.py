@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.cli import add_init_from_option, add_int8_embeddings_option, add_task_commands
+from training.cli import add_init_from_option, add_int8_embeddings_option, add_task_commands, add_word2vec_options
 from training.tasks.headline import evaluate, export, train
 from training.tasks.headline.config import TASK, Config
 
@@ -47,3 +47,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-source-chars", type=int, default=Config.max_source_chars)
     p.add_argument("--no-pointer", action="store_true", help="the seed's copy prior only, no pointer distribution")
     add_init_from_option(p, TASK)
+    add_word2vec_options(
+        p, default_epochs=0, tables="character embeddings (shared by encoder and decoder)",
+        extra="for the vectors too (the vocabulary stays the training pairs' characters)",
+    )

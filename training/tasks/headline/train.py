@@ -6,10 +6,14 @@ import argparse
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from training import runs
 from training.callbacks import ema_options, standard_callbacks
+from training.data.headline import Pair
+from training.data.unlabelled import unlabelled_texts
+from training.data.word2vec import char_sentences, word2vec_table
 from training.metrics import rouge_scores
 from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.headline.backbone import build_model
@@ -21,6 +25,7 @@ from training.tasks.headline.preprocessor import character_vocabulary, read_corp
 def train(args: argparse.Namespace) -> None:
     run_dir, config = start_run(args, Config)
     pairs, held_out = read_corpus(Path(args.data_dir), args.corpus, args.held_out, args.seed)
+    resuming = config is not None  # then the checkpoint's weights win over word2vec's
     if config is None:
         config = Config.from_options(
             args,
@@ -29,6 +34,8 @@ def train(args: argparse.Namespace) -> None:
         )
         config.save(run_dir / CONFIG_FILE)
     model = build_model(config)
+    if args.word2vec_epochs and not resuming:
+        model.embedding.set_weights([_word2vec_embeddings(config, pairs, args)])
     inputs, targets = training_arrays(model, pairs)
     print(f"train {len(pairs)} pairs, held-out {sum(map(len, held_out.values()))}; vocabulary {config.vocab_size}", flush=True)
     model.compile(
@@ -79,3 +86,13 @@ def train(args: argparse.Namespace) -> None:
         ),
         verbose=2 if args.quiet else 1,
     )
+
+
+def _word2vec_embeddings(config: Config, pairs: list[Pair], args: argparse.Namespace) -> np.ndarray:
+    """The character table from skip-gram word2vec over the training pairs' texts and titles and
+    the ``--word2vec-extra`` text; the start and end tokens (ids 2 and 3, which word2vec never
+    sees) and characters it did not keep start small and random."""
+    texts = [t for p in pairs for t in (p.source, p.title)]
+    texts += unlabelled_texts(Path(args.data_dir).parent, args.word2vec_extra) if args.word2vec_extra else []
+    tokens = ["<s>", "</s>", *map(str, config.chars)]  # rows 2, 3, then the characters from 4, as the lookup numbers them
+    return word2vec_table(char_sentences(texts, lowercase=False), tokens, config.embedding_dim, args.word2vec_epochs, args.seed)

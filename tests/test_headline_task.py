@@ -22,7 +22,7 @@ from training.tasks.headline import backbone as headline_backbone
 from training.tasks.headline import config as headline_config
 from training.tasks.headline import head as headline_head
 from training.tasks.headline import train as headline_train
-from training.tasks.headline.preprocessor import read_corpus
+from training.tasks.headline.preprocessor import read_corpus, repeat_genres
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
 
@@ -57,6 +57,13 @@ def test_news_training_pairs_leave_out_the_posts_of_validation_and_test(headline
     train, val = news_pairs(headline_data)
     tested = {p.source for p in test_sets(headline_data)["lcsts_test"]} | {p.source for p in val}
     assert len(train) == 12 and not tested & {p.source for p in train}
+
+
+def test_news_repeats_weigh_the_posts_without_changing_the_vocabulary(headline_data):
+    training, _ = read_corpus(headline_data, "papers_news", 6, 13)
+    once, twice = repeat_genres(training, {}), repeat_genres(training, {"news": 2})
+    assert len(twice) == len(once) + len(training["news"])
+    assert twice[: len(training["papers"])] == training["papers"] and twice[-len(training["news"]):] == training["news"]
 
 
 def test_export_layout_and_manifest(tiny_headline_store):
@@ -99,7 +106,8 @@ def test_word2vec_starts_the_character_table_in_the_lookups_numbering(headline_d
     main(["headline", "train", "--data-dir", str(headline_data), "--run-dir", str(run_dir), "--epochs", "1",
           "--word2vec-epochs", "2", *TINY_HEADLINE_OPTIONS])
     config = headline_config.Config.of_run(run_dir)
-    pairs, _ = read_corpus(headline_data, config.corpus, 6, 13)
+    training, _ = read_corpus(headline_data, config.corpus, 6, 13)
+    pairs = [pair for genre in training.values() for pair in genre]
     args = argparse.Namespace(data_dir=str(headline_data), word2vec_extra=[], word2vec_epochs=2, seed=13)
     table = headline_train._word2vec_embeddings(config, pairs, args)
     assert table.shape == (config.vocab_size, config.embedding_dim)

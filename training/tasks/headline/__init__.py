@@ -35,6 +35,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="papers: CSL abstracts → titles; papers_news: also LCSTS news posts → summaries (clge_lcsts/)",
     )
     p.add_argument(
+        "--news-repeats", type=int, default=Config.news_repeats,
+        help="go over the news pairs this many times per epoch (papers_news), to weigh the genre more",
+    )
+    p.add_argument(
         "--held-out", type=int, default=300,
         help="paper training pairs kept aside for model selection (and as many LCSTS validation pairs with papers_news)",
     )

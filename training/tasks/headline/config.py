@@ -44,6 +44,7 @@ class Config(RunConfig):
     """Everything needed to rebuild the network: hyper-parameters plus the character vocabulary."""
 
     corpus: str = "papers"  # "papers": CSL abstracts → titles; "papers_news": and LCSTS posts → summaries
+    news_repeats: int = 1  # how many times each epoch goes over the news pairs
     embedding_dim: int = 128
     encoder_units: int = 128  # per direction
     decoder_units: int = 256

@@ -42,13 +42,18 @@ def split_held_out(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pa
     return shuffled[held_out:], shuffled[:held_out]
 
 
-def read_corpus(data_dir: Path, corpus: str, held_out: int, seed: int) -> tuple[list[Pair], dict[str, list[Pair]]]:
-    """The training pairs of ``corpus`` and, by genre, the held-out ones: ``held_out`` paper pairs
+def read_corpus(data_dir: Path, corpus: str, held_out: int, seed: int) -> tuple[dict[str, list[Pair]], dict[str, list[Pair]]]:
+    """The training and the held-out pairs of ``corpus``, each by genre: ``held_out`` paper pairs
     drawn from training, and (``papers_news``) the first ``held_out`` of LCSTS's validation pairs."""
-    pairs, papers = split_held_out(training_pairs(data_dir), held_out, seed)
-    genres = {"papers": papers}
+    papers, papers_held_out = split_held_out(training_pairs(data_dir), held_out, seed)
+    training, held = {"papers": papers}, {"papers": papers_held_out}
     if corpus == "papers_news":
-        news, news_val = news_pairs(data_dir)
-        pairs += news
-        genres["news"] = news_val[:held_out]
-    return pairs, genres
+        training["news"], news_val = news_pairs(data_dir)
+        held["news"] = news_val[:held_out]
+    return training, held
+
+
+def repeat_genres(training: dict[str, list[Pair]], repeats: dict[str, int]) -> list[Pair]:
+    """One list of the training pairs, a genre's ``repeats`` times over (once if not named), so a
+    small genre weighs more in each epoch without changing what the vocabulary counts."""
+    return [pair for genre, pairs in training.items() for pair in pairs * repeats.get(genre, 1)]

@@ -19,12 +19,13 @@ from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.headline.backbone import build_model
 from training.tasks.headline.config import Config
 from training.tasks.headline.head import generate_all, make_greedy, sequence_loss
-from training.tasks.headline.preprocessor import character_vocabulary, read_corpus, training_arrays
+from training.tasks.headline.preprocessor import character_vocabulary, read_corpus, repeat_genres, training_arrays
 
 
 def train(args: argparse.Namespace) -> None:
     run_dir, config = start_run(args, Config)
-    pairs, held_out = read_corpus(Path(args.data_dir), args.corpus, args.held_out, args.seed)
+    training, held_out = read_corpus(Path(args.data_dir), args.corpus, args.held_out, args.seed)
+    pairs = [pair for genre in training.values() for pair in genre]
     resuming = config is not None  # then the checkpoint's weights win over word2vec's
     if config is None:
         config = Config.from_options(
@@ -36,6 +37,7 @@ def train(args: argparse.Namespace) -> None:
     model = build_model(config)
     if args.word2vec_epochs and not resuming:
         model.embedding.set_weights([_word2vec_embeddings(config, pairs, args)])
+    pairs = repeat_genres(training, {"news": config.news_repeats})
     inputs, targets = training_arrays(model, pairs)
     print(f"train {len(pairs)} pairs, held-out {sum(map(len, held_out.values()))}; vocabulary {config.vocab_size}", flush=True)
     model.compile(

@@ -107,7 +107,7 @@ def test_word2vec_starts_the_character_table_in_the_lookups_numbering(headline_d
           "--word2vec-epochs", "2", *TINY_HEADLINE_OPTIONS])
     config = headline_config.Config.of_run(run_dir)
     training, _ = read_corpus(headline_data, config.corpus, 6, 13)
-    pairs = [pair for genre in training.values() for pair in genre]
+    pairs = repeat_genres(training, {})
     args = argparse.Namespace(data_dir=str(headline_data), word2vec_extra=[], word2vec_epochs=2, seed=13)
     table = headline_train._word2vec_embeddings(config, pairs, args)
     assert table.shape == (config.vocab_size, config.embedding_dim)

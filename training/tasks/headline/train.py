@@ -25,7 +25,7 @@ from training.tasks.headline.preprocessor import character_vocabulary, read_corp
 def train(args: argparse.Namespace) -> None:
     run_dir, config = start_run(args, Config)
     training, held_out = read_corpus(Path(args.data_dir), args.corpus, args.held_out, args.seed)
-    pairs = [pair for genre in training.values() for pair in genre]
+    pairs = repeat_genres(training, {})  # each pair once: what the vocabulary and word2vec count
     resuming = config is not None  # then the checkpoint's weights win over word2vec's
     if config is None:
         config = Config.from_options(
@@ -37,9 +37,9 @@ def train(args: argparse.Namespace) -> None:
     model = build_model(config)
     if args.word2vec_epochs and not resuming:
         model.embedding.set_weights([_word2vec_embeddings(config, pairs, args)])
-    pairs = repeat_genres(training, {"news": config.news_repeats})
-    inputs, targets = training_arrays(model, pairs)
-    print(f"train {len(pairs)} pairs, held-out {sum(map(len, held_out.values()))}; vocabulary {config.vocab_size}", flush=True)
+    epoch_pairs = repeat_genres(training, {"news": config.news_repeats})
+    inputs, targets = training_arrays(model, epoch_pairs)
+    print(f"train {len(epoch_pairs)} pairs, held-out {sum(map(len, held_out.values()))}; vocabulary {config.vocab_size}", flush=True)
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0, **ema_options(args.ema)),
         loss=sequence_loss(config.label_smoothing),

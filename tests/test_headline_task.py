@@ -22,6 +22,7 @@ from training.tasks.headline import backbone as headline_backbone
 from training.tasks.headline import config as headline_config
 from training.tasks.headline import head as headline_head
 from training.tasks.headline import train as headline_train
+from training.tasks.headline.evaluate import selection_sets
 from training.tasks.headline.preprocessor import read_corpus, repeat_genres
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
@@ -176,6 +177,19 @@ def test_evaluate_prints_the_table_and_a_json_line(tiny_headline_store, headline
     assert last["task"] == "headline" and 0 <= last["rouge_l"] <= 1
     assert last["clge_csl_test"]["beam_3"]["pairs"] == 10
     assert 0 <= last["lcsts_test_rouge_l"] <= 1 and last["lcsts_test"]["beam_3"]["pairs"] == 4
+
+
+def test_evaluate_selection_reads_the_held_out_and_validation_sets_not_test(tiny_headline_store, headline_data, capsys):
+    main(["headline", "evaluate", "--selection", "--data-dir", str(headline_data), "--model-root", str(tiny_headline_store)])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert not any("test" in name for name in last)
+    # The run held out 6 abstracts and selected on the first 6 validation posts: all the fixture's 2.
+    assert {name: last[name]["beam_3"]["pairs"] for name in ("papers_held_out", "lcsts_val_selection")} == {
+        "papers_held_out": 6, "lcsts_val_selection": 2
+    }
+    assert "lcsts_val_unused" not in last and 0 <= last["lcsts_val_selection_rouge_l"] <= 1
+    sets = selection_sets(headline_data, held_out=1, seed=13)
+    assert [len(sets[name]) for name in ("papers_held_out", "lcsts_val_selection", "lcsts_val_unused")] == [1, 1, 1]
 
 
 def test_rouge_and_bleu_by_hand():

@@ -29,6 +29,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         defaults={"epochs": 40, "batch_size": 64, "learning_rate": 2e-3, "patience": 8, "seed": 13},
     )
     add_int8_embeddings_option(parsers.export, "character")
+    parsers.evaluate.add_argument(
+        "--selection", action="store_true",
+        help="instead of test: the held-out abstracts and LCSTS validation posts, those selected on and the unused rest",
+    )
     p = parsers.train
     p.add_argument(
         "--corpus", choices=["papers", "papers_news"], default=Config.corpus,

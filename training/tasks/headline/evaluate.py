@@ -1,5 +1,6 @@
 """``python -m training headline evaluate``: char ROUGE and BLEU of an exported model through the
-pipeline ``/v1/headline`` answers with, greedy and beam, next to extractive baselines."""
+pipeline ``/v1/headline`` answers with, greedy and beam, next to extractive baselines; on the test
+files, or (``--selection``) on what versions are chosen and compared by without reading test."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from app.tasks.headline.pipeline import HeadlinePipeline
 from app.tasks.headline.schemas import HeadlineResult
 from app.tasks.headline.spec import HeadlineDecoding, HeadlineDomainCheck
 from training.cli import model_dir
-from training.data.headline import Pair, test_sets, training_pairs
+from training.data.headline import NEWS_VAL, Pair, news_pairs, test_sets, training_pairs
 from training.metrics import rouge_l, rouge_scores
 from training.tasks.headline.config import TASK, Config
 from training.tasks.headline.head import generate_all
+from training.tasks.headline.preprocessor import read_corpus
 
 
 _SENTENCE_END = re.compile(r"(?<=[。!?;！？；.])")
@@ -57,17 +59,27 @@ def saved_model_answers(pipeline: HeadlinePipeline, beam_width: int) -> Callable
     return answer
 
 
+def selection_sets(data_dir: Path, held_out: int, seed: int) -> dict[str, list[Pair]]:
+    """The abstracts the run held out, LCSTS's validation posts it selected on (the first
+    ``held_out``) and the others, which no run selects on: a check of a choice before test."""
+    _, held = read_corpus(data_dir, "papers", held_out, seed)
+    news_val = news_pairs(data_dir)[1] if (data_dir / NEWS_VAL).exists() else []
+    sets = {"papers_held_out": held["papers"], "lcsts_val_selection": news_val[:held_out], "lcsts_val_unused": news_val[held_out:]}
+    return {name: pairs for name, pairs in sets.items() if pairs}
+
+
 def evaluate_saved_model(
-    version_dir: Path, data_dir: Path, decoding: dict, max_source_chars: int, lead_chars: int, domain_check: dict | None = None
+    version_dir: Path, sets: dict[str, list[Pair]], decoding: dict, max_source_chars: int, lead_chars: int,
+    domain_check: dict | None = None,
 ) -> dict:
-    """Char ROUGE-1/2/L and BLEU on each test file, greedy and beam, next to the extractive
-    baselines; with a ``domain_check``, the share of texts the answer calls in domain."""
+    """Char ROUGE-1/2/L and BLEU on each set, greedy and beam, next to the extractive baselines;
+    with a ``domain_check``, the share of texts the answer calls in domain."""
     results = {}
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     check = HeadlineDomainCheck(**domain_check) if domain_check else None
     pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars, check)
     searches = {"greedy": 1, f"beam_{decoding['beam_width']}": decoding["beam_width"]}
-    for name, pairs in test_sets(data_dir).items():
+    for name, pairs in sets.items():
         titles = [p.title for p in pairs]
         results[name] = {}
         for search, width in searches.items():
@@ -84,9 +96,9 @@ def evaluate_saved_model(
 
 
 def headline_figures(metrics: dict, decoding: dict) -> dict:
-    if not metrics:
-        return {}
     beam = f"beam_{decoding['beam_width']}"
+    if "clge_csl_test" not in metrics:  # no data, or the selection sets
+        return {f"{name}_rouge_l": result[beam]["rouge-l"] for name, result in metrics.items()}
     return {
         "rouge_l": metrics["clge_csl_test"][beam]["rouge-l"],
         "clge_csl_test_greedy_rouge_l": metrics["clge_csl_test"]["greedy"]["rouge-l"],
@@ -114,9 +126,13 @@ def evaluate(args: argparse.Namespace) -> None:
     manifest = model_store.read_manifest(version_dir)
     decoding = manifest.get("decoding") or decoding_options(args)
     max_source_chars = manifest.get("preprocessing", {}).get("max_source_chars", Config.max_source_chars)
-    metrics = evaluate_saved_model(
-        version_dir, Path(args.data_dir), decoding, max_source_chars, lead_chars(Path(args.data_dir)), manifest.get("domain_check")
-    )
+    data_dir = Path(args.data_dir)
+    if args.selection:  # the version's own held-out split (exports before it was recorded used the defaults)
+        held_out = manifest.get("held_out", {"pairs": Config.held_out, "seed": Config.seed})
+        sets = selection_sets(data_dir, held_out["pairs"], held_out["seed"])
+    else:
+        sets = test_sets(data_dir)
+    metrics = evaluate_saved_model(version_dir, sets, decoding, max_source_chars, lead_chars(data_dir), manifest.get("domain_check"))
     for name, result in metrics.items():
         print(f"\n{name}: {'':<22}{'R-1':>8}{'R-2':>8}{'R-L':>8}{'BLEU':>8}")
         rows = {**{k: v for k, v in result.items() if k != "baselines"}, **result["baselines"]}

@@ -10,6 +10,7 @@ from app.tasks.headline.pipeline import HeadlinePipeline
 from app.tasks.headline.spec import HeadlineDecoding
 from training import publishing
 from training.cli import export_version
+from training.data.headline import test_sets
 from training.tasks.headline.backbone import HeadlineSeq2Seq, load_trained
 from training.tasks.headline.config import (
     END,
@@ -52,7 +53,7 @@ def export(args: argparse.Namespace) -> None:
         serve=make_generator(model),
         extra_endpoints={"next_token_log_probs": make_next_token_scorer(model)},
         evaluate=lambda staged: evaluate_saved_model(
-            staged, Path(args.data_dir), decoding, model.config.max_source_chars, lead, domain_check
+            staged, test_sets(Path(args.data_dir)), decoding, model.config.max_source_chars, lead, domain_check
         ),
         headline=lambda metrics: headline_figures(metrics, decoding),
         data_source=DATA_SOURCES[model.config.corpus],
@@ -64,6 +65,7 @@ def export(args: argparse.Namespace) -> None:
             "decoding": decoding,
             "int8_embeddings": args.int8_embeddings,
             "preprocessing": {"max_source_chars": model.config.max_source_chars},
+            "held_out": {"pairs": model.config.held_out, "seed": model.config.seed},  # for evaluate --selection
             **({"domain_check": domain_check} if domain_check else {}),
             "warmup_inputs": {
                 "text": [EXAMPLE, EXAMPLE[:20]],

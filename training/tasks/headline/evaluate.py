@@ -18,7 +18,7 @@ from app.tasks.headline.pipeline import HeadlinePipeline
 from app.tasks.headline.schemas import HeadlineResult
 from app.tasks.headline.spec import HeadlineDecoding, HeadlineDomainCheck
 from training.cli import model_dir
-from training.data.headline import NEWS_VAL, Pair, news_pairs, test_sets, training_pairs
+from training.data.headline import NEWS_VAL, Pair, read_clge_tsv, test_sets, training_pairs
 from training.metrics import rouge_l, rouge_scores
 from training.tasks.headline.config import TASK, Config
 from training.tasks.headline.head import generate_all
@@ -63,7 +63,7 @@ def selection_sets(data_dir: Path, held_out: int, seed: int) -> dict[str, list[P
     """The abstracts the run held out, LCSTS's validation posts it selected on (the first
     ``held_out``) and the others, which no run selects on: a check of a choice before test."""
     _, held = read_corpus(data_dir, "papers", held_out, seed)
-    news_val = news_pairs(data_dir)[1] if (data_dir / NEWS_VAL).exists() else []
+    news_val = read_clge_tsv(data_dir / NEWS_VAL) if (data_dir / NEWS_VAL).exists() else []  # the posts alone
     sets = {"papers_held_out": held["papers"], "lcsts_val_selection": news_val[:held_out], "lcsts_val_unused": news_val[held_out:]}
     return {name: pairs for name, pairs in sets.items() if pairs}
 

@@ -12,18 +12,20 @@ import tensorflow as tf
 from app import model_store
 from app.tasks.headline.pipeline import call_generator
 from app.tasks.headline.spec import HeadlineDecoding
-from tests.conftest import TINY_HEADLINE_OPTIONS
+from tests.conftest import TINY_HEADLINE_OPTIONS, _export, _train
 from training.__main__ import main
 from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
+from training.data.headline import Pair
 from training.metrics import rouge_scores
 from training.tasks.headline import backbone as headline_backbone
 from training.tasks.headline import config as headline_config
 from training.tasks.headline import head as headline_head
 from training.tasks.headline import train as headline_train
 from training.tasks.headline.evaluate import selection_sets
-from training.tasks.headline.preprocessor import read_corpus, repeat_genres
+from training.tasks.headline.preprocessor import read_corpus, repeat_genres, training_arrays
+from training.tasks.headline.reranker import text_log_probs
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
 
@@ -249,3 +251,49 @@ def test_the_answer_says_whether_the_text_is_of_a_kind_the_model_learned(tiny_he
         assert answer.in_domain == (log_prob_per_token(candidates[0]) >= check["min_log_prob_per_token"])
     metrics = manifest["metrics"]["lcsts_test"]["beam_3"]
     assert 0 <= metrics["in_domain_share"] <= 1
+
+
+
+def test_a_reverse_run_reranks_the_exported_beam(tiny_headline_run, headline_data, tmp_path_factory, tmp_path):
+    """``train --reverse`` learns headline → text; ``export --reranker`` reorders the same beam by
+    ``score + weight · log P(text | headline)``, that log-probability being the reverse model's
+    teacher-forced one on the pair turned around as training builds it."""
+    reverse_run = _train(
+        tmp_path_factory, "headline", headline_data, "--epochs", "1", "--reverse", "--max-source-chars", "24",
+        "--max-title-tokens", "40", *TINY_HEADLINE_OPTIONS,
+    )
+    assert headline_config.Config.of_run(reverse_run).reverse
+    store = _export(
+        tmp_path_factory, "headline", headline_data, tiny_headline_run, "--beam-width", "3", "--max-length", "20",
+        "--reranker", str(reverse_run), "--reranker-weight", "0.5",
+    )
+    version = model_store.resolve_version(store / "headline")
+    manifest = model_store.read_manifest(version)
+    assert manifest["reranker"]["weight"] == 0.5 and manifest["reranker"]["reads_chars"] == 39
+    assert "--reverse" in manifest["reranker"]["training_commands"][-1]
+    paths = json.loads((version / "variable_paths.json").read_text())
+    assert len(paths) == len(set(paths)) and any(p.startswith("headline_reverse/") for p in paths)
+
+    forward = headline_backbone.load_trained(tiny_headline_run)
+    reverse = headline_backbone.load_trained(reverse_run, name="headline_reverse")
+    texts = TEXTS[:3]
+    plain = headline_head.make_generator(forward)(tf.constant(texts), 3, 20, 1.0, False)
+    reranked = _generate(_signature(store), texts)
+    beams = plain["headlines"].numpy()
+    candidate_ids = forward.encode_title(tf.constant(beams.reshape(-1))).to_tensor()
+    scored = text_log_probs(reverse, tf.constant(texts), tf.reshape(candidate_ids, [len(texts), 3, -1])).numpy()
+    for i, text in enumerate(texts):
+        beam = beams[i].tolist()
+        assert sorted(reranked["headlines"].numpy()[i].tolist()) == sorted(beam)  # reordered, not regenerated
+        order = [beam.index(h) for h in reranked["headlines"].numpy()[i]]
+        expected = plain["scores"].numpy()[i] + 0.5 * scored[i]
+        np.testing.assert_allclose(reranked["scores"].numpy()[i], expected[order], rtol=1e-4, atol=1e-4)
+        assert list(reranked["scores"].numpy()[i]) == sorted(reranked["scores"].numpy()[i], reverse=True)
+        (source, decoder_input), target = training_arrays(reverse, [Pair(h.decode(), text) for h in beam])
+        log_probs = reverse((source, decoder_input)).numpy()
+        by_hand = np.where(target > 0, np.take_along_axis(log_probs, target[..., None], -1)[..., 0], 0).sum(-1)
+        np.testing.assert_allclose(scored[i], by_hand, rtol=1e-4, atol=1e-3)
+
+    with pytest.raises(SystemExit, match="not a --reverse run"):
+        main(["headline", "export", "--run-dir", str(tiny_headline_run), "--reranker", str(tiny_headline_run),
+              "--model-root", str(tmp_path), "--data-dir", str(tmp_path / "none")])

@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from app import model_store
 from app.tasks.catalog import RUNTIMES
@@ -118,14 +118,16 @@ def export_version(
     data_source: str,
     extra: dict,
     extra_endpoints: dict[str, Callable] | None = None,
+    companions: Sequence = (),
 ) -> Path:
     """The export command's steps shared by every task.
 
-    Writes ``serve`` (and ``extra_endpoints``, as signatures of their names) as a staged SavedModel, measures it with ``evaluate(staged_dir)`` when
+    Writes ``serve`` (and ``extra_endpoints``, as signatures of their names; ``companions``: further
+    models they call) as a staged SavedModel, measures it with ``evaluate(staged_dir)`` when
     ``--data-dir`` exists, adds the manifest, publishes it as a version (removing the
     others with ``--prune``) and prints one JSON line with ``headline(metrics)``.
     """
-    staging = publishing.write_saved_model(model, serve, model_dir(args, task), extra_endpoints)
+    staging = publishing.write_saved_model(model, serve, model_dir(args, task), extra_endpoints, companions)
     metrics = evaluate(staging) if Path(args.data_dir).exists() else {}
     publishing.write_manifest(
         staging,
@@ -133,7 +135,7 @@ def export_version(
         run_dir=Path(args.run_dir),
         metrics=metrics,
         data_source=data_source,
-        params=model.count_params(),
+        params=sum(m.count_params() for m in (model, *companions)),
         extra=extra,
     )
     # The service refuses a version whose manifest does not match its task's spec: so does export.

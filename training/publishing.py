@@ -11,17 +11,17 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from app.model_store import MANIFEST, read_manifest, versions
 from training.runs import VARIABLE_PATHS, run_record
 
 
 def write_saved_model(
-    model, endpoint: Callable, task_dir: Path, extra_endpoints: dict[str, Callable] | None = None
+    model, endpoint: Callable, task_dir: Path, extra_endpoints: dict[str, Callable] | None = None, companions: Sequence = ()
 ) -> Path:
-    """Export ``endpoint`` (a ``tf.function`` closing over ``model``) as ``serving_default``,
-    and each of ``extra_endpoints`` as a signature of its name.
+    """Export ``endpoint`` (a ``tf.function`` closing over ``model`` and any ``companions``, further
+    models it calls) as ``serving_default``, and each of ``extra_endpoints`` as a signature of its name.
 
     The SavedModel goes to a staging directory beside the versions; add the
     manifest there, then :func:`publish` it.
@@ -34,7 +34,8 @@ def write_saved_model(
     # add_endpoint tracks the variables the endpoint uses; lookup tables need tracking by hand.
     # Only weightless layers are tracked: tracking the whole model stores every variable a
     # second time (Keras 3.15). Nested models (an ensemble's members) are searched too.
-    for layer in leaf_layers(model):
+    models = [model, *companions]
+    for layer in (layer for m in models for layer in leaf_layers(m)):
         if not layer.weights:
             archive.track(layer)
     endpoints = {"serving_default": endpoint, **(extra_endpoints or {})}
@@ -53,8 +54,15 @@ def write_saved_model(
     # A subclassed model's variables are named by their model only ("headline_seq2seq/kernel"):
     # the Keras path of each, in the SavedModel's order, is what a warm start matches them by.
     path_of = {w.value.ref(): w.path for w in model.weights}
+    # A companion's weights are told from the model's by its name; a layer that creates its weights
+    # in its constructor (CopyPrior) leaves that out of their path, so it is added.
+    path_of |= {w.value.ref(): _qualified(w.path, c.name) for c in companions for w in c.weights}
     (staging / VARIABLE_PATHS).write_text(json.dumps([path_of.get(v.ref()) for v in root._all_variables], indent=0) + "\n")
     return staging
+
+
+def _qualified(path: str, model_name: str) -> str:
+    return path if path.startswith(f"{model_name}/") else f"{model_name}/{path}"
 
 
 def quantize_embeddings(model) -> None:

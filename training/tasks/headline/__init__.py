@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from training.cli import add_init_from_option, add_int8_embeddings_option, add_task_commands, add_word2vec_options
+from training.cli import (
+    add_float16_weights_option,
+    add_init_from_option,
+    add_int8_embeddings_option,
+    add_task_commands,
+    add_word2vec_options,
+)
 from training.tasks.headline import evaluate, export, train
 from training.tasks.headline.config import TASK, Config
 
@@ -29,6 +35,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         defaults={"epochs": 40, "batch_size": 64, "learning_rate": 2e-3, "patience": 8, "seed": 13},
     )
     add_int8_embeddings_option(parsers.export, "character")
+    add_float16_weights_option(parsers.export)
+    parsers.export.add_argument(
+        "--reranker", metavar="RUN_DIR", default=None,
+        help="a --reverse run (same corpus and vocabulary) that reorders the final beam by log P(text | headline)",
+    )
+    parsers.export.add_argument(
+        "--reranker-weight", type=float, default=0.1, help="the reranker's log-probability's weight beside the beam's score",
+    )
     parsers.evaluate.add_argument(
         "--selection", action="store_true",
         help="instead of test: the held-out abstracts and LCSTS validation posts, those selected on and the unused rest",
@@ -53,6 +67,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=Config.dropout)
     p.add_argument("--label-smoothing", type=float, default=Config.label_smoothing)
     p.add_argument("--max-source-chars", type=int, default=Config.max_source_chars)
+    p.add_argument("--max-title-tokens", type=int, default=Config.max_title_tokens, help="targets are cut to this")
+    p.add_argument(
+        "--reverse", action="store_true",
+        help="learn headline → text instead, a reranker for an export's --reranker (selection by held-out likelihood)",
+    )
     p.add_argument("--no-pointer", action="store_true", help="the seed's copy prior only, no pointer distribution")
     add_init_from_option(p, TASK)
     add_word2vec_options(

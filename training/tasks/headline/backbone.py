@@ -111,12 +111,14 @@ class HeadlineSeq2Seq(keras.Model):
         return cls(Config(**config.pop("config")), **config)
 
 
-def build_model(config: Config) -> HeadlineSeq2Seq:
-    model = HeadlineSeq2Seq(config, name="headline_seq2seq")
+def build_model(config: Config, name: str = "headline_seq2seq") -> HeadlineSeq2Seq:
+    """A built network; ``name`` prefixes its variables' paths (an export holding a reranker beside
+    the generator tells them apart by it)."""
+    model = HeadlineSeq2Seq(config, name=name)
     model((tf.ones([1, 4], tf.int32), tf.ones([1, 3], tf.int32)))  # create the weights
     model.encode_text(tf.constant([""]))  # and build the lookup, used outside call()
     return model
 
 
-def load_trained(run_dir: Path) -> HeadlineSeq2Seq:
-    return load_best(build_model(Config.of_run(run_dir)), run_dir)
+def load_trained(run_dir: Path, name: str = "headline_seq2seq") -> HeadlineSeq2Seq:
+    return load_best(build_model(Config.of_run(run_dir), name), run_dir)

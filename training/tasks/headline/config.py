@@ -25,7 +25,8 @@ SIGNATURE = {
     "outputs": {
         "headlines": "string [N, beam_width], best first",
         "log_probs": "float32 [N, beam_width], sum of token log-probabilities",
-        "scores": "float32 [N, beam_width], log_probs / length penalty (the ranking)",
+        "scores": "float32 [N, beam_width], the ranking: log_probs / length penalty "
+        "(+ reranker weight × log P(text | headline) in a version exported with a reranker)",
         "truncated": "bool [N], the abstract was longer than the model reads",
     },
 }
@@ -45,6 +46,9 @@ class Config(RunConfig):
 
     corpus: str = "papers"  # "papers": CSL abstracts → titles; "papers_news": and LCSTS posts → summaries
     news_repeats: int = 1  # how many times each epoch goes over the news pairs
+    # Trained the other way, headline → text: how well a headline explains its text, which an
+    # export uses to rerank the forward model's beam (a noisy channel).
+    reverse: bool = False
     embedding_dim: int = 128
     encoder_units: int = 128  # per direction
     decoder_units: int = 256

@@ -10,6 +10,7 @@ from app.tasks.headline.pipeline import HeadlinePipeline
 from app.tasks.headline.spec import HeadlineDecoding
 from training import publishing
 from training.cli import export_version
+from training.runs import member_record
 from training.data.headline import test_sets
 from training.tasks.headline.backbone import HeadlineSeq2Seq, load_trained
 from training.tasks.headline.config import (
@@ -22,6 +23,7 @@ from training.tasks.headline.config import (
     START,
     TASK,
     UNK,
+    Config,
 )
 from training.tasks.headline.evaluate import decoding_options, evaluate_saved_model, headline_figures, lead_chars
 from training.tasks.headline.domain_check import fit_domain_check
@@ -39,19 +41,23 @@ DATA_SOURCES = {
 
 
 def export(args: argparse.Namespace) -> None:
-    run_dir = Path(args.run_dir)
-    model = load_trained(run_dir)
+    with publishing.float16_weights(args.float16_weights):
+        model = load_trained(Path(args.run_dir))
+        reranker = _load_reranker(Path(args.reranker), model) if args.reranker else None
     if args.int8_embeddings:
-        publishing.quantize_embeddings(model)
+        for network in (model, reranker) if reranker else (model,):
+            publishing.quantize_embeddings(network)
     decoding = decoding_options(args)
     lead = lead_chars(Path(args.data_dir))
-    domain_check = _fit_domain_check(model, decoding, Path(args.data_dir))
+    generator = make_generator(model, reranker, args.reranker_weight)
+    domain_check = _fit_domain_check(generator, model, decoding, Path(args.data_dir))
     export_version(
         args,
         task=TASK,
         model=model,
-        serve=make_generator(model),
+        serve=generator,
         extra_endpoints={"next_token_log_probs": make_next_token_scorer(model)},
+        companions=[reranker] if reranker else [],
         evaluate=lambda staged: evaluate_saved_model(
             staged, test_sets(Path(args.data_dir)), decoding, model.config.max_source_chars, lead, domain_check
         ),
@@ -64,6 +70,8 @@ def export(args: argparse.Namespace) -> None:
             "tokens": {"pad": PAD, "unknown": UNK, "start": START, "end": END, "never_generated": list(NEVER_GENERATED)},
             "decoding": decoding,
             "int8_embeddings": args.int8_embeddings,
+            "float16_weights": args.float16_weights,
+            **({"reranker": _reranker_record(args)} if reranker else {}),
             "preprocessing": {"max_source_chars": model.config.max_source_chars},
             "held_out": {"pairs": model.config.held_out, "seed": model.config.seed},  # for evaluate --selection
             **({"domain_check": domain_check} if domain_check else {}),
@@ -78,12 +86,29 @@ def export(args: argparse.Namespace) -> None:
     )
 
 
-def _fit_domain_check(model: HeadlineSeq2Seq, decoding: dict, data_dir: Path) -> dict | None:
+def _load_reranker(run_dir: Path, model: HeadlineSeq2Seq) -> HeadlineSeq2Seq:
+    """A ``--reverse`` run's network, checked to read the generator's characters by the same ids."""
+    reranker = load_trained(run_dir, name="headline_reverse")
+    if not reranker.config.reverse:
+        raise SystemExit(f"--reranker {run_dir}: not a --reverse run")
+    if reranker.config.chars != model.config.chars:
+        raise SystemExit(f"--reranker {run_dir}: its character vocabulary differs from the generator's")
+    return reranker
+
+
+def _reranker_record(args: argparse.Namespace) -> dict:
+    """What the manifest says of the reranker: its run, its weight in the ranking (whose formula is
+    in ``signature``) and how much of the text it reads."""
+    reads_chars = Config.of_run(Path(args.reranker)).max_title_tokens - 1
+    return member_record(Path(args.reranker), weight=args.reranker_weight, reads_chars=reads_chars)
+
+
+def _fit_domain_check(generator, model: HeadlineSeq2Seq, decoding: dict, data_dir: Path) -> dict | None:
     """The answers' ``in_domain`` threshold, fitted on the pairs the run held out (None without data)."""
     if not data_dir.exists():
         return None
     _, held_out = read_corpus(data_dir, model.config.corpus, model.config.held_out, model.config.seed)
-    pipeline = HeadlinePipeline(make_generator(model), HeadlineDecoding(**decoding), model.config.max_source_chars)
+    pipeline = HeadlinePipeline(generator, HeadlineDecoding(**decoding), model.config.max_source_chars)
     check = fit_domain_check(pipeline, held_out)
     print(f"domain check: {check['min_log_prob_per_token']} ({check['fitted_on']})", flush=True)
     return check

@@ -12,6 +12,7 @@ from app.tasks.batches import map_by_length
 from training.decoding import beam_search, greedy_search
 from training.tasks.headline.backbone import HeadlineSeq2Seq
 from training.tasks.headline.config import END, NEVER_GENERATED, PAD, START
+from training.tasks.headline.reranker import rerank, text_log_probs
 
 R = TypeVar("R")
 
@@ -31,8 +32,9 @@ def sequence_loss(label_smoothing: float = 0.0) -> Callable:
     return loss
 
 
-def make_generator(model: HeadlineSeq2Seq):
-    """The serving function: abstracts → ranked headlines, beam search in the graph (see ``SIGNATURE``)."""
+def make_generator(model: HeadlineSeq2Seq, reranker: HeadlineSeq2Seq | None = None, reranker_weight: float = 0.0):
+    """The serving function: abstracts → ranked headlines, beam search in the graph (see ``SIGNATURE``);
+    with a ``reranker`` (a reverse model), the final beam is reordered by :mod:`.reranker`."""
 
     @tf.function(
         input_signature=[
@@ -49,6 +51,8 @@ def make_generator(model: HeadlineSeq2Seq):
             model.step, model.encode(source_ids), tf.shape(text)[0], beam_width, max_length,
             START, END, PAD, NEVER_GENERATED, length_penalty, block_repeated_trigrams,
         )
+        if reranker is not None:
+            hypotheses = rerank(hypotheses, text_log_probs(reranker, text, hypotheses.tokens), reranker_weight)
         return {
             "headlines": model.decode_tokens(hypotheses.tokens),
             "log_probs": hypotheses.log_probs,

@@ -53,6 +53,11 @@ def read_corpus(data_dir: Path, corpus: str, held_out: int, seed: int) -> tuple[
     return training, held
 
 
+def reverse_pairs(by_genre: dict[str, list[Pair]]) -> dict[str, list[Pair]]:
+    """Each pair turned around: the headline becomes the source and the text the target."""
+    return {genre: [Pair(p.title, p.source) for p in pairs] for genre, pairs in by_genre.items()}
+
+
 def repeat_genres(training: dict[str, list[Pair]], repeats: dict[str, int]) -> list[Pair]:
     """One list of the training pairs, a genre's ``repeats`` times over (once if not named), so a
     small genre weighs more in each epoch without changing what the vocabulary counts."""

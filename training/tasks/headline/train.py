@@ -19,7 +19,13 @@ from training.runs import CONFIG_FILE, record_command, start_run
 from training.tasks.headline.backbone import build_model
 from training.tasks.headline.config import Config
 from training.tasks.headline.head import generate_all, make_greedy, sequence_loss
-from training.tasks.headline.preprocessor import character_vocabulary, read_corpus, repeat_genres, training_arrays
+from training.tasks.headline.preprocessor import (
+    character_vocabulary,
+    read_corpus,
+    repeat_genres,
+    reverse_pairs,
+    training_arrays,
+)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -34,6 +40,8 @@ def train(args: argparse.Namespace) -> None:
             chars=character_vocabulary([t for p in pairs for t in (p.source, p.title)], args.min_char_count),
         )
         config.save(run_dir / CONFIG_FILE)
+    if config.reverse:  # the same characters either way round, so the vocabulary above still holds
+        training, held_out = reverse_pairs(training), reverse_pairs(held_out)
     model = build_model(config)
     if args.word2vec_epochs and not resuming:
         model.embedding.set_weights([_word2vec_embeddings(config, pairs, args)])
@@ -51,7 +59,10 @@ def train(args: argparse.Namespace) -> None:
 
     def held_out_metrics() -> dict[str, float]:
         """Greedy ROUGE-L on each genre's held-out pairs and their mean (what selection follows),
-        and the held-out log-likelihood (what the schedule follows)."""
+        and the held-out log-likelihood (what the schedule follows; a reverse model, which scores
+        texts rather than writes them, is selected on it too)."""
+        if config.reverse:
+            return {"log_likelihood": -model.evaluate(*held_out_arrays, batch_size=args.batch_size, verbose=0)}
         rouge = {}
         for genre, genre_pairs in held_out.items():
             predicted = generate_all(
@@ -68,7 +79,8 @@ def train(args: argparse.Namespace) -> None:
             **by_genre,
         }
 
-    baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out_metrics, "rouge_l") if args.init_from else None
+    selected_on = "log_likelihood" if config.reverse else "rouge_l"
+    baseline = runs.warm_start_run(model, Path(args.init_from), run_dir, held_out_metrics, selected_on) if args.init_from else None
     dataset = (
         tf.data.Dataset.from_tensor_slices((inputs, targets))
         .shuffle(len(targets), seed=args.seed, reshuffle_each_iteration=True)
@@ -83,7 +95,7 @@ def train(args: argparse.Namespace) -> None:
         # (the most frequent characters) for the first epochs while the model learns to attend, so
         # the learning rate and early stopping follow the held-out likelihood instead.
         callbacks=standard_callbacks(
-            run_dir, held_out_metrics, monitor="val_rouge_l", patience=args.patience,
+            run_dir, held_out_metrics, monitor=f"val_{selected_on}", patience=args.patience,
             plateau_patience=2, schedule_monitor="val_log_likelihood", swap_ema=args.ema > 0, baseline=baseline,
         ),
         verbose=2 if args.quiet else 1,

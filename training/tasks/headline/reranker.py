@@ -1,0 +1,42 @@
+"""Noisy-channel reranking: the finished beam reordered by how well each headline explains its
+text under a reverse (headline → text) model, ``log P(y|x) / lp(y) + weight · log P(x|y)``.
+
+After Yu et al., "The Neural Noisy Channel" (ICLR 2017), applied to the forward model's final
+beam rather than during the search. The beam often holds a better headline than its first
+(docs/headline.md); the forward model alone cannot tell which, the reverse one can see that a
+headline leaves the text's subject unexplained. Both networks read the same character
+vocabulary, so a candidate's token ids are the reverse model's source ids as they are.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from training.decoding import Hypotheses
+from training.tasks.headline.backbone import HeadlineSeq2Seq
+from training.tasks.headline.config import END, PAD, START
+
+
+def text_log_probs(reverse: HeadlineSeq2Seq, text: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    """``log P(text | candidate)`` ``[N, K]`` for UTF-8 texts ``[N]`` and candidate ids ``[N, K, T]``,
+    the text cut to the reverse model's ``max_title_tokens`` as in its training."""
+    n, k = tf.shape(candidates)[0], tf.shape(candidates)[1]
+    source = tf.reshape(candidates, [n * k, -1])[:, : reverse.config.max_source_chars]
+    source = tf.where(source > END, source, PAD)  # the end token (and padding after it) → padding
+    source = tf.pad(source, [[0, 0], [0, 1]])  # as encode_text: an empty candidate keeps a time step
+    ids = reverse.encode_title(text)[:, : reverse.config.max_title_tokens - 1]
+    target = tf.concat([ids, tf.fill([n, 1], END)], axis=1).to_tensor(PAD)
+    decoder_input = tf.concat([tf.fill([n, 1], START), ids], axis=1).to_tensor(PAD)
+    target, decoder_input = tf.repeat(target, k, axis=0), tf.repeat(decoder_input, k, axis=0)
+    log_probs = reverse((source, decoder_input), training=False)
+    picked = tf.gather(log_probs, target, batch_dims=2)
+    total = tf.reduce_sum(tf.where(target != PAD, picked, 0.0), axis=1)
+    return tf.reshape(total, [n, k])
+
+
+def rerank(hypotheses: Hypotheses, text_log_probs: tf.Tensor, weight: float) -> Hypotheses:
+    """``hypotheses`` reordered, best first, by ``scores + weight · text_log_probs``, which become
+    their scores."""
+    scores = hypotheses.scores + weight * text_log_probs
+    order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
+    return Hypotheses(*(tf.gather(field, order, batch_dims=1) for field in (*hypotheses[:3], scores)))

@@ -23,9 +23,9 @@ from training.tasks.headline import backbone as headline_backbone
 from training.tasks.headline import config as headline_config
 from training.tasks.headline import head as headline_head
 from training.tasks.headline import train as headline_train
+from training.tasks.headline import reranker
 from training.tasks.headline.evaluate import selection_sets
 from training.tasks.headline.preprocessor import read_corpus, repeat_genres, training_arrays
-from training.tasks.headline.reranker import text_log_probs
 
 pytestmark = pytest.mark.slow  # the slow tier (`make test-slow`): train→export smoke runs
 
@@ -254,7 +254,7 @@ def test_the_answer_says_whether_the_text_is_of_a_kind_the_model_learned(tiny_he
 
 
 
-def test_a_reverse_run_reranks_the_exported_beam(tiny_headline_run, headline_data, tmp_path_factory, tmp_path):
+def test_a_reverse_run_reranks_the_exported_beam(tiny_headline_run, headline_data, tmp_path_factory, tmp_path, monkeypatch):
     """``train --reverse`` learns headline → text; ``export --reranker`` reorders the same beam by
     ``score + weight · log P(text | headline)``, that log-probability being the reverse model's
     teacher-forced one on the pair turned around as training builds it."""
@@ -281,7 +281,8 @@ def test_a_reverse_run_reranks_the_exported_beam(tiny_headline_run, headline_dat
     reranked = _generate(_signature(store), texts)
     beams = plain["headlines"].numpy()
     candidate_ids = forward.encode_title(tf.constant(beams.reshape(-1))).to_tensor()
-    scored = text_log_probs(reverse, tf.constant(texts), tf.reshape(candidate_ids, [len(texts), 3, -1])).numpy()
+    monkeypatch.setattr(reranker, "ROWS_PER_PASS", 4)  # 9 candidates: three passes, the last padded
+    scored = reranker.text_log_probs(reverse, tf.constant(texts), tf.reshape(candidate_ids, [len(texts), 3, -1])).numpy()
     for i, text in enumerate(texts):
         beam = beams[i].tolist()
         assert sorted(reranked["headlines"].numpy()[i].tolist()) == sorted(beam)  # reordered, not regenerated

@@ -17,6 +17,11 @@ from training.tasks.headline.backbone import HeadlineSeq2Seq
 from training.tasks.headline.config import END, PAD, START
 
 
+# Candidates scored per pass: bounds the [rows, text length, vocabulary] log-probabilities held at
+# once (16 × 160 × 4,116 floats, 42 MB) whatever the batch and beam width.
+ROWS_PER_PASS = 16
+
+
 def text_log_probs(reverse: HeadlineSeq2Seq, text: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
     """``log P(text | candidate)`` ``[N, K]`` for UTF-8 texts ``[N]`` and candidate ids ``[N, K, T]``,
     the text cut to the reverse model's ``max_title_tokens`` as in its training."""
@@ -28,10 +33,21 @@ def text_log_probs(reverse: HeadlineSeq2Seq, text: tf.Tensor, candidates: tf.Ten
     target = tf.concat([ids, tf.fill([n, 1], END)], axis=1).to_tensor(PAD)
     decoder_input = tf.concat([tf.fill([n, 1], START), ids], axis=1).to_tensor(PAD)
     target, decoder_input = tf.repeat(target, k, axis=0), tf.repeat(decoder_input, k, axis=0)
-    log_probs = reverse((source, decoder_input), training=False)
-    picked = tf.gather(log_probs, target, batch_dims=2)
-    total = tf.reduce_sum(tf.where(target != PAD, picked, 0.0), axis=1)
-    return tf.reshape(total, [n, k])
+
+    def in_passes(rows: tf.Tensor) -> tf.Tensor:  # [R, L] → [passes, ROWS_PER_PASS, L], padded rows score 0
+        rows = tf.pad(rows, [[0, -tf.shape(rows)[0] % ROWS_PER_PASS], [0, 0]])
+        return tf.reshape(rows, [-1, ROWS_PER_PASS, tf.shape(rows)[1]])
+
+    def score(inputs: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        source, decoder_input, target = inputs
+        picked = tf.gather(reverse((source, decoder_input), training=False), target, batch_dims=2)
+        return tf.reduce_sum(tf.where(target != PAD, picked, 0.0), axis=1)
+
+    totals = tf.map_fn(
+        score, (in_passes(source), in_passes(decoder_input), in_passes(target)),
+        fn_output_signature=tf.float32, parallel_iterations=1,
+    )
+    return tf.reshape(tf.reshape(totals, [-1])[: n * k], [n, k])
 
 
 def rerank(hypotheses: Hypotheses, text_log_probs: tf.Tensor, weight: float) -> Hypotheses:

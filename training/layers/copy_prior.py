@@ -39,7 +39,9 @@ class CopyPrior(keras.layers.Layer):
         )
         regular = ops.cast(ops.arange(self.vocab_size) >= self.first_regular_id, "float32")
         bag = ops.cast(bag, "float32") * regular
-        return ops.log_softmax(ops.exp(self.log_scale) * bag + self.shift, axis=-1)
+        # Read outside call(), where Keras would cast weights stored as float16 (--float16-weights).
+        log_scale, shift = (ops.cast(w, self.compute_dtype) for w in (self.log_scale, self.shift))
+        return ops.log_softmax(ops.exp(log_scale) * bag + shift, axis=-1)
 
     def mix(self, logits, prior_log_probs):
         """Decoder logits ``[B, ..., V]`` and the prior ``[B, V]`` → log-probabilities ``[B, ..., V]``."""
@@ -47,6 +49,11 @@ class CopyPrior(keras.layers.Layer):
         for _ in range(len(logits.shape) - 2):
             prior = ops.expand_dims(prior, 1)
         return ops.logaddexp(ops.log_softmax(logits, axis=-1), prior) - math.log(2.0)
+
+    def mix_at(self, token_log_probs, prior_log_probs, tokens):
+        """:meth:`mix` at given tokens only: the decoder's log-probabilities of ``tokens`` ``[B, T]``
+        (its distribution normalised already) and the prior ``[B, V]`` → ``[B, T]``."""
+        return ops.logaddexp(token_log_probs, tf.gather(prior_log_probs, tokens, batch_dims=1)) - math.log(2.0)
 
     def call(self, logits, source_ids):
         return self.mix(logits, self.prior(source_ids))

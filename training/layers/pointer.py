@@ -40,6 +40,14 @@ class PointerMixture(keras.layers.Layer):
         gate = self.gate(features)
         return ops.log(gate * ops.exp(log_probs) + (1.0 - gate) * copy + 1e-9)
 
+    def mix_at(self, token_log_probs, weights, source_ids, features, tokens):
+        """:meth:`call` at given tokens only: log-probabilities of ``tokens`` ``[B, T]`` → ``[B, T]``,
+        without the ``[B, T, V]`` scatter (a reranker scores long texts this way)."""
+        holds = ops.cast(ops.equal(ops.expand_dims(ops.cast(source_ids, "int32"), 1), ops.expand_dims(tokens, -1)), weights.dtype)
+        copy = ops.sum(weights * holds, axis=-1)  # [B, T]: the weight on the positions holding each token
+        gate = ops.squeeze(self.gate(features), -1)
+        return ops.log(gate * ops.exp(token_log_probs) + (1.0 - gate) * copy + 1e-9)
+
     def compute_output_shape(self, log_probs_shape, weights_shape=None, source_ids_shape=None, features_shape=None):
         return log_probs_shape
 

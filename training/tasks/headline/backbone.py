@@ -81,21 +81,44 @@ class HeadlineSeq2Seq(keras.Model):
             "prior": self.copy_prior.prior(source_ids),
         }
 
-    def _next_token_log_probs(self, decoded, state: dict, training: bool):
+    def _attend(self, decoded, state: dict, training: bool):
+        """Attention over the source: the output features, the attention weights, the hidden layer."""
         context, weights = self.attention(decoded, state["memory"], state["memory_mask"], return_weights=True)
         features = ops.concatenate([decoded, context], axis=-1)
-        hidden = self.output_dropout(self.hidden(features), training=training)
+        return features, weights, self.output_dropout(self.hidden(features), training=training)
+
+    def _next_token_log_probs(self, decoded, state: dict, training: bool):
+        features, weights, hidden = self._attend(decoded, state, training)
         log_probs = self.copy_prior.mix(self.logits(hidden), state["prior"])
         if self.pointer is None:
             return log_probs
         return self.pointer(log_probs, weights, state["source_ids"], features)
 
-    def call(self, inputs, training: bool = False):
-        source_ids, target_ids = inputs
+    def _token_log_probs(self, decoded, state: dict, tokens):
+        """:meth:`_next_token_log_probs` at ``tokens`` ``[B, T]`` only: the mixtures are taken at the
+        tokens, so nothing larger than the logits ``[B, T, V]`` is held."""
+        features, weights, hidden = self._attend(decoded, state, training=False)
+        logits = self.logits(hidden)
+        token_log_probs = tf.gather(logits, tokens, batch_dims=2) - ops.logsumexp(logits, axis=-1)
+        log_probs = self.copy_prior.mix_at(token_log_probs, state["prior"], tokens)
+        if self.pointer is None:
+            return log_probs
+        return self.pointer.mix_at(log_probs, weights, state["source_ids"], features, tokens)
+
+    def _decode(self, source_ids, decoder_input_ids, training: bool):
         state = self.encode(source_ids, training)
-        y = self.embedding_dropout(self.embedding(target_ids), training=training)
-        decoded = self.decoder(y, initial_state=[state["h"], state["c"]], training=training)
+        y = self.embedding_dropout(self.embedding(decoder_input_ids), training=training)
+        return self.decoder(y, initial_state=[state["h"], state["c"]], training=training), state
+
+    def call(self, inputs, training: bool = False):
+        decoded, state = self._decode(*inputs, training)
         return self._next_token_log_probs(decoded, state, training)
+
+    def score(self, source_ids, decoder_input_ids, target_ids):
+        """Teacher forcing at inference: the log-probability ``[B, T]`` of each target token, as
+        ``call`` gives it at that token."""
+        decoded, state = self._decode(source_ids, decoder_input_ids, training=False)
+        return self._token_log_probs(decoded, state, target_ids)
 
     def step(self, tokens, state: dict):
         """One decoding step: previous tokens ``[B]`` → log-probabilities ``[B, V]`` and the next state."""

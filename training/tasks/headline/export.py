@@ -10,8 +10,8 @@ from app.tasks.headline.pipeline import HeadlinePipeline
 from app.tasks.headline.spec import HeadlineDecoding
 from training import publishing
 from training.cli import export_version
-from training.runs import member_record
 from training.data.headline import test_sets
+from training.runs import member_record
 from training.tasks.headline.backbone import HeadlineSeq2Seq, load_trained
 from training.tasks.headline.config import (
     END,

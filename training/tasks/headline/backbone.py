@@ -15,7 +15,7 @@ from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
 from training.runs import load_best
-from training.tasks.headline.config import END_KEY, PAD, START_KEY, Config
+from training.tasks.headline.config import END, END_KEY, PAD, START, START_KEY, Config
 
 
 @keras.saving.register_keras_serializable(package="training")
@@ -61,6 +61,16 @@ class HeadlineSeq2Seq(keras.Model):
     def encode_title(self, titles: tf.Tensor) -> tf.Tensor:
         """UTF-8 titles ``[N]`` → ragged ids ``[N, (len)]``, no start or end token."""
         return tf.cast(self.token_lookup(tf.cast(texts_to_codepoints(titles, lowercase=False), tf.int64)), tf.int32)
+
+    def decoder_ids(self, titles: tf.Tensor, width: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """UTF-8 titles ``[N]`` → teacher forcing's (decoder input ids, the start token first; target
+        ids, the end token last), cut to ``max_title_tokens`` and padded to ``width`` (default: the longest)."""
+        titles = self.encode_title(titles)[:, : self.config.max_title_tokens - 1]
+        n = tf.shape(titles.row_lengths())[0]
+        shape = None if width is None else [None, width]
+        decoder_input = tf.concat([tf.fill([n, 1], START), titles], axis=1).to_tensor(PAD, shape=shape)
+        target = tf.concat([titles, tf.fill([n, 1], END)], axis=1).to_tensor(PAD, shape=shape)
+        return decoder_input, target
 
     def decode_tokens(self, tokens: tf.Tensor) -> tf.Tensor:
         """Token ids ``[..., T]`` → UTF-8 strings ``[...]`` (special tokens dropped)."""

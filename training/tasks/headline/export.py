@@ -23,7 +23,6 @@ from training.tasks.headline.config import (
     START,
     TASK,
     UNK,
-    Config,
 )
 from training.tasks.headline.evaluate import decoding_options, evaluate_saved_model, headline_figures, lead_chars
 from training.tasks.headline.domain_check import fit_domain_check
@@ -71,7 +70,7 @@ def export(args: argparse.Namespace) -> None:
             "decoding": decoding,
             "int8_embeddings": args.int8_embeddings,
             "float16_weights": args.float16_weights,
-            **({"reranker": _reranker_record(args)} if reranker else {}),
+            **({"reranker": _reranker_record(args, reranker)} if reranker else {}),
             "preprocessing": {"max_source_chars": model.config.max_source_chars},
             "held_out": {"pairs": model.config.held_out, "seed": model.config.seed},  # for evaluate --selection
             **({"domain_check": domain_check} if domain_check else {}),
@@ -96,10 +95,10 @@ def _load_reranker(run_dir: Path, model: HeadlineSeq2Seq) -> HeadlineSeq2Seq:
     return reranker
 
 
-def _reranker_record(args: argparse.Namespace) -> dict:
+def _reranker_record(args: argparse.Namespace, reranker: HeadlineSeq2Seq) -> dict:
     """What the manifest says of the reranker: its run, its weight in the ranking (whose formula is
     in ``signature``) and how much of the text it reads."""
-    reads_chars = Config.of_run(Path(args.reranker)).max_title_tokens - 1
+    reads_chars = reranker.config.max_title_tokens - 1
     return member_record(Path(args.reranker), weight=args.reranker_weight, reads_chars=reads_chars)
 
 

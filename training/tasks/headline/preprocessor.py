@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from app.tasks.text import texts_to_codepoints
 from training.data.headline import Pair, news_pairs, training_pairs
-from training.tasks.headline.config import END, PAD, START
 
 if TYPE_CHECKING:
     from training.tasks.headline.backbone import HeadlineSeq2Seq
@@ -27,12 +26,8 @@ def character_vocabulary(texts: list[str], min_count: int) -> list[int]:
 
 def training_arrays(model: HeadlineSeq2Seq, pairs: list[Pair]) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """((source ids, decoder input ids), decoder target ids), padded; titles cut to ``max_title_tokens``."""
-    limit = model.config.max_title_tokens
     source, _ = model.encode_text(tf.constant([p.source for p in pairs]))
-    titles = model.encode_title(tf.constant([p.title for p in pairs]))[:, : limit - 1]
-    n = len(pairs)
-    decoder_input = tf.concat([tf.fill([n, 1], START), titles], axis=1).to_tensor(PAD, shape=[n, limit])
-    target = tf.concat([titles, tf.fill([n, 1], END)], axis=1).to_tensor(PAD, shape=[n, limit])
+    decoder_input, target = model.decoder_ids(tf.constant([p.title for p in pairs]), width=model.config.max_title_tokens)
     return (source.numpy(), decoder_input.numpy()), target.numpy()
 
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from training.decoding import Hypotheses
 from training.tasks.headline.backbone import HeadlineSeq2Seq
-from training.tasks.headline.config import END, PAD, START
+from training.tasks.headline.config import END, PAD
 
 
 # Candidates scored per pass: bounds the [rows, text length, vocabulary] logits held at once
@@ -30,10 +30,7 @@ def text_log_probs(reverse: HeadlineSeq2Seq, text: tf.Tensor, candidates: tf.Ten
     source = tf.reshape(candidates, [n * k, -1])[:, : reverse.config.max_source_chars]
     source = tf.where(source > END, source, PAD)  # the end token (and padding after it) → padding
     source = tf.pad(source, [[0, 0], [0, 1]])  # as encode_text: an empty candidate keeps a time step
-    ids = reverse.encode_title(text)[:, : reverse.config.max_title_tokens - 1]
-    target = tf.concat([ids, tf.fill([n, 1], END)], axis=1).to_tensor(PAD)
-    decoder_input = tf.concat([tf.fill([n, 1], START), ids], axis=1).to_tensor(PAD)
-    target, decoder_input = tf.repeat(target, k, axis=0), tf.repeat(decoder_input, k, axis=0)
+    decoder_input, target = (tf.repeat(ids, k, axis=0) for ids in reverse.decoder_ids(text))
 
     def in_passes(rows: tf.Tensor) -> tf.Tensor:  # [R, L] → [passes, ROWS_PER_PASS, L], padded rows score 0
         rows = tf.pad(rows, [[0, -tf.shape(rows)[0] % ROWS_PER_PASS], [0, 0]])

@@ -61,8 +61,9 @@ def train(args: argparse.Namespace) -> None:
         """Greedy ROUGE-L on each genre's held-out pairs and their mean (what selection follows),
         and the held-out log-likelihood (what the schedule follows; a reverse model, which scores
         texts rather than writes them, is selected on it too)."""
+        loss = model.evaluate(*held_out_arrays, batch_size=args.batch_size, verbose=0)
         if config.reverse:
-            return {"log_likelihood": -model.evaluate(*held_out_arrays, batch_size=args.batch_size, verbose=0)}
+            return {"log_likelihood": -loss}
         rouge = {}
         for genre, genre_pairs in held_out.items():
             predicted = generate_all(
@@ -70,7 +71,6 @@ def train(args: argparse.Namespace) -> None:
                 [p.source for p in genre_pairs],
             )
             rouge[genre] = rouge_scores(predicted, [p.title for p in genre_pairs])
-        loss = model.evaluate(*held_out_arrays, batch_size=args.batch_size, verbose=0)
         by_genre = {f"rouge_l_{genre}": r["rouge-l"] for genre, r in rouge.items()} if len(rouge) > 1 else {}
         return {
             "rouge_l": sum(r["rouge-l"] for r in rouge.values()) / len(rouge),

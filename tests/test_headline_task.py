@@ -24,6 +24,7 @@ from training.tasks.headline import config as headline_config
 from training.tasks.headline import head as headline_head
 from training.tasks.headline import train as headline_train
 from training.tasks.headline import reranker
+from training.tasks.headline.ensemble import HeadlineEnsemble
 from training.tasks.headline.evaluate import selection_sets
 from training.tasks.headline.preprocessor import read_corpus, repeat_genres, training_arrays
 
@@ -298,3 +299,45 @@ def test_a_reverse_run_reranks_the_exported_beam(tiny_headline_run, headline_dat
     with pytest.raises(SystemExit, match="not a --reverse run"):
         main(["headline", "export", "--run-dir", str(tiny_headline_run), "--reranker", str(tiny_headline_run),
               "--model-root", str(tmp_path), "--data-dir", str(tmp_path / "none")])
+
+
+def test_an_ensemble_mixes_the_members_distributions_in_one_search(tiny_headline_run, headline_data, tmp_path_factory):
+    """``export --ensemble`` searches with the members' mixture log((P₁ + P₂) / 2), read at the first
+    member's ids, though the second member (another seed, rarer characters dropped) numbers and
+    chooses its characters differently: a character it lacks gets probability 0 from it."""
+    other_run = _train(
+        tmp_path_factory, "headline", headline_data, "--epochs", "1", *TINY_HEADLINE_OPTIONS, "--min-char-count", "9",
+        "--seed", "14",
+    )
+    store = _export(
+        tmp_path_factory, "headline", headline_data, tiny_headline_run, "--beam-width", "3", "--max-length", "20",
+        "--ensemble", str(other_run),
+    )
+    version = model_store.resolve_version(store / "headline")
+    manifest = model_store.read_manifest(version)
+    assert [m["run_dir"] for m in manifest["ensemble"]] == [str(tiny_headline_run), str(other_run)]
+    assert "--seed 14" in " ".join(manifest["ensemble"][1]["training_commands"][-1].split())
+    paths = json.loads((version / "variable_paths.json").read_text())
+    assert len(paths) == len(set(paths)) and any(p.startswith("headline_seq2seq_1/") for p in paths)
+
+    first, second = headline_backbone.load_trained(tiny_headline_run), headline_backbone.load_trained(other_run)
+    lacking = set(first.config.chars) - set(second.config.chars)
+    assert lacking
+
+    texts = TEXTS[:2]
+    source = first.encode_text(tf.constant(texts))[0]
+    prefix = np.array([[headline_config.START, 4, 5, 6], [headline_config.START, 7, 4, 8]], np.int32)
+    second_id = {c: i + 4 for i, c in enumerate(second.config.chars)}
+    to_second = np.array([*range(4), *(second_id.get(c, headline_config.UNK) for c in first.config.chars)])
+    assert any(second_id[c] != i + 4 for i, c in enumerate(first.config.chars) if c in second_id)  # renumbered
+    first_log_probs = first((source, prefix)).numpy()
+    second_log_probs = second((tf.gather(to_second, source), to_second[prefix])).numpy()[..., to_second]
+    second_log_probs[..., [i + 4 for i, c in enumerate(first.config.chars) if c in lacking]] = -np.inf
+    by_hand = np.logaddexp(first_log_probs, second_log_probs) - np.log(2)
+    served = tf.saved_model.load(str(version)).signatures["next_token_log_probs"](text=tf.constant(texts), prefix=prefix)
+    np.testing.assert_allclose(served["log_probs"].numpy(), by_hand, rtol=1e-4, atol=1e-4)
+
+    in_process = headline_head.make_generator(HeadlineEnsemble([first, second]))(tf.constant(texts), 3, 20, 1.0, False)
+    answered = _generate(_signature(store), texts)
+    assert answered["headlines"].numpy().tolist() == in_process["headlines"].numpy().tolist()
+    np.testing.assert_allclose(answered["log_probs"].numpy(), in_process["log_probs"].numpy(), rtol=1e-4, atol=1e-4)

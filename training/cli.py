@@ -83,6 +83,15 @@ def add_int8_embeddings_option(export: argparse.ArgumentParser, tables: str) -> 
     )
 
 
+def add_ensemble_option(export: argparse.ArgumentParser, how: str) -> None:
+    """``--ensemble``: more trained runs exported with ``--run-dir`` as one model (``how`` says how
+    they are combined)."""
+    export.add_argument(
+        "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
+        help=f"more trained runs to export with --run-dir as one model: {how}",
+    )
+
+
 def add_float16_weights_option(export: argparse.ArgumentParser) -> None:
     """``--float16-weights`` for a task whose export builds its network in
     :func:`training.publishing.float16_weights`."""

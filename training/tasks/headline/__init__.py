@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from training.cli import (
+    add_ensemble_option,
     add_float16_weights_option,
     add_init_from_option,
     add_int8_embeddings_option,
@@ -36,6 +37,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     add_int8_embeddings_option(parsers.export, "character")
     add_float16_weights_option(parsers.export)
+    add_ensemble_option(parsers.export, "the next-token distributions mixed at every step of one beam search")
     parsers.export.add_argument(
         "--reranker", metavar="RUN_DIR", default=None,
         help="a --reverse run (same corpus and vocabulary) that reorders the final beam by log P(text | headline)",

@@ -24,8 +24,9 @@ from training.tasks.headline.config import (
     TASK,
     UNK,
 )
-from training.tasks.headline.evaluate import decoding_options, evaluate_saved_model, headline_figures, lead_chars
 from training.tasks.headline.domain_check import fit_domain_check
+from training.tasks.headline.ensemble import HeadlineEnsemble
+from training.tasks.headline.evaluate import decoding_options, evaluate_saved_model, headline_figures, lead_chars
 from training.tasks.headline.head import make_generator, make_next_token_scorer
 from training.tasks.headline.preprocessor import read_corpus
 
@@ -40,23 +41,27 @@ DATA_SOURCES = {
 
 
 def export(args: argparse.Namespace) -> None:
+    run_dirs = [Path(args.run_dir), *map(Path, args.ensemble)]
     with publishing.float16_weights(args.float16_weights):
-        model = load_trained(Path(args.run_dir))
-        reranker = _load_reranker(Path(args.reranker), model) if args.reranker else None
+        # The first member keeps the plain name, so its variable paths are those a warm start reads.
+        members = [load_trained(d, name=f"headline_seq2seq_{i}" if i else "headline_seq2seq") for i, d in enumerate(run_dirs)]
+        reranker = _load_reranker(Path(args.reranker), members[0]) if args.reranker else None
+    model, companions = members[0], [*members[1:], *([reranker] if reranker else [])]
     if args.int8_embeddings:
-        for network in (model, reranker) if reranker else (model,):
+        for network in (model, *companions):
             publishing.quantize_embeddings(network)
+    generating = HeadlineEnsemble(members) if len(members) > 1 else model
     decoding = decoding_options(args)
     lead = lead_chars(Path(args.data_dir))
-    generator = make_generator(model, reranker, args.reranker_weight)
+    generator = make_generator(generating, reranker, args.reranker_weight)
     domain_check = _fit_domain_check(generator, model, decoding, Path(args.data_dir))
     export_version(
         args,
         task=TASK,
         model=model,
         serve=generator,
-        extra_endpoints={"next_token_log_probs": make_next_token_scorer(model)},
-        companions=[reranker] if reranker else [],
+        extra_endpoints={"next_token_log_probs": make_next_token_scorer(generating)},
+        companions=companions,
         evaluate=lambda staged: evaluate_saved_model(
             staged, test_sets(Path(args.data_dir)), decoding, model.config.max_source_chars, lead, domain_check
         ),
@@ -70,6 +75,7 @@ def export(args: argparse.Namespace) -> None:
             "decoding": decoding,
             "int8_embeddings": args.int8_embeddings,
             "float16_weights": args.float16_weights,
+            **({"ensemble": [member_record(d) for d in run_dirs]} if len(run_dirs) > 1 else {}),
             **({"reranker": _reranker_record(args, reranker)} if reranker else {}),
             "preprocessing": {"max_source_chars": model.config.max_source_chars},
             "held_out": {"pairs": model.config.held_out, "seed": model.config.seed},  # for evaluate --selection

@@ -12,6 +12,7 @@ from app.tasks.batches import map_by_length
 from training.decoding import beam_search, greedy_search
 from training.tasks.headline.backbone import HeadlineSeq2Seq
 from training.tasks.headline.config import END, NEVER_GENERATED, PAD, START
+from training.tasks.headline.ensemble import HeadlineEnsemble
 from training.tasks.headline.reranker import rerank, text_log_probs
 
 R = TypeVar("R")
@@ -32,9 +33,9 @@ def sequence_loss(label_smoothing: float = 0.0) -> Callable:
     return loss
 
 
-def make_generator(model: HeadlineSeq2Seq, reranker: HeadlineSeq2Seq | None = None, reranker_weight: float = 0.0):
-    """The serving function: abstracts → ranked headlines, beam search in the graph (see ``SIGNATURE``);
-    with a ``reranker`` (a reverse model), the final beam is reordered by :mod:`.reranker`."""
+def make_generator(model: HeadlineSeq2Seq | HeadlineEnsemble, reranker: HeadlineSeq2Seq | None = None, reranker_weight: float = 0.0):
+    """The serving function: abstracts → ranked headlines, beam search in the graph (see ``SIGNATURE``)
+    over one network or an ensemble's mixture; with a ``reranker`` (a reverse model), the final beam is reordered by :mod:`.reranker`."""
 
     @tf.function(
         input_signature=[
@@ -63,7 +64,7 @@ def make_generator(model: HeadlineSeq2Seq, reranker: HeadlineSeq2Seq | None = No
     return generate
 
 
-def make_next_token_scorer(model: HeadlineSeq2Seq):
+def make_next_token_scorer(model: HeadlineSeq2Seq | HeadlineEnsemble):
     """Abstracts and decoder prefixes → next-token log-probabilities at every prefix position.
 
     Exported as the ``next_token_log_probs`` signature: everything a client needs to run

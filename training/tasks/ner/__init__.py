@@ -16,7 +16,8 @@ import argparse
 from pathlib import Path
 
 from training.cli import (
-    add_float16_weights_option, add_init_from_option, add_int8_embeddings_option, add_task_commands, add_word2vec_options,
+    add_ensemble_option, add_float16_weights_option, add_init_from_option, add_int8_embeddings_option, add_task_commands,
+    add_word2vec_options,
 )
 from training.tasks.ner import evaluate, export, train
 from training.tasks.ner.config import CORPORA, TASK, Config
@@ -71,10 +72,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         extra="whose characters and bigrams also join the vocabularies, so the tagger starts with vectors for them",
     )
     p.add_argument("--unseen-rate", type=float, default=0.05, help="fraction of training characters replaced by an unseen one")
-    parsers.export.add_argument(
-        "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
-        help="more trained runs (same tags) to export with --run-dir as one tagger: emissions and CRF scores averaged",
-    )
+    add_ensemble_option(parsers.export, "same tags; emissions and CRF scores averaged")
     add_int8_embeddings_option(parsers.export, "character and bigram")
     add_float16_weights_option(parsers.export)
     parsers.evaluate.add_argument(

@@ -18,7 +18,8 @@ import argparse
 from pathlib import Path
 
 from training.cli import (
-    add_float16_weights_option, add_init_from_option, add_int8_embeddings_option, add_task_commands, add_word2vec_options,
+    add_ensemble_option, add_float16_weights_option, add_init_from_option, add_int8_embeddings_option, add_task_commands,
+    add_word2vec_options,
 )
 from training.tasks.qa import calibrate, evaluate, export, train
 from training.tasks.qa.config import TASK, Config
@@ -98,10 +99,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--runs", nargs="+", type=Path, default=[], metavar="RUN_DIR",
         help="with --selection: measure these trained runs, averaged as export --ensemble would, instead of an export",
     )
-    parsers.export.add_argument(
-        "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
-        help="more trained runs to export with --run-dir as one reader: start/end logits averaged",
-    )
+    add_ensemble_option(parsers.export, "start/end logits averaged")
     add_int8_embeddings_option(parsers.export, "character and word")
     add_float16_weights_option(parsers.export)
     p = parsers.commands.add_parser(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.cli import add_task_commands
+from training.cli import add_ensemble_option, add_task_commands
 from training.tasks.spectra import evaluate, examples, export, train
 from training.tasks.spectra.config import TASK, Config
 
@@ -40,7 +40,4 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="also train on real_train's LAMOST stars and galaxies (not its held-out fifth), this many times an epoch",
     )
     p.add_argument("--mixup-alpha", type=float, default=Config.mixup_alpha, help="0 disables mixup")
-    parsers.export.add_argument(
-        "--ensemble", nargs="+", default=[], metavar="RUN_DIR",
-        help="more trained runs to export with --run-dir as one classifier (probabilities averaged)",
-    )
+    add_ensemble_option(parsers.export, "probabilities averaged")

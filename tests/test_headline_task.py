@@ -18,7 +18,7 @@ from training.layers.attention import MemoryAttention
 from training.layers.copy_prior import CopyPrior
 from training.layers.pointer import PointerMixture
 from training.data.headline import Pair
-from training.metrics import rouge_scores
+from training.metrics import paired_difference, rouge_scores
 from training.tasks.headline import backbone as headline_backbone
 from training.tasks.headline import config as headline_config
 from training.tasks.headline import head as headline_head
@@ -193,6 +193,25 @@ def test_evaluate_selection_reads_the_held_out_and_validation_sets_not_test(tiny
     assert "lcsts_val_unused" not in last and 0 <= last["lcsts_val_selection_rouge_l"] <= 1
     sets = selection_sets(headline_data, held_out=1, seed=13)
     assert [len(sets[name]) for name in ("papers_held_out", "lcsts_val_selection", "lcsts_val_unused")] == [1, 1, 1]
+
+
+def test_evaluate_against_another_version_compares_them_text_by_text(tiny_headline_store, headline_data, capsys):
+    options = ["--selection", "--data-dir", str(headline_data), "--model-root", str(tiny_headline_store)]
+    main(["headline", "evaluate", *options, "--against", str(tiny_headline_store)])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    against = last["against"]
+    assert against["model"].endswith("headline/1") and against["lcsts_val_selection_rouge_l"] == last["lcsts_val_selection_rouge_l"]
+    assert against["difference"]["papers_held_out"] == {"mean": 0, "low": 0, "high": 0, "better": 0, "worse": 0, "items": 6}
+    with pytest.raises(SystemExit, match="add --selection"):
+        main(["headline", "evaluate", *options[1:], "--against", str(tiny_headline_store)])
+
+
+def test_paired_difference_by_hand():
+    before, after = [0.2, 0.4, 0.5, 0.1], [0.3, 0.4, 0.7, 0.0]  # differences +0.1, 0, +0.2, −0.1
+    d = paired_difference(before, after)
+    assert (d["mean"], d["better"], d["worse"], d["items"]) == (0.05, 0.5, 0.25, 4)
+    assert -0.1 <= d["low"] <= d["mean"] <= d["high"] <= 0.2
+    assert paired_difference(before, before)["low"] == paired_difference(before, before)["high"] == 0
 
 
 def test_rouge_and_bleu_by_hand():

@@ -119,6 +119,28 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
     return {**{name: round(total / count, 4) for name, total in totals.items()}, "bleu": round(bleu, 4), "pairs": len(predictions)}
 
 
+def paired_difference(before: Sequence[float], after: Sequence[float], seed: int = 0) -> dict[str, float]:
+    """How ``after`` differs from ``before``, item by item (two systems scored on the same items):
+    the mean difference, its 95 % paired bootstrap interval (percentile, 2,000 resamples) and the
+    shares of items that went up and down. An interval across 0 says the sets cannot tell them apart."""
+    from scipy.stats import bootstrap
+
+    differences = np.asarray(after, float) - np.asarray(before, float)
+    if len(differences) < 2:
+        raise ValueError("a paired comparison needs at least two items")
+    interval = bootstrap(
+        (differences,), np.mean, n_resamples=2000, method="percentile", random_state=np.random.default_rng(seed)
+    ).confidence_interval
+    return {
+        "mean": round(float(differences.mean()), 4),
+        "low": round(float(interval.low), 4),
+        "high": round(float(interval.high), 4),
+        "better": round(float((differences > 0).mean()), 4),
+        "worse": round(float((differences < 0).mean()), 4),
+        "items": len(differences),
+    }
+
+
 def recall_report(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> dict:
     """Per-class recall and precision over the classes present in ``y_true``, their mean recall
     (balanced recall) and the confusion table ``{true: {predicted: count}}``.

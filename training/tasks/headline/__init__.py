@@ -50,6 +50,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--selection", action="store_true",
         help="instead of test: the held-out abstracts and LCSTS validation posts, those selected on and the unused rest",
     )
+    parsers.evaluate.add_argument(
+        "--against", metavar="MODEL_ROOT", default=None,
+        help="with --selection: also answer with the newest headline version under MODEL_ROOT and compare the "
+        "two text by text (mean ROUGE-L difference, 95%% paired bootstrap interval)",
+    )
     p = parsers.train
     p.add_argument(
         "--corpus", choices=["papers", "papers_news"], default=Config.corpus,

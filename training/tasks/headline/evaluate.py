@@ -19,7 +19,7 @@ from app.tasks.headline.schemas import HeadlineResult
 from app.tasks.headline.spec import HeadlineDecoding, HeadlineDomainCheck
 from training.cli import model_dir
 from training.data.headline import NEWS_VAL, Pair, read_clge_tsv, test_sets, training_pairs
-from training.metrics import rouge_l, rouge_scores
+from training.metrics import paired_difference, rouge_l, rouge_scores
 from training.tasks.headline.config import TASK, Config
 from training.tasks.headline.head import generate_all
 from training.tasks.headline.preprocessor import read_corpus
@@ -68,31 +68,63 @@ def selection_sets(data_dir: Path, held_out: int, seed: int) -> dict[str, list[P
     return {name: pairs for name, pairs in sets.items() if pairs}
 
 
-def evaluate_saved_model(
-    version_dir: Path, sets: dict[str, list[Pair]], decoding: dict, max_source_chars: int, lead_chars: int,
-    domain_check: dict | None = None,
-) -> dict:
-    """Char ROUGE-1/2/L and BLEU on each set, greedy and beam, next to the extractive baselines;
-    with a ``domain_check``, the share of texts the answer calls in domain."""
-    results = {}
+def headline_answers(
+    version_dir: Path, sets: dict[str, list[Pair]], decoding: dict, max_source_chars: int, domain_check: dict | None = None
+) -> dict[str, dict[str, list[HeadlineResult]]]:
+    """Each set's answers (``{set: {"greedy" | "beam_K": answers}}``), as ``/v1/headline`` gives them
+    with this version."""
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     check = HeadlineDomainCheck(**domain_check) if domain_check else None
     pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars, check)
     searches = {"greedy": 1, f"beam_{decoding['beam_width']}": decoding["beam_width"]}
+    return {
+        name: {
+            search: generate_all(saved_model_answers(pipeline, width), [p.source for p in pairs], desc=f"{name} {search}")
+            for search, width in searches.items()
+        }
+        for name, pairs in sets.items()
+    }
+
+
+def score_answers(answers: dict[str, dict[str, list[HeadlineResult]]], sets: dict[str, list[Pair]], lead_chars: int) -> dict:
+    """Char ROUGE-1/2/L and BLEU of :func:`headline_answers` on each set, next to the extractive
+    baselines; the share of texts the answer calls in domain where the version checks it."""
+    results = {}
     for name, pairs in sets.items():
         titles = [p.title for p in pairs]
         results[name] = {}
-        for search, width in searches.items():
-            answers = generate_all(saved_model_answers(pipeline, width), [p.source for p in pairs], desc=f"{name} {search}")
-            predicted = [a.headline for a in answers]
+        for search, found in answers[name].items():
+            predicted = [a.headline for a in found]
             results[name][search] = rouge_scores(predicted, titles)
-            if check is not None:
-                results[name][search]["in_domain_share"] = round(sum(bool(a.in_domain) for a in answers) / len(answers), 4)
+            if any(a.in_domain is not None for a in found):
+                results[name][search]["in_domain_share"] = round(sum(bool(a.in_domain) for a in found) / len(found), 4)
             results[name][search]["samples"] = [
                 {"reference": p.title, "generated": g} for p, g in list(zip(pairs, predicted))[:5]
             ]
         results[name]["baselines"] = baselines(pairs, lead_chars)
     return results
+
+
+def evaluate_saved_model(
+    version_dir: Path, sets: dict[str, list[Pair]], decoding: dict, max_source_chars: int, lead_chars: int,
+    domain_check: dict | None = None,
+) -> dict:
+    """:func:`score_answers` of ``version_dir``'s answers."""
+    return score_answers(headline_answers(version_dir, sets, decoding, max_source_chars, domain_check), sets, lead_chars)
+
+
+def paired_comparison(
+    answers: dict[str, list[HeadlineResult]], other_answers: dict[str, list[HeadlineResult]], sets: dict[str, list[Pair]]
+) -> dict[str, dict]:
+    """Per set, how ``answers`` differ from ``other_answers`` (each a set's served answers) in
+    ROUGE-L, text by text: :func:`training.metrics.paired_difference`."""
+    return {
+        name: paired_difference(
+            [rouge_l(a.headline, p.title) for a, p in zip(other_answers[name], pairs)],
+            [rouge_l(a.headline, p.title) for a, p in zip(answers[name], pairs)],
+        )
+        for name, pairs in sets.items()
+    }
 
 
 def headline_figures(metrics: dict, decoding: dict) -> dict:
@@ -121,18 +153,27 @@ def lead_chars(data_dir: Path) -> int:
     return int(statistics.median(len(p.title) for p in training_pairs(data_dir))) if data_dir.exists() else 0
 
 
-def evaluate(args: argparse.Namespace) -> None:
-    version_dir = model_store.resolve_version(model_dir(args, TASK), args.version)
-    manifest = model_store.read_manifest(version_dir)
+def served_settings(manifest: dict, args: argparse.Namespace) -> tuple[dict, int, dict | None]:
+    """What a version answers with: its decoding, how many characters it reads, its domain check."""
     decoding = manifest.get("decoding") or decoding_options(args)
     max_source_chars = manifest.get("preprocessing", {}).get("max_source_chars", Config.max_source_chars)
+    return decoding, max_source_chars, manifest.get("domain_check")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    if args.against and not args.selection:
+        raise SystemExit("--against compares versions on the selection sets, not on test: add --selection")
+    version_dir = model_store.resolve_version(model_dir(args, TASK), args.version)
+    manifest = model_store.read_manifest(version_dir)
+    settings = served_settings(manifest, args)
     data_dir = Path(args.data_dir)
     if args.selection:  # the version's own held-out split (exports before it was recorded used the defaults)
         held_out = manifest.get("held_out", {"pairs": Config.held_out, "seed": Config.seed})
         sets = selection_sets(data_dir, held_out["pairs"], held_out["seed"])
     else:
         sets = test_sets(data_dir)
-    metrics = evaluate_saved_model(version_dir, sets, decoding, max_source_chars, lead_chars(data_dir), manifest.get("domain_check"))
+    answers = headline_answers(version_dir, sets, *settings)
+    metrics = score_answers(answers, sets, lead_chars(data_dir))
     for name, result in metrics.items():
         print(f"\n{name}: {'':<22}{'R-1':>8}{'R-2':>8}{'R-L':>8}{'BLEU':>8}")
         rows = {**{k: v for k, v in result.items() if k != "baselines"}, **result["baselines"]}
@@ -140,4 +181,24 @@ def evaluate(args: argparse.Namespace) -> None:
             in_domain = f"  in domain {r['in_domain_share']:.1%}" if "in_domain_share" in r else ""
             print(f"  {row:<28}{r['rouge-1']:>8.4f}{r['rouge-2']:>8.4f}{r['rouge-l']:>8.4f}{r['bleu']:>8.4f}{in_domain}")
     made_by = {"training_commands": manifest.get("training_commands", [])}
-    print(json.dumps({"task": TASK, "model": str(version_dir), **made_by, **headline_figures(metrics, decoding), **metrics}, ensure_ascii=False))
+    against = _against(args, sets, answers, settings[0]) if args.against else {}
+    print(json.dumps({
+        "task": TASK, "model": str(version_dir), **made_by, **headline_figures(metrics, settings[0]), **against, **metrics,
+    }, ensure_ascii=False))
+
+
+def _against(args: argparse.Namespace, sets: dict[str, list[Pair]], answers: dict, decoding: dict) -> dict:
+    """``--against ROOT``: ROOT's newest version answers the same sets as it serves, and each set's
+    beam answers are compared text by text with this version's."""
+    other_dir = model_store.resolve_version(Path(args.against) / TASK)
+    other_settings = served_settings(model_store.read_manifest(other_dir), args)
+    other_answers = headline_answers(other_dir, sets, *other_settings)
+    beam, other_beam = (f"beam_{d['beam_width']}" for d in (decoding, other_settings[0]))
+    difference = paired_comparison(
+        {name: found[beam] for name, found in answers.items()}, {name: found[other_beam] for name, found in other_answers.items()}, sets
+    )
+    print(f"\nROUGE-L (beam) minus {other_dir}'s, text by text: {'mean':>8}{'95% interval':>20}{'better':>8}{'worse':>8}")
+    for name, d in difference.items():
+        print(f"  {name:<28}{d['mean']:>+8.4f}{d['low']:>+10.4f} … {d['high']:>+.4f}{d['better']:>8.0%}{d['worse']:>8.0%}")
+    other_metrics = score_answers(other_answers, sets, 0)
+    return {"against": {"model": str(other_dir), **headline_figures(other_metrics, other_settings[0]), "difference": difference}}

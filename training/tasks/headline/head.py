@@ -33,9 +33,12 @@ def sequence_loss(label_smoothing: float = 0.0) -> Callable:
     return loss
 
 
-def make_generator(model: HeadlineSeq2Seq | HeadlineEnsemble, reranker: HeadlineSeq2Seq | None = None, reranker_weight: float = 0.0):
+def make_generator(
+    model: HeadlineSeq2Seq | HeadlineEnsemble, reranker: HeadlineSeq2Seq | None = None, reranker_weight: float = 0.0
+):
     """The serving function: abstracts → ranked headlines, beam search in the graph (see ``SIGNATURE``)
-    over one network or an ensemble's mixture; with a ``reranker`` (a reverse model), the final beam is reordered by :mod:`.reranker`."""
+    over one network or an ensemble's mixture; with a ``reranker`` (a reverse model), the final
+    beam is reordered by :mod:`.reranker`."""
 
     @tf.function(
         input_signature=[

@@ -201,6 +201,7 @@ def test_evaluate_against_another_version_compares_them_text_by_text(tiny_headli
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     against = last["against"]
     assert against["model"].endswith("headline/1") and against["lcsts_val_selection_rouge_l"] == last["lcsts_val_selection_rouge_l"]
+    assert against["same_held_out"]
     assert against["difference"]["papers_held_out"] == {"mean": 0, "low": 0, "high": 0, "better": 0, "worse": 0, "items": 6}
     with pytest.raises(SystemExit, match="add --selection"):
         main(["headline", "evaluate", *options[1:], "--against", str(tiny_headline_store)])

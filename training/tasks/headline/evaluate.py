@@ -160,6 +160,11 @@ def served_settings(manifest: dict, args: argparse.Namespace) -> tuple[dict, int
     return decoding, max_source_chars, manifest.get("domain_check")
 
 
+def held_out_split(manifest: dict) -> dict:
+    """The pairs a version's run held out (exports before it was recorded used the defaults)."""
+    return manifest.get("held_out", {"pairs": Config.held_out, "seed": Config.seed})
+
+
 def evaluate(args: argparse.Namespace) -> None:
     if args.against and not args.selection:
         raise SystemExit("--against compares versions on the selection sets, not on test: add --selection")
@@ -167,8 +172,8 @@ def evaluate(args: argparse.Namespace) -> None:
     manifest = model_store.read_manifest(version_dir)
     settings = served_settings(manifest, args)
     data_dir = Path(args.data_dir)
-    if args.selection:  # the version's own held-out split (exports before it was recorded used the defaults)
-        held_out = manifest.get("held_out", {"pairs": Config.held_out, "seed": Config.seed})
+    held_out = held_out_split(manifest)
+    if args.selection:
         sets = selection_sets(data_dir, held_out["pairs"], held_out["seed"])
     else:
         sets = test_sets(data_dir)
@@ -181,17 +186,22 @@ def evaluate(args: argparse.Namespace) -> None:
             in_domain = f"  in domain {r['in_domain_share']:.1%}" if "in_domain_share" in r else ""
             print(f"  {row:<28}{r['rouge-1']:>8.4f}{r['rouge-2']:>8.4f}{r['rouge-l']:>8.4f}{r['bleu']:>8.4f}{in_domain}")
     made_by = {"training_commands": manifest.get("training_commands", [])}
-    against = _against(args, sets, answers, settings[0]) if args.against else {}
+    against = _against(args, sets, held_out, answers, settings[0]) if args.against else {}
     print(json.dumps({
         "task": TASK, "model": str(version_dir), **made_by, **headline_figures(metrics, settings[0]), **against, **metrics,
     }, ensure_ascii=False))
 
 
-def _against(args: argparse.Namespace, sets: dict[str, list[Pair]], answers: dict, decoding: dict) -> dict:
+def _against(args: argparse.Namespace, sets: dict[str, list[Pair]], held_out: dict, answers: dict, decoding: dict) -> dict:
     """``--against ROOT``: ROOT's newest version answers the same sets as it serves, and each set's
     beam answers are compared text by text with this version's."""
     other_dir = model_store.resolve_version(Path(args.against) / TASK)
-    other_settings = served_settings(model_store.read_manifest(other_dir), args)
+    other_manifest = model_store.read_manifest(other_dir)
+    other_settings = served_settings(other_manifest, args)
+    # A version of another held-out split trained on some of these abstracts: its figure there is not held out.
+    same_split = held_out_split(other_manifest) == held_out
+    if not same_split:
+        print(f"{other_dir} held out other abstracts ({held_out_split(other_manifest)}): compare the posts only")
     other_answers = headline_answers(other_dir, sets, *other_settings)
     beam, other_beam = (f"beam_{d['beam_width']}" for d in (decoding, other_settings[0]))
     difference = paired_comparison(
@@ -201,4 +211,7 @@ def _against(args: argparse.Namespace, sets: dict[str, list[Pair]], answers: dic
     for name, d in difference.items():
         print(f"  {name:<28}{d['mean']:>+8.4f}{d['low']:>+10.4f} … {d['high']:>+.4f}{d['better']:>8.0%}{d['worse']:>8.0%}")
     other_metrics = score_answers(other_answers, sets, 0)
-    return {"against": {"model": str(other_dir), **headline_figures(other_metrics, other_settings[0]), "difference": difference}}
+    return {"against": {
+        "model": str(other_dir), "same_held_out": same_split, **headline_figures(other_metrics, other_settings[0]),
+        "difference": difference,
+    }}

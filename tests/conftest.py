@@ -186,7 +186,7 @@ def headline_data(tmp_path_factory) -> Path:
     """Made-up abstract/title pairs in the layout of ``../shared/data/headline``."""
     from tests.fixtures.headline_corpus import write_headline_data
 
-    return write_headline_data(tmp_path_factory.mktemp("headline_data"))
+    return write_headline_data(tmp_path_factory.mktemp("shared_data") / "headline")
 
 
 TINY_HEADLINE_OPTIONS = [

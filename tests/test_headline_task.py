@@ -75,7 +75,7 @@ def test_export_layout_and_manifest(tiny_headline_store):
     manifest = model_store.read_manifest(version_dir)
     assert manifest["task"] == "headline" and manifest["version"] == 1
     assert manifest["decoding"] == {"beam_width": 3, "max_length": 20, "length_penalty": 1.0, "block_repeated_trigrams": False}
-    assert set(manifest["metrics"]) == {"clge_csl_test", "csl_ts_test", "lcsts_test"}
+    assert set(manifest["metrics"]) == {"clge_csl_test", "csl_ts_test", "lcsts_test", "peoples_daily_test"}
     assert manifest["corpus"] == "papers_news" and "LCSTS" in manifest["data_source"]
     test = manifest["metrics"]["clge_csl_test"]
     assert {"greedy", "beam_3", "baselines"} <= set(test) and 0 <= test["beam_3"]["rouge-l"] <= 1
@@ -180,6 +180,7 @@ def test_evaluate_prints_the_table_and_a_json_line(tiny_headline_store, headline
     assert last["task"] == "headline" and 0 <= last["rouge_l"] <= 1
     assert last["clge_csl_test"]["beam_3"]["pairs"] == 10
     assert 0 <= last["lcsts_test_rouge_l"] <= 1 and last["lcsts_test"]["beam_3"]["pairs"] == 4
+    assert 0 <= last["peoples_daily_test_rouge_l"] <= 1 and last["peoples_daily_test"]["beam_3"]["pairs"] == 2
 
 
 def test_evaluate_selection_reads_the_held_out_and_validation_sets_not_test(tiny_headline_store, headline_data, capsys):

@@ -135,7 +135,7 @@ def headline_figures(metrics: dict, decoding: dict) -> dict:
         "rouge_l": metrics["clge_csl_test"][beam]["rouge-l"],
         "clge_csl_test_greedy_rouge_l": metrics["clge_csl_test"]["greedy"]["rouge-l"],
         "csl_ts_test_rouge_l": metrics["csl_ts_test"][beam]["rouge-l"],
-        **({"lcsts_test_rouge_l": metrics["lcsts_test"][beam]["rouge-l"]} if "lcsts_test" in metrics else {}),
+        **{f"{name}_rouge_l": metrics[name][beam]["rouge-l"] for name in ("lcsts_test", "peoples_daily_test") if name in metrics},
     }
 
 

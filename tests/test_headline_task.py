@@ -94,15 +94,17 @@ def test_exported_generator_matches_the_in_process_one(tiny_headline_run, tiny_h
 
 def test_training_continues_an_exported_version(tiny_headline_run, tiny_headline_store, headline_data, tmp_path, capsys):
     """The subclassed model's variables are named by the model alone in the SavedModel; the export's
-    variable_paths.json lets a warm start find each, and the held-out score comes back."""
+    variable_paths.json lets a warm start find each, and the held-out score comes back. The run
+    keeps the version's characters, though its own options would count fewer."""
     source = model_store.resolve_version(tiny_headline_store / "headline")
     assert None not in json.loads((source / "variable_paths.json").read_text())
     capsys.readouterr()
     main(["headline", "train", "--data-dir", str(headline_data), "--run-dir", str(tmp_path / "warm"), "--epochs", "0",
-          "--init-from", str(source), *TINY_HEADLINE_OPTIONS])
+          "--init-from", str(source), *TINY_HEADLINE_OPTIONS, "--min-char-count", "9"])
     baseline = float(capsys.readouterr().out.split("held-out ROUGE_L ")[1].split()[0])
     assert baseline == pytest.approx(json.loads((tiny_headline_run / "timing.json").read_text())["best"], abs=1e-4)
     assert json.loads((tmp_path / "warm" / "warm_start.json").read_text())["path"] == str(source)
+    assert headline_config.Config.of_run(tmp_path / "warm").chars == headline_config.Config.of_run(tiny_headline_run).chars
 
 
 def test_word2vec_starts_the_character_table_in_the_lookups_numbering(headline_data, tmp_path):

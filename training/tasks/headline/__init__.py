@@ -68,7 +68,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--held-out", type=int, default=300,
         help="paper training pairs kept aside for model selection (and as many LCSTS validation pairs with papers_news)",
     )
-    p.add_argument("--min-char-count", type=int, default=2)
+    p.add_argument(
+        "--min-char-count", type=int, default=2,
+        help="a character joins the vocabulary if the pairs hold it this often (with --init-from the version's vocabulary is kept)",
+    )
     p.add_argument("--embedding-dim", type=int, default=Config.embedding_dim)
     p.add_argument("--encoder-units", type=int, default=Config.encoder_units)
     p.add_argument("--decoder-units", type=int, default=Config.decoder_units)

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from app.tasks.text import texts_to_codepoints
 from training.data.headline import Pair, news_pairs, training_pairs
+from training.tasks.headline.config import START
 
 if TYPE_CHECKING:
     from training.tasks.headline.backbone import HeadlineSeq2Seq
@@ -22,6 +23,15 @@ def character_vocabulary(texts: list[str], min_count: int) -> list[int]:
     counts = np.bincount(texts_to_codepoints(tf.constant(texts), lowercase=False).flat_values.numpy())
     order = np.argsort(-counts, kind="stable")
     return [int(c) for c in order if counts[c] >= min_count and c > 0]
+
+
+def exported_characters(version_dir: Path) -> list[int]:
+    """An exported version's characters in its own numbering (ids 4 on), read off its
+    ``next_token_log_probs`` signature. A run started from it keeps them, so the weights line up
+    whatever characters the new run's pairs bring (those the version lacks read as unknown)."""
+    signature = tf.saved_model.load(str(version_dir)).signatures["next_token_log_probs"]
+    vocabulary = signature(text=tf.constant([""]), prefix=tf.constant([[START]], tf.int32))["vocabulary"].numpy()
+    return [ord(token.decode()) for token in vocabulary[4:]]
 
 
 def training_arrays(model: HeadlineSeq2Seq, pairs: list[Pair]) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:

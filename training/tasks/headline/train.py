@@ -21,6 +21,7 @@ from training.tasks.headline.config import Config
 from training.tasks.headline.head import generate_all, make_greedy, sequence_loss
 from training.tasks.headline.preprocessor import (
     character_vocabulary,
+    exported_characters,
     read_corpus,
     repeat_genres,
     reverse_pairs,
@@ -34,11 +35,11 @@ def train(args: argparse.Namespace) -> None:
     pairs = repeat_genres(training, {})  # each pair once: what the vocabulary and word2vec count
     resuming = config is not None  # then the checkpoint's weights win over word2vec's
     if config is None:
-        config = Config.from_options(
-            args,
-            pointer=not args.no_pointer,
-            chars=character_vocabulary([t for p in pairs for t in (p.source, p.title)], args.min_char_count),
-        )
+        if args.init_from:  # the version's own characters, whatever these pairs hold
+            chars = exported_characters(Path(args.init_from))
+        else:
+            chars = character_vocabulary([t for p in pairs for t in (p.source, p.title)], args.min_char_count)
+        config = Config.from_options(args, pointer=not args.no_pointer, chars=chars)
         config.save(run_dir / CONFIG_FILE)
     if config.reverse:  # the same characters either way round, so the vocabulary above still holds
         training, held_out = reverse_pairs(training), reverse_pairs(held_out)

@@ -70,6 +70,22 @@ def test_news_repeats_weigh_the_posts_without_changing_the_vocabulary(headline_d
     assert twice[: len(training["papers"])] == training["papers"] and twice[-len(training["news"]):] == training["news"]
 
 
+def test_the_reports_corpus_trains_on_three_quarters_of_the_headed_texts(headline_data):
+    training, held = read_corpus(headline_data, "papers_news_reports", 6, 13)
+    assert (len(training["reports"]), len(held["reports"])) == (6, 2)
+    assert selection_sets(headline_data, held_out=6, seed=13)["reports_held_out"] == held["reports"]
+    assert repeat_genres(training, {"reports": 3})[-18:] == training["reports"] * 3
+
+
+def test_a_version_trains_further_on_reports_whose_characters_it_lacks(tiny_headline_run, tiny_headline_store, headline_data, tmp_path, capsys):
+    source = model_store.resolve_version(tiny_headline_store / "headline")
+    main(["headline", "train", "--data-dir", str(headline_data), "--run-dir", str(tmp_path / "reports"), "--epochs", "1",
+          "--init-from", str(source), *TINY_HEADLINE_OPTIONS, "--corpus", "papers_news_reports"])
+    config = headline_config.Config.of_run(tmp_path / "reports")
+    assert config.corpus == "papers_news_reports" and config.chars == headline_config.Config.of_run(tiny_headline_run).chars
+    assert ord("熊") not in config.chars and "val_rouge_l_reports" in capsys.readouterr().out
+
+
 def test_export_layout_and_manifest(tiny_headline_store):
     version_dir = model_store.resolve_version(tiny_headline_store / "headline")
     manifest = model_store.read_manifest(version_dir)

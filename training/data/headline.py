@@ -54,24 +54,53 @@ def _looks_like_headline(sentence: str) -> bool:
     return 4 <= len(sentence) <= 40 and sentence[-1] not in _SENTENCE_END and not _LIST_ITEM.match(sentence) and not quoted
 
 
-def read_peoples_daily_leads(path: str | Path, max_chars: int = 200) -> list[Pair]:
-    """Editors' headlines over the opening sentences of their reports, found in MSRA's NER text
-    (People's Daily, 1998), which holds the sentences of each article in reverse order: a
-    headline-like sentence (no final punctuation, 4–40 characters) whose next sentence in the
-    article opens with a dateline starts a pair. The source is the report's first sentences, up
-    to ``max_chars`` characters, without the dateline, as a reader would paste a paragraph."""
+@dataclass(frozen=True)
+class _HeadedText:
+    title: str
+    source: str  # its first sentences, up to a length, the dateline cut
+    dateline: bool  # a news report's, which opens with one
+
+
+def _headed_texts(path: str | Path, max_chars: int) -> list[_HeadedText]:
+    """Each headline in MSRA's NER text (People's Daily, 1998) with the text under it. The file
+    holds each article's sentences in reverse order; a headline-like sentence (no final
+    punctuation, 4–40 characters) followed by a dateline or a sentence of the text heads it."""
     sentences = [s.text for s in read_bio(path)][::-1]  # in reading order
-    pairs = []
+    found = []
     for i, title in enumerate(sentences[:-1]):
-        lead = _DATELINE.match(sentences[i + 1])
-        if not (_looks_like_headline(title) and lead and lead.end() < len(sentences[i + 1])):
+        first = sentences[i + 1]
+        dateline = _DATELINE.match(first)
+        if not _looks_like_headline(title) or (_looks_like_headline(first) and not dateline):
             continue
-        source = sentences[i + 1][lead.end():]
+        source = first[dateline.end():] if dateline else first
         for following in sentences[i + 2:]:
             if _looks_like_headline(following) or len(source) + len(following) > max_chars:
                 break
             source += following
-        pairs.append(Pair(source, _HEADLINE_NOTE.sub("", title).lstrip("○·")))
+        found.append(_HeadedText(_HEADLINE_NOTE.sub("", title).lstrip("○·"), source, bool(dateline)))
+    return found
+
+
+def read_peoples_daily_leads(path: str | Path, max_chars: int = 200) -> list[Pair]:
+    """Editors' headlines over the opening sentences of their news reports (those opening with a
+    dateline), as a reader would paste a paragraph: up to ``max_chars`` characters, without the
+    dateline. A test set (``peoples_daily_test``)."""
+    return _clean(Pair(t.source, t.title) for t in _headed_texts(path, max_chars) if t.dateline)
+
+
+def peoples_daily_training_pairs(path: str | Path, max_chars: int = 200) -> list[Pair]:
+    """The other headed texts of the same file (features, commentary, reports whose dateline was
+    not kept) for training: those whose headline mostly uses the text's characters (a heading over
+    unrelated text is a caption or a column's name) and share no headline or opening with a test pair."""
+    headed = _headed_texts(path, max_chars)
+    tested = {t.title for t in headed if t.dateline} | {t.source[:20] for t in headed if t.dateline}
+    pairs = []
+    for t in headed:
+        if t.dateline or len(t.title) < 4 or t.title in tested or t.source[:20] in tested:
+            continue
+        in_text = set(t.source)
+        if len(t.source) >= 15 and sum(c in in_text for c in t.title) >= 0.6 * len(t.title):
+            pairs.append(Pair(t.source, t.title))
     return _clean(pairs)
 
 
@@ -91,12 +120,13 @@ TRAIN_FILES = {
     "csl_ts/dev.tsv": read_csl_ts_tsv,
 }
 NEWS_TRAIN, NEWS_VAL = "clge_lcsts/train.tsv", "clge_lcsts/val.tsv"
+PEOPLES_DAILY = "../ner/msra/train_pdnorm_minus_pd_devtest.txt"  # beside the headline folder
 TEST_FILES = {
     "clge_csl_test": ("clge_csl/test.tsv", read_clge_tsv),
     "csl_ts_test": ("csl_ts/test.tsv", read_csl_ts_tsv),  # all CSL disciplines
     "lcsts_test": ("clge_lcsts/test.tsv", read_clge_tsv),  # news posts
     # news reports under their editors' headlines: no headline run trains on them (docs/headline.md)
-    "peoples_daily_test": ("../ner/msra/train_pdnorm_minus_pd_devtest.txt", read_peoples_daily_leads),
+    "peoples_daily_test": (PEOPLES_DAILY, read_peoples_daily_leads),
 }
 TITLES_FILE = "csl_titles_only/train_titles.tsv"
 

@@ -57,12 +57,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     p = parsers.train
     p.add_argument(
-        "--corpus", choices=["papers", "papers_news"], default=Config.corpus,
-        help="papers: CSL abstracts → titles; papers_news: also LCSTS news posts → summaries (clge_lcsts/)",
+        "--corpus", choices=["papers", "papers_news", "papers_news_reports"], default=Config.corpus,
+        help="papers: CSL abstracts → titles; papers_news: also LCSTS news posts → summaries (clge_lcsts/); "
+        "papers_news_reports: also People's Daily texts → their headlines (../ner/msra/, not the dated reports of its test)",
     )
     p.add_argument(
         "--news-repeats", type=int, default=Config.news_repeats,
         help="go over the news pairs this many times per epoch (papers_news), to weigh the genre more",
+    )
+    p.add_argument(
+        "--report-repeats", type=int, default=Config.report_repeats,
+        help="go over the People's Daily pairs this many times per epoch (papers_news_reports)",
     )
     p.add_argument(
         "--held-out", type=int, default=300,

@@ -44,8 +44,11 @@ NEXT_TOKEN_SIGNATURE = {
 class Config(RunConfig):
     """Everything needed to rebuild the network: hyper-parameters plus the character vocabulary."""
 
-    corpus: str = "papers"  # "papers": CSL abstracts → titles; "papers_news": and LCSTS posts → summaries
+    # "papers": CSL abstracts → titles; "papers_news": and LCSTS posts → summaries;
+    # "papers_news_reports": and People's Daily texts → their headlines
+    corpus: str = "papers"
     news_repeats: int = 1  # how many times each epoch goes over the news pairs
+    report_repeats: int = 3  # and over the People's Daily pairs (300 of them)
     # Trained the other way, headline → text: how well a headline explains its text, which an
     # export uses to rerank the forward model's beam (a noisy channel).
     reverse: bool = False

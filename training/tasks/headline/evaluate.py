@@ -18,11 +18,11 @@ from app.tasks.headline.pipeline import HeadlinePipeline
 from app.tasks.headline.schemas import HeadlineResult
 from app.tasks.headline.spec import HeadlineDecoding, HeadlineDomainCheck
 from training.cli import model_dir
-from training.data.headline import NEWS_VAL, Pair, read_clge_tsv, test_sets, training_pairs
+from training.data.headline import NEWS_VAL, PEOPLES_DAILY, Pair, read_clge_tsv, test_sets, training_pairs
 from training.metrics import paired_difference, rouge_l, rouge_scores
 from training.tasks.headline.config import TASK, Config
 from training.tasks.headline.head import generate_all
-from training.tasks.headline.preprocessor import read_corpus
+from training.tasks.headline.preprocessor import read_corpus, split_reports
 
 
 _SENTENCE_END = re.compile(r"(?<=[。!?;！？；.])")
@@ -61,10 +61,15 @@ def saved_model_answers(pipeline: HeadlinePipeline, beam_width: int) -> Callable
 
 def selection_sets(data_dir: Path, held_out: int, seed: int) -> dict[str, list[Pair]]:
     """The abstracts the run held out, LCSTS's validation posts it selected on (the first
-    ``held_out``) and the others, which no run selects on: a check of a choice before test."""
+    ``held_out``) and the others, which no run selects on, and the People's Daily texts a
+    ``papers_news_reports`` run of this seed holds out: a check of a choice before test."""
     _, held = read_corpus(data_dir, "papers", held_out, seed)
     news_val = read_clge_tsv(data_dir / NEWS_VAL) if (data_dir / NEWS_VAL).exists() else []  # the posts alone
-    sets = {"papers_held_out": held["papers"], "lcsts_val_selection": news_val[:held_out], "lcsts_val_unused": news_val[held_out:]}
+    reports = split_reports(data_dir, seed)[1] if (data_dir / PEOPLES_DAILY).exists() else []
+    sets = {
+        "papers_held_out": held["papers"], "lcsts_val_selection": news_val[:held_out], "lcsts_val_unused": news_val[held_out:],
+        "reports_held_out": reports,
+    }
     return {name: pairs for name, pairs in sets.items() if pairs}
 
 

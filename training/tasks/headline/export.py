@@ -37,6 +37,11 @@ DATA_SOURCES = {
     "papers_news": "CSL abstract/title pairs (csl_title_public + clge_csl/val + csl_ts/dev) and LCSTS news posts with "
     "their summaries (clge_lcsts/train minus the posts of val and test) for training; clge_csl/test, csl_ts/test and "
     "clge_lcsts/test (test); see ../shared/data/README.md",
+    "papers_news_reports": "CSL abstract/title pairs (csl_title_public + clge_csl/val + csl_ts/dev), LCSTS news posts with "
+    "their summaries (clge_lcsts/train minus the posts of val and test) and People's Daily texts under their headlines "
+    "(ner/msra/train_pdnorm_minus_pd_devtest.txt, the texts without a dateline) for training; clge_csl/test, csl_ts/test, "
+    "clge_lcsts/test and that file's dated reports under their headlines (test); see ../shared/data/README.md and "
+    "docs/headline.md",
 }
 
 

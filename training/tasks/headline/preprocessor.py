@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from app.tasks.text import texts_to_codepoints
-from training.data.headline import Pair, news_pairs, training_pairs
+from training.data.headline import PEOPLES_DAILY, Pair, news_pairs, peoples_daily_training_pairs, training_pairs
 from training.tasks.headline.config import START
 
 if TYPE_CHECKING:
@@ -49,13 +49,23 @@ def split_held_out(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pa
 
 def read_corpus(data_dir: Path, corpus: str, held_out: int, seed: int) -> tuple[dict[str, list[Pair]], dict[str, list[Pair]]]:
     """The training and the held-out pairs of ``corpus``, each by genre: ``held_out`` paper pairs
-    drawn from training, and (``papers_news``) the first ``held_out`` of LCSTS's validation pairs."""
+    drawn from training; with news, the first ``held_out`` of LCSTS's validation pairs; with
+    reports, a quarter of People's Daily's headed texts (:func:`split_reports`)."""
     papers, papers_held_out = split_held_out(training_pairs(data_dir), held_out, seed)
     training, held = {"papers": papers}, {"papers": papers_held_out}
-    if corpus == "papers_news":
+    if corpus in ("papers_news", "papers_news_reports"):
         training["news"], news_val = news_pairs(data_dir)
         held["news"] = news_val[:held_out]
+    if corpus == "papers_news_reports":
+        training["reports"], held["reports"] = split_reports(data_dir, seed)
     return training, held
+
+
+def split_reports(data_dir: Path, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """People's Daily's headed texts (not its dated reports, a test set): three quarters to train
+    on, a quarter held out."""
+    reports = peoples_daily_training_pairs(data_dir / PEOPLES_DAILY)
+    return split_held_out(reports, len(reports) // 4, seed)
 
 
 def reverse_pairs(by_genre: dict[str, list[Pair]]) -> dict[str, list[Pair]]:

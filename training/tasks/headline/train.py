@@ -46,7 +46,7 @@ def train(args: argparse.Namespace) -> None:
     model = build_model(config)
     if args.word2vec_epochs and not resuming:
         model.embedding.set_weights([_word2vec_embeddings(config, pairs, args)])
-    epoch_pairs = repeat_genres(training, {"news": config.news_repeats})
+    epoch_pairs = repeat_genres(training, {"news": config.news_repeats, "reports": config.report_repeats})
     inputs, targets = training_arrays(model, epoch_pairs)
     print(f"train {len(epoch_pairs)} pairs, held-out {sum(map(len, held_out.values()))}; vocabulary {config.vocab_size}", flush=True)
     model.compile(

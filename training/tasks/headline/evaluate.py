@@ -74,14 +74,15 @@ def selection_sets(data_dir: Path, held_out: int, seed: int) -> dict[str, list[P
 
 
 def headline_answers(
-    version_dir: Path, sets: dict[str, list[Pair]], decoding: dict, max_source_chars: int, domain_check: dict | None = None
+    version_dir: Path, sets: dict[str, list[Pair]], decoding: dict, max_source_chars: int, domain_check: dict | None = None,
+    greedy: bool = True,
 ) -> dict[str, dict[str, list[HeadlineResult]]]:
     """Each set's answers (``{set: {"greedy" | "beam_K": answers}}``), as ``/v1/headline`` gives them
-    with this version."""
+    with this version (the beam's alone without ``greedy``)."""
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     check = HeadlineDomainCheck(**domain_check) if domain_check else None
     pipeline = HeadlinePipeline(serve, HeadlineDecoding(**decoding), max_source_chars, check)
-    searches = {"greedy": 1, f"beam_{decoding['beam_width']}": decoding["beam_width"]}
+    searches = {**({"greedy": 1} if greedy else {}), f"beam_{decoding['beam_width']}": decoding["beam_width"]}
     return {
         name: {
             search: generate_all(saved_model_answers(pipeline, width), [p.source for p in pairs], desc=f"{name} {search}")
@@ -207,7 +208,7 @@ def _against(args: argparse.Namespace, sets: dict[str, list[Pair]], held_out: di
     same_split = held_out_split(other_manifest) == held_out
     if not same_split:
         print(f"{other_dir} held out other abstracts ({held_out_split(other_manifest)}): compare the posts only")
-    other_answers = headline_answers(other_dir, sets, *other_settings)
+    other_answers = headline_answers(other_dir, sets, *other_settings, greedy=False)  # the beam is compared
     beam, other_beam = (f"beam_{d['beam_width']}" for d in (decoding, other_settings[0]))
     difference = paired_comparison(
         {name: found[beam] for name, found in answers.items()}, {name: found[other_beam] for name, found in other_answers.items()}, sets

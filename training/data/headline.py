@@ -5,6 +5,7 @@ text, and the title-only file; the training and test files of each genre."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def _headed_texts(path: str | Path, max_chars: int) -> list[_HeadedText]:
         if not _looks_like_headline(title) or (_looks_like_headline(first) and not dateline):
             continue
         source = first[dateline.end():] if dateline else first
-        for following in sentences[i + 2:]:
+        for following in itertools.islice(sentences, i + 2, None):
             if _looks_like_headline(following) or len(source) + len(following) > max_chars:
                 break
             source += following

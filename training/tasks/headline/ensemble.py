@@ -29,10 +29,9 @@ class HeadlineEnsemble:
         self.members = list(members)
         self.config: Config = members[0].config
         # [V_first] → each member's id of the same token (UNK where it has none).
-        self._to_member = [tf.constant(_id_map(self.config, m.config), tf.int32) for m in members]
-        self._known = [
-            tf.constant([i < 4 or to != UNK for i, to in enumerate(_id_map(self.config, m.config))]) for m in members
-        ]
+        id_maps = [_id_map(self.config, m.config) for m in members]
+        self._to_member = [tf.constant(ids, tf.int32) for ids in id_maps]
+        self._known = [tf.constant([i < 4 or to != UNK for i, to in enumerate(ids)]) for ids in id_maps]
 
     @property
     def primary(self) -> HeadlineSeq2Seq:

@@ -205,9 +205,10 @@ def _against(args: argparse.Namespace, sets: dict[str, list[Pair]], held_out: di
     other_manifest = model_store.read_manifest(other_dir)
     other_settings = served_settings(other_manifest, args)
     # A version of another held-out split trained on some of these abstracts: its figure there is not held out.
-    same_split = held_out_split(other_manifest) == held_out
+    other_held_out = held_out_split(other_manifest)
+    same_split = other_held_out == held_out
     if not same_split:
-        print(f"{other_dir} held out other abstracts ({held_out_split(other_manifest)}): compare the posts only")
+        print(f"{other_dir} held out other abstracts ({other_held_out}): compare the posts only")
     other_answers = headline_answers(other_dir, sets, *other_settings, greedy=False)  # the beam is compared
     beam, other_beam = (f"beam_{d['beam_width']}" for d in (decoding, other_settings[0]))
     difference = paired_comparison(
